@@ -1,0 +1,32 @@
+"""nnumpy: neural networks in pure NumPy, every backward pass written out by hand.
+
+    >>> import numpy as np, nnumpy as nnp
+    >>> model = nnp.MLP([784, 100, 10], rng=0)
+    >>> crit, opt = nnp.CrossEntropyLoss(), nnp.optim.SGD(model.parameters(), lr=0.1)
+    >>> x, y = np.zeros((64, 784), np.float32), np.zeros(64, np.int64)
+    >>> loss = crit(model(x), y)            # forward
+    >>> dx = model.backward(crit.backward())  # backward, by hand
+    >>> opt.step()
+"""
+__version__ = "0.1.0"
+
+from . import functional, nn, optim
+from .datasets.splits import iterate_minibatches, train_val_split
+from .functional import one_hot
+from .gradcheck import GradcheckReport, gradcheck
+from .nn import (MLP, CrossEntropyLoss, Dropout, Flatten, Identity, LeakyReLU, Linear, Module,
+                 MSELoss, Parameter, ReLU, Sequential, Sigmoid, StateDictError, Tanh)
+from .random import manual_seed
+from .serialization import ModelFileError, load, save
+from .summary import Summary, summary
+from .training import History, TrainingDivergedError, evaluate, fit, predict
+
+__all__ = [
+    "functional", "nn", "optim",
+    "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten",
+    "Dropout", "Sequential", "MLP", "CrossEntropyLoss", "MSELoss", "one_hot", "StateDictError",
+    "fit", "evaluate", "predict", "History", "TrainingDivergedError",
+    "iterate_minibatches", "train_val_split",
+    "summary", "Summary", "save", "load", "ModelFileError", "gradcheck", "GradcheckReport",
+    "manual_seed",
+]

@@ -1,0 +1,76 @@
+"""The fully connected layer."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from ..random import resolve_rng
+from .module import Module, Parameter, as_float_dtype, check_input
+
+__all__ = ["Linear"]
+
+
+class Linear(Module):
+    """``y = x @ W.T + b``, PyTorch's ``nn.Linear``.
+
+    Parameters: ``weight`` (out_features, in_features) and ``bias``
+    (out_features,), both initialised from U(-1/sqrt(in), 1/sqrt(in)) like
+    PyTorch's default (kaiming_uniform with a = sqrt(5) gives exactly this
+    bound for the weight).  Draws are made in float64 and then cast, so a
+    float32 and a float64 layer from the same seed hold the same numbers.
+
+    Input (*, in_features) -> output (*, out_features).
+    Cache: the input x, reshaped to (N, in_features) where N is the product
+    of the leading dimensions (dW needs it; W is the layer's own weight), and
+    the input's shape.  The input is kept by reference, not copied: do not
+    write into it between forward and backward.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=None, rng=None):
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
+        dt = as_float_dtype(dtype)
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        gen = resolve_rng(rng)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.weight = Parameter(gen.uniform(-bound, bound, (self.out_features, self.in_features)).astype(dt))
+        if bias:
+            self.bias = Parameter(gen.uniform(-bound, bound, self.out_features).astype(dt))
+        else:
+            self.bias = None
+
+    def forward(self, x):
+        check_input(self, x, self.weight.data.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects input of shape "
+                             f"(N, {self.in_features}), got {x.shape}")
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)                        # (N, in)
+        b = self.bias.data if self.bias is not None else None
+        y = F.linear_forward(x2, self.weight.data, b)               # (N, out)
+        self._save(x=x2, in_shape=x.shape)
+        return y.reshape(lead + (self.out_features,))
+
+    def backward(self, dy):
+        cache = self._take_cache()
+        x, in_shape = cache["x"], cache["in_shape"]                 # x: (N, in)
+        self._check_dy(dy, in_shape[:-1] + (self.out_features,), x.dtype)
+        dy2 = dy.reshape(-1, self.out_features)                     # (N, out)
+        # dx = dy @ W (N, in); dW = dy.T @ x (out, in); db = sum_n dy (out,)
+        dx, dW, db = F.linear_backward(dy2, x, self.weight.data, need_bias=self.bias is not None)
+        self.weight.grad += dW
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx.reshape(in_shape)
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None}
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,297 @@
+"""``Parameter`` and the ``Module`` base class.
+
+The protocol every module follows:
+
+* ``forward(x)`` (also ``module(x)``) computes the output and keeps in
+  ``self._cache`` exactly the arrays that backward needs, nothing more.
+* ``backward(dy)`` takes ``dy = dL/dy`` (the shape of forward's output),
+  returns ``dx = dL/dx`` and *adds* the parameter gradients into
+  ``param.grad``.  It never writes into ``dy`` or into the saved input.  It
+  consumes the cache: a second ``backward`` without a new ``forward`` raises.
+* One owner per weight: a :class:`Parameter` holds ``.data`` and ``.grad``
+  (same shape and dtype); optimizers update ``.data`` in place.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+__all__ = ["Parameter", "Module", "StateDictError", "IncompatibleKeys"]
+
+#: Floating dtypes a model may hold.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class StateDictError(ValueError):
+    """A state dict does not fit the model: missing, unexpected or mis-shaped entries."""
+
+
+def as_float_dtype(dtype):
+    """Normalise ``dtype`` (None means float32) and reject non-float dtypes."""
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"nnumpy models hold float32 or float64 weights, not {dt}")
+    return dt
+
+
+def check_input(module, x, dtype=None):
+    """Reject what a layer cannot take, before NumPy sees it: non-arrays,
+    non-float arrays and (for layers with weights) a dtype other than the
+    weights' (no silent upcasting)."""
+    name = type(module).__name__
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} expects a NumPy array, got {type(x).__name__}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} holds {dtype} weights but got {x.dtype} input: convert the input "
+                        f"with x.astype(np.{dtype}) or the model with .to(np.{x.dtype})"
+                        if x.dtype in FLOAT_DTYPES else
+                        f"{name} holds {dtype} weights but got {x.dtype} input: convert it with "
+                        f"x.astype(np.{dtype}) (and scale images to [0, 1])")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} expects float32 or float64 input, got {x.dtype}")
+
+
+class Parameter:
+    """A learnable array: ``data`` and its gradient ``grad`` (same shape, dtype).
+
+    ``grad`` starts at zero; backward passes add into it and
+    :meth:`Module.zero_grad` resets it in place, so the array object behind
+    ``grad`` (and ``data``) never changes identity during training.
+    """
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data):
+        data = np.array(data, copy=True)
+        if data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"Parameter data must be float32 or float64, got {data.dtype}")
+        self.data = data
+        self.grad = np.zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def zero_grad(self):
+        self.grad[...] = 0
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of every layer, container and loss.
+
+    Subclasses assign parameters and sub-modules as attributes (they are
+    registered in order, as in PyTorch) and implement ``forward`` and
+    ``backward``.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_cache", None)
+
+    # -- registration -------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before assigning attributes")
+        params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
+        params.pop(name, None)
+        modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def add_module(self, name, module):
+        """Register ``module`` under ``name`` (used by containers for "0", "1", ...)."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{module!r} is not an nnumpy Module")
+        self._modules[str(name)] = module
+        object.__setattr__(self, str(name), module)
+
+    # -- the protocol ---------------------------------------------------------
+    def forward(self, *args):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def _save(self, **arrays):
+        """Keep what backward needs until the next backward consumes it."""
+        self.__dict__["_cache"] = arrays
+
+    def _take_cache(self):
+        """Hand the cache to backward once; a second call before forward raises."""
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() was called without a preceding forward(): "
+                f"each backward consumes what one forward saved; run forward again first")
+        self.__dict__["_cache"] = None
+        return cache
+
+    def clear_cache(self):
+        """Drop what forward saved, here and in every sub-module (frees memory;
+        a backward afterwards raises)."""
+        for m in self.modules():
+            m.__dict__["_cache"] = None
+
+    def saved_arrays(self):
+        """What this module currently keeps for backward (name -> array); empty
+        after backward.  Used by :func:`nnumpy.summary`."""
+        return {k: v for k, v in (self._cache or {}).items() if isinstance(v, np.ndarray)}
+
+    def _check_dy(self, dy, shape, dtype):
+        """Reject an upstream gradient whose shape or dtype differs from the output's."""
+        module = type(self).__name__
+        if not isinstance(dy, np.ndarray):
+            raise TypeError(f"{module}.backward expects a NumPy array dy, got {type(dy).__name__}")
+        if dy.shape != tuple(shape):
+            raise ValueError(f"{module}.backward: dy has shape {dy.shape}, expected "
+                             f"{tuple(shape)} (the shape of forward's output)")
+        if dy.dtype != dtype:
+            raise TypeError(f"{module}.backward: dy has dtype {dy.dtype}, expected {dtype} "
+                            f"(the dtype of forward's output)")
+
+    # -- traversal ------------------------------------------------------------
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_children(self):
+        return iter(self._modules.items())
+
+    def modules(self):
+        """This module and every sub-module, depth first."""
+        yield self
+        for m in self._modules.values():
+            yield from m.modules()
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, Parameter) pairs, in registration order: "0.weight", ..."""
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for mname, m in self._modules.items():
+            yield from m.named_parameters(prefix + mname + ".")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self):
+        """Total number of learnable scalars."""
+        return int(sum(p.size for p in self.parameters()))
+
+    def zero_grad(self):
+        """Reset every gradient to zero in place (the arrays keep their identity)."""
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @property
+    def dtype(self):
+        """The dtype of the module's parameters (None for a module without any)."""
+        for p in self.parameters():
+            return p.data.dtype
+        return None
+
+    def to(self, dtype):
+        """Convert every parameter (and its gradient) to ``dtype`` in place; returns self."""
+        dt = as_float_dtype(dtype)
+        for m in self.modules():
+            m._cache = None
+            for p in m._parameters.values():
+                if p.data.dtype != dt:
+                    p.data = p.data.astype(dt)
+                    p.grad = p.grad.astype(dt)
+        return self
+
+    # -- state ------------------------------------------------------------------
+    def state_dict(self):
+        """An ordered dict of dotted parameter names to copies of their data.
+
+        The keys are those of the equivalent PyTorch module ("0.weight",
+        "0.bias", "2.weight", ...), so ``{k: v.numpy() for k, v in
+        torch_model.state_dict().items()}`` loads into the nnumpy model.
+        """
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays from ``state_dict`` into the parameters, in place.
+
+        Values are converted to each parameter's dtype.  A shape mismatch
+        always raises :class:`StateDictError`; with ``strict`` so do missing
+        and unexpected keys.  Returns ``(missing_keys, unexpected_keys)``.
+        Nothing is written unless every entry fits.
+        """
+        own = OrderedDict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        problems = []
+        if strict and missing:
+            problems.append("missing key(s): " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected key(s): " + ", ".join(map(str, unexpected)))
+        values = {}
+        for k, p in own.items():
+            if k not in state_dict:
+                continue
+            v = state_dict[k]
+            if hasattr(v, "detach"):          # a torch tensor: no torch import needed
+                v = v.detach().cpu().numpy()
+            v = np.asarray(v)
+            if v.shape != p.data.shape:
+                problems.append(f"{k}: shape {v.shape} in the state dict, {p.data.shape} in the model")
+            elif not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+                problems.append(f"{k}: dtype {v.dtype} is not numeric")
+            else:
+                values[k] = v
+        if problems:
+            raise StateDictError(f"cannot load state dict into {type(self).__name__}: "
+                                 + "; ".join(problems))
+        for k, v in values.items():
+            own[k].data[...] = v
+        return IncompatibleKeys(missing, unexpected)
+
+    def get_config(self):
+        """The constructor arguments that rebuild this module (JSON-able);
+        used by :func:`nnumpy.save`.  Modules without arguments return {}."""
+        return {}
+
+    # -- printing ---------------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = []
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n" + "\n".join(lines) + "\n)"

@@ -1,0 +1,96 @@
+"""``summary``: what each layer computes, holds and remembers for backward."""
+from __future__ import annotations
+
+import numpy as np
+
+from .random import preserve_rng_state
+
+__all__ = ["summary", "Summary"]
+
+
+class Summary:
+    """Rows (one per leaf module, in forward order) and totals; ``str()`` is a table.
+
+    Each row: name, type, output_shape (batch dimension as -1), params, and
+    saved: a list of (array name, per-sample shape, dtype, bytes per sample)
+    that the layer keeps between forward and backward.
+    """
+
+    def __init__(self, rows, input_shape, dtype):
+        self.rows = rows
+        self.input_shape = input_shape
+        self.dtype = dtype
+        self.total_params = sum(r["params"] for r in rows)
+        self.saved_bytes_per_sample = sum(b for r in rows for *_, b in r["saved"])
+
+    def __str__(self):
+        head = f"{'layer':<24}{'output shape':<16}{'params':>10}   saved for backward (per sample)"
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            saved = ", ".join(f"{n} {s} {d} = {b:,} B" for n, s, d, b in r["saved"]) or "-"
+            lines.append(f"{r['name'] + ' (' + r['type'] + ')':<24}{str(r['output_shape']):<16}"
+                         f"{r['params']:>10,}   {saved}")
+        lines.append("-" * len(head))
+        itemsize = np.dtype(self.dtype).itemsize
+        lines.append(f"total parameters: {self.total_params:,} "
+                     f"({self.total_params * itemsize:,} bytes as {np.dtype(self.dtype).name})")
+        lines.append(f"saved for backward: {self.saved_bytes_per_sample:,} bytes per sample, "
+                     f"{64 * self.saved_bytes_per_sample:,} bytes for a batch of 64")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return str(self)
+
+
+def _leaves(module, prefix=""):
+    children = list(module.named_children())
+    if not children:
+        yield prefix or type(module).__name__, module
+    for name, child in children:
+        yield from _leaves(child, f"{prefix}.{name}" if prefix else name)
+
+
+def summary(model, input_shape, dtype=None, print_table=False):
+    """Run one forward pass on a batch of two random inputs of ``input_shape``
+    (without the batch dimension, e.g. ``(784,)``) in training mode and
+    report, per leaf layer, the output shape, the parameter count and the
+    arrays kept for backward.  The model's random generators, mode and
+    caches are left as they were found (the caches emptied)."""
+    dtype = np.dtype(dtype or model.dtype or np.float32)
+    batch = 2
+    x = np.random.default_rng(0).standard_normal((batch,) + tuple(input_shape)).astype(dtype)
+    leaves = list(_leaves(model))
+    shapes = {}
+
+    def recorder(name, mod):
+        cls_forward = type(mod).forward
+
+        def forward(*args):
+            out = cls_forward(mod, *args)
+            shapes[name] = (-1,) + tuple(out.shape[1:])
+            return out
+        return forward
+
+    was_training = model.training
+    with preserve_rng_state(model):
+        try:
+            for name, mod in leaves:
+                mod.__dict__["forward"] = recorder(name, mod)
+            model.train()
+            model(x)
+            rows = []
+            for name, mod in leaves:
+                saved = [(k, tuple(a.shape[1:]), a.dtype.name, a.nbytes // batch)
+                         for k, a in mod.saved_arrays().items()]
+                rows.append({"name": name, "type": type(mod).__name__,
+                             "output_shape": shapes.get(name), "params": mod.num_parameters(),
+                             "saved": saved})
+        finally:
+            for _, mod in leaves:
+                mod.__dict__.pop("forward", None)
+            model.train(was_training)
+            model.clear_cache()
+    result = Summary(rows, tuple(input_shape), dtype)
+    if print_table:
+        print(result)
+    return result
