@@ -1,0 +1,123 @@
+"""The module protocol, checked over every module and both dtypes."""
+import numpy as np
+import pytest
+
+import nnumpy as nnp
+from nnumpy.random import preserve_rng_state
+
+MODULES = {
+    "linear": lambda dt: nnp.Linear(6, 4, dtype=dt, rng=0),
+    "linear-nobias": lambda dt: nnp.Linear(6, 4, bias=False, dtype=dt, rng=0),
+    "relu": lambda dt: nnp.ReLU(),
+    "leaky_relu": lambda dt: nnp.LeakyReLU(0.2),
+    "sigmoid": lambda dt: nnp.Sigmoid(),
+    "tanh": lambda dt: nnp.Tanh(),
+    "identity": lambda dt: nnp.Identity(),
+    "flatten": lambda dt: nnp.Flatten(),
+    "dropout": lambda dt: nnp.Dropout(0.4, rng=3),
+    "dropout-eval": lambda dt: nnp.Dropout(0.4, rng=3).eval(),
+    "sequential": lambda dt: nnp.Sequential(nnp.Linear(6, 5, dtype=dt, rng=1), nnp.Tanh(),
+                                            nnp.Linear(5, 3, dtype=dt, rng=2)),
+    "mlp-dropout": lambda dt: nnp.MLP([6, 8, 7, 3], activation="sigmoid", dropout=0.2, dtype=dt, rng=4),
+}
+DTYPES = [np.float32, np.float64]
+
+
+def run(module, x, dy_seed=0):
+    y = module(x)
+    dy = np.random.default_rng(dy_seed).standard_normal(y.shape).astype(y.dtype)
+    return y, dy
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", list(MODULES))
+class TestProtocol:
+    def test_inputs_unchanged_and_dtype_preserved(self, name, dtype):
+        m = MODULES[name](dtype)
+        x = np.random.default_rng(1).standard_normal((5, 6)).astype(dtype)
+        x0 = x.copy()
+        y, dy = run(m, x)
+        dy0 = dy.copy()
+        dx = m.backward(dy)
+        assert np.array_equal(x, x0), "forward or backward wrote into the input"
+        assert np.array_equal(dy, dy0), "backward wrote into dy"
+        assert y.dtype == dtype and dx.dtype == dtype
+        assert dx.shape == x.shape
+        assert all(p.grad.dtype == dtype for p in m.parameters())
+
+    def test_two_rounds_accumulate_twice_one(self, name, dtype):
+        m = MODULES[name](dtype)
+        x = np.random.default_rng(2).standard_normal((5, 6)).astype(dtype)
+        with preserve_rng_state(m, replay=True) as rewind:
+            rewind()
+            _, dy = run(m, x)
+            dx1 = m.backward(dy)
+            once = [p.grad.copy() for p in m.parameters()]
+            rewind()
+            run(m, x)
+            dx2 = m.backward(dy)
+        np.testing.assert_array_equal(dx1, dx2)
+        for g1, p in zip(once, m.parameters()):
+            np.testing.assert_allclose(p.grad, 2 * g1, rtol=1e-6 if dtype == np.float32 else 1e-15)
+
+    def test_backward_without_forward_raises(self, name, dtype):
+        m = MODULES[name](dtype)
+        with pytest.raises(RuntimeError, match="without a preceding forward"):
+            m.backward(np.ones((5, 3), dtype=dtype))
+        x = np.random.default_rng(3).standard_normal((5, 6)).astype(dtype)
+        _, dy = run(m, x)
+        m.backward(dy)
+        with pytest.raises(RuntimeError, match="without a preceding forward"):
+            m.backward(dy)
+
+    def test_zero_grad_keeps_the_same_arrays(self, name, dtype):
+        m = MODULES[name](dtype)
+        x = np.random.default_rng(4).standard_normal((5, 6)).astype(dtype)
+        _, dy = run(m, x)
+        m.backward(dy)
+        ids = [(id(p.data), id(p.grad)) for p in m.parameters()]
+        m.zero_grad()
+        assert ids == [(id(p.data), id(p.grad)) for p in m.parameters()]
+        assert all(not p.grad.any() for p in m.parameters())
+
+    def test_bad_dy_is_rejected(self, name, dtype):
+        m = MODULES[name](dtype)
+        x = np.random.default_rng(5).standard_normal((5, 6)).astype(dtype)
+        y, dy = run(m, x)
+        with pytest.raises(ValueError, match="dy has shape"):
+            m.backward(dy[:-1])
+        run(m, x)
+        other = np.float64 if dtype == np.float32 else np.float32
+        with pytest.raises(TypeError, match="dtype"):
+            m.backward(dy.astype(other))
+
+
+def test_linear_rejects_mismatched_and_integer_input():
+    lin = nnp.Linear(4, 2, rng=0)                     # float32 weights
+    with pytest.raises(TypeError, match="float32 weights but got float64"):
+        lin(np.zeros((3, 4)))
+    with pytest.raises(TypeError, match="uint8"):
+        lin(np.zeros((3, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 4\), got \(3, 5\)"):
+        lin(np.zeros((3, 5), dtype=np.float32))
+    with pytest.raises(TypeError, match="NumPy array"):
+        lin([[0.0] * 4])
+
+
+def test_to_changes_dtype_and_keeps_values():
+    m = nnp.MLP([4, 3, 2], rng=0)
+    w32 = m.state_dict()
+    m.to(np.float64)
+    assert m.dtype == np.float64 and all(p.grad.dtype == np.float64 for p in m.parameters())
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v.astype(np.float32), w32[k])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        m.to(np.int32)
+
+
+def test_train_eval_flags_recurse():
+    m = nnp.MLP([4, 3, 2], dropout=0.5, rng=0)
+    m.eval()
+    assert not any(mod.training for mod in m.modules())
+    m.train()
+    assert all(mod.training for mod in m.modules())
