@@ -111,6 +111,9 @@ def load(path):
         model = build(meta["architecture"], np.dtype(meta["dtype"]))
     except (ValueError, KeyError, TypeError) as e:
         raise ModelFileError(f"{path}: invalid model description: {e}") from None
+    wrong = [f"{k} is {a.dtype}" for k, a in arrays.items() if a.dtype != model.dtype]
+    if wrong:
+        raise ModelFileError(f"{path}: the model is {model.dtype} but " + ", ".join(wrong))
     try:
         model.load_state_dict(arrays, strict=True)
     except StateDictError as e:
