@@ -121,3 +121,21 @@ def test_train_eval_flags_recurse():
     assert not any(mod.training for mod in m.modules())
     m.train()
     assert all(mod.training for mod in m.modules())
+
+
+@pytest.mark.parametrize("crit,target", [
+    (nnp.CrossEntropyLoss(), np.array([0, 2, 1, 1])),
+    (nnp.MSELoss(), np.ones((4, 3))),
+], ids=["cross-entropy", "mse"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_loss_protocol(crit, target, dtype):
+    z = np.random.default_rng(0).standard_normal((4, 3)).astype(dtype)
+    z0 = z.copy()
+    with pytest.raises(RuntimeError, match="without a preceding forward"):
+        crit.backward()
+    loss = crit(z, target)
+    assert isinstance(loss, float)
+    dz = crit.backward()
+    assert dz.dtype == dtype and dz.shape == z.shape and np.array_equal(z, z0)
+    with pytest.raises(RuntimeError, match="without a preceding forward"):
+        crit.backward()
