@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import nn
+from ._fileio import atomic_write
 from .nn.module import StateDictError
 
 __all__ = ["save", "load", "ModelFileError", "describe", "build"]
@@ -68,19 +68,8 @@ def save(model, path):
             "dtype": np.dtype(model.dtype or np.float32).name, "architecture": describe(model)}
     arrays = model.state_dict()
     arrays[_META_KEY] = np.array(json.dumps(meta))
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".nnumpy-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

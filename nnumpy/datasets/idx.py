@@ -21,10 +21,11 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
+
+from .._fileio import atomic_write
 
 __all__ = ["read_idx", "write_idx", "IDXFormatError", "IDX_TYPES"]
 
@@ -158,14 +159,6 @@ def write_idx(array, path, compress=None):
         compress = path.endswith(".gz")
     if compress:
         payload = gzip.compress(payload, mtime=0)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".idx-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, prefix=".idx-") as f:
+        f.write(payload)
     return path

@@ -1,0 +1,26 @@
+"""Writing files so that readers never see a half-written one."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_write(path, prefix=".nnumpy-"):
+    """Open a temporary file beside ``path`` for binary writing; on success it
+    is flushed, synced and renamed onto ``path`` in one step, on any error
+    (Ctrl-C included) it is deleted and ``path`` is left as it was."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
