@@ -17,8 +17,9 @@ def atomic_write(path, prefix=".nnumpy-"):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:                  # f.name is the temporary path
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -27,3 +27,36 @@ def kink_distance(model, x):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# -- real data -----------------------------------------------------------------
+import os  # noqa: E402
+import pathlib  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MNIST_DIR = pathlib.Path(os.environ.get("NNUMPY_TEST_MNIST", ROOT.parent / "shared" / "datasets" / "mnist"))
+FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_dir(path, what, how):
+    """Skip when real data is absent, except in CI, where its absence is a failure."""
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    if all((path / n).is_file() for n in names):
+        return path
+    msg = f"{what} not found in {path} ({how})"
+    if IN_CI:
+        pytest.fail(f"CI=true but {msg}", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    return require_dir(MNIST_DIR, "the real MNIST files",
+                       "they sit in ../shared/datasets/mnist beside the checkout; or set NNUMPY_TEST_MNIST")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir():
+    return require_dir(FASHION_DIR, "Fashion-MNIST", "apt-get install -y dataset-fashion-mnist")

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._fileio import atomic_write
 
-__all__ = ["read_idx", "write_idx", "IDXFormatError", "IDX_TYPES"]
+__all__ = ["read_idx", "write_idx", "parse_idx", "decompress_idx", "IDXFormatError", "IDX_TYPES"]
 
 #: IDX type code -> big-endian NumPy dtype.
 IDX_TYPES = {
@@ -115,6 +115,21 @@ def _gunzip_bounded(data, name, max_bytes):
     return out
 
 
+def decompress_idx(data, name="<bytes>", max_bytes=DEFAULT_MAX_BYTES):
+    """The uncompressed IDX bytes of ``data``: gunzipped (bounded by the
+    header it contains) when it starts with the gzip magic, else as is."""
+    if bytes(data[:2]) == _GZIP_MAGIC:
+        return bytes(_gunzip_bounded(data, name, max_bytes))
+    return bytes(data)
+
+
+def parse_idx(raw, name="<bytes>", max_bytes=DEFAULT_MAX_BYTES):
+    """Parse uncompressed IDX bytes into a native-endian, writable array."""
+    dtype, shape, header_len, _ = _parse_header(raw, name, total=len(raw), max_bytes=max_bytes)
+    arr = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(shape)
+    return arr.astype(dtype.newbyteorder("="))          # native byte order, a writable copy
+
+
 def read_idx(source, max_bytes=DEFAULT_MAX_BYTES):
     """Read an IDX file (a path, or the file's bytes), gzip-compressed or not.
 
@@ -128,11 +143,7 @@ def read_idx(source, max_bytes=DEFAULT_MAX_BYTES):
         name = os.fspath(source)
         with open(name, "rb") as f:
             data = f.read()
-    if data[:2] == _GZIP_MAGIC:
-        data = _gunzip_bounded(data, name, max_bytes)
-    dtype, shape, header_len, _ = _parse_header(data, name, total=len(data), max_bytes=max_bytes)
-    arr = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="))          # native byte order, a writable copy
+    return parse_idx(decompress_idx(data, name, max_bytes), name, max_bytes)
 
 
 def write_idx(array, path, compress=None):

@@ -1,0 +1,72 @@
+"""``python -m nnumpy.datasets``: download, verify and list datasets.
+
+    python -m nnumpy.datasets download mnist fashion-mnist [--root DIR] [--mirror URL ...]
+    python -m nnumpy.datasets verify mnist [--root DIR]
+    python -m nnumpy.datasets list
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+from .download import DownloadError
+from .loaders import DatasetNotFoundError, DatasetWarning, fetch, search_dirs
+from .registry import DATASETS, ROLES
+
+
+def add_arguments(p):
+    sub = p.add_subparsers(dest="action", required=True, metavar="{download,verify,list}")
+    for action, help_ in (("download", "fetch and verify datasets (only missing files are downloaded)"),
+                          ("verify", "check local copies without touching the network")):
+        q = sub.add_parser(action, help=help_, description=help_)
+        q.add_argument("names", nargs="+", choices=list(DATASETS), metavar="NAME",
+                       help="one or more of: " + ", ".join(DATASETS))
+        q.add_argument("--root", help="the folder holding the dataset's four files directly "
+                                      "(only with a single NAME); default: the usual search path")
+        if action == "download":
+            q.add_argument("--mirror", action="append", metavar="URL",
+                           help="base URL to download from instead of the built-in mirrors (repeatable)")
+            q.add_argument("--timeout", type=float, default=30.0, help="read timeout in seconds (default 30)")
+            q.add_argument("--retries", type=int, default=2, help="retries per URL on transient errors")
+    sub.add_parser("list", help="show the known datasets and where they are looked for")
+
+
+def run(args):
+    if args.action == "list":
+        for name, spec in DATASETS.items():
+            print(f"{name}: {spec.title}\n  {spec.homepage}\n  mirrors: {', '.join(spec.mirrors)}\n"
+                  f"  searched: {', '.join(str(d) for d in search_dirs(name))}")
+        return 0
+    if args.root and len(args.names) > 1:
+        print("error: --root names the folder of one dataset; give a single NAME", file=sys.stderr)
+        return 2
+    status = 0
+    for name in args.names:
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DatasetWarning)
+                got = fetch(name, root=args.root, download=args.action == "download",
+                            mirrors=getattr(args, "mirror", None),
+                            timeout=(10.0, getattr(args, "timeout", 30.0)),
+                            retries=getattr(args, "retries", 2))
+            for w in caught:
+                print(f"warning: {w.message}", file=sys.stderr)
+        except (DatasetNotFoundError, DownloadError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{name}: verified in {time.perf_counter() - t0:.2f} s")
+        for role in ROLES:
+            arr, path, how = got[role]
+            print(f"  {role:<13} {str(arr.shape):<16} {path}  ({how})")
+    return status
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m nnumpy.datasets", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))

@@ -1,0 +1,170 @@
+"""A careful downloader: mirrors, bounded retries, timeouts, verification,
+and never a partial or unverified file left behind.
+
+For each URL in turn, up to ``1 + retries`` attempts:
+
+1. GET with connect/read timeouts and ``Accept-Encoding: identity`` (a
+   server that compresses anyway is decoded, so the bytes hashed are the
+   file itself);
+2. stream into a temporary file in the target folder, refusing an HTML page,
+   a body larger than the limit, a body shorter than its Content-Length, or
+   an attempt that runs past its time limit;
+3. verify the bytes (the caller's check, e.g. MD5 of the .gz or SHA-256 of
+   the payload) and only then rename the temporary file into place.
+
+Transient failures (timeouts, dropped connections, truncated bodies, HTTP
+5xx and 429) are retried after an exponential backoff; permanent ones (other
+HTTP errors, HTML pages, wrong data) move on to the next mirror at once.
+When every URL fails, :class:`DownloadError` lists each URL and why.  The
+temporary file is deleted on every failure, Ctrl-C included.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .._fileio import atomic_write
+
+__all__ = ["download", "DownloadError"]
+
+USER_AGENT = "nnumpy-downloader (+https://pypi.org/project/nnumpy/)"
+_CHUNK = 1 << 16
+
+
+class DownloadError(OSError):
+    """Every URL failed; ``.failures`` holds (url, reason) for each attempt."""
+
+    def __init__(self, target, failures):
+        self.target, self.failures = target, list(failures)
+        lines = [f"could not download {target}; tried:"]
+        lines += [f"  {url}: {reason}" for url, reason in self.failures]
+        super().__init__("\n".join(lines))
+
+
+class _Transient(Exception):
+    """Worth retrying the same URL."""
+
+
+class _Permanent(Exception):
+    """Move on to the next URL."""
+
+
+def _progress_bar(total, desc, enabled):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+
+
+def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
+    """Stream ``url`` into the open file ``f``; raise _Transient/_Permanent on failure."""
+    import requests
+
+    start = time.monotonic()
+    try:
+        with session.get(url, stream=True, timeout=timeout, allow_redirects=True,
+                         headers={"Accept-Encoding": "identity", "User-Agent": USER_AGENT}) as r:
+            if r.status_code >= 400:
+                reason = f"HTTP {r.status_code} {r.reason or ''}".strip()
+                if r.status_code >= 500 or r.status_code == 429:
+                    raise _Transient(reason)
+                raise _Permanent(reason)
+            ctype = r.headers.get("Content-Type", "")
+            if "html" in ctype.lower():
+                raise _Permanent(f"the server sent an HTML page (Content-Type: {ctype}) with HTTP "
+                                 f"{r.status_code}, not the data file")
+            encoded = r.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+            length = r.headers.get("Content-Length")
+            length = int(length) if length and length.isdigit() and not encoded else None
+            if length is not None and max_bytes is not None and length > max_bytes:
+                raise _Permanent(f"the server announces {length:,} bytes, more than the {max_bytes:,} "
+                                 f"this file can have")
+            bar = _progress_bar(length, desc, progress)
+            received = 0
+            try:
+                for chunk in r.iter_content(_CHUNK):     # decodes a Content-Encoding, if any
+                    if received == 0 and chunk[:1] == b"<":
+                        raise _Permanent("the server sent an HTML/XML page with HTTP "
+                                         f"{r.status_code}, not the data file")
+                    received += len(chunk)
+                    if max_bytes is not None and received > max_bytes:
+                        raise _Permanent(f"the body exceeds {max_bytes:,} bytes, more than this file can have")
+                    if time.monotonic() - start > max_seconds:
+                        raise _Transient(f"the download took longer than {max_seconds:g} s")
+                    f.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+            finally:
+                if bar is not None:
+                    bar.close()
+            if length is not None and received != length:
+                raise _Transient(f"truncated: received {received:,} of {length:,} bytes")
+            if received == 0:
+                raise _Transient("the server sent an empty body")
+    except requests.exceptions.Timeout as e:
+        raise _Transient(f"timed out ({type(e).__name__}: timeout {timeout} s)") from None
+    except requests.exceptions.ConnectionError as e:
+        raise _Transient(f"connection failed ({_short(e)})") from None
+    except requests.exceptions.ChunkedEncodingError as e:
+        raise _Transient(f"the connection broke mid-body ({_short(e)})") from None
+    except requests.exceptions.ContentDecodingError as e:
+        raise _Permanent(f"could not decode the server's content encoding ({_short(e)})") from None
+    except requests.exceptions.RequestException as e:
+        raise _Permanent(f"{type(e).__name__}: {_short(e)}") from None
+
+
+def _short(e):
+    text = str(e)
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def download(urls, dest, verify, timeout=(10.0, 30.0), retries=2, backoff=1.0, max_bytes=None,
+             max_seconds=900.0, progress=None, session=None):
+    """Download the first URL of ``urls`` that yields verified data to ``dest``.
+
+    verify: a function of the downloaded bytes that raises ``ValueError``
+    (with a reason) when they are wrong.  timeout:
+    (connect, read) seconds; read is the longest silence allowed.  retries:
+    extra attempts per URL on transient failures, after ``backoff * 2**k``
+    seconds.  max_bytes: refuse larger bodies.  max_seconds: limit of one
+    attempt.  progress: a byte progress bar (None: only on a terminal).
+
+    Returns the path written.  Raises :class:`DownloadError`.
+    """
+    import requests
+
+    dest = os.fspath(dest)
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    own_session = session is None
+    session = session or requests.Session()
+    failures = []
+    try:
+        for url in urls:
+            for attempt in range(retries + 1):
+                try:
+                    with atomic_write(dest, prefix=f".{os.path.basename(dest)}.") as f:
+                        _fetch(session, url, f, timeout, max_bytes, max_seconds, progress,
+                               os.path.basename(dest))
+                        f.flush()
+                        with open(f.name, "rb") as check:
+                            data = check.read()
+                        try:
+                            verify(data)
+                        except ValueError as e:
+                            raise _Permanent(f"downloaded, but verification failed: {e}") from None
+                    return dest
+                except _Permanent as e:
+                    failures.append((url, str(e)))
+                    break
+                except _Transient as e:
+                    more = attempt < retries
+                    failures.append((url, str(e) + (" (retrying)" if more else "")))
+                    if more:
+                        time.sleep(backoff * 2 ** attempt)
+        raise DownloadError(os.path.basename(dest), failures)
+    finally:
+        if own_session:
+            session.close()
