@@ -1,41 +1,24 @@
 """Train an MLP on MNIST with nnumpy: split, train, validate, test, save.
 
-    python examples/train_mnist.py --data-root DIR [--arch 784-100-10] [--epochs 10]
+    python examples/train_mnist.py [--data-root DIR] [--arch 784-100-10] [--epochs 10]
 
-DIR holds the four MNIST IDX files (train-images-idx3-ubyte.gz, ...; gzip or
-not).  Prints the per-epoch history, the test accuracy and the parameter
-count, and saves the model as an .npz file.
+MNIST is found and verified by ``nnumpy.datasets.load_mnist`` (downloaded
+once if missing; ``--data-root DIR`` uses the four IDX files in DIR, and
+``--offline`` never touches the network).  Prints the per-epoch history and
+the test accuracy, and saves the model as an .npz file.
 """
 import argparse
-import os
 import sys
 import time
 
-import numpy as np
-
 import nnumpy as nnp
-from nnumpy.datasets import read_idx
-
-FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-         "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
-
-
-def load_folder(root):
-    """The four MNIST arrays from ``root`` (each file with or without .gz)."""
-    out = {}
-    for key, stem in FILES.items():
-        for name in (stem + ".gz", stem):
-            if os.path.isfile(os.path.join(root, name)):
-                out[key] = read_idx(os.path.join(root, name))
-                break
-        else:
-            sys.exit(f"error: {stem}[.gz] not found in {root}")
-    return out
+from nnumpy.datasets import DatasetNotFoundError, DownloadError, load_mnist
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", required=True, help="folder with the four MNIST IDX files")
+    p.add_argument("--data-root", help="folder with the four MNIST IDX files (default: search, then download)")
+    p.add_argument("--offline", action="store_true", help="never download")
     p.add_argument("--arch", default="784-100-10", help="layer sizes, e.g. 784-100-200-50-10")
     p.add_argument("--activation", default="relu", choices=sorted(nnp.nn.ACTIVATIONS))
     p.add_argument("--lr", type=float, default=0.1)
@@ -51,10 +34,12 @@ def main(argv=None):
     except ValueError:
         p.error(f"--arch must look like 784-100-10, got {args.arch!r}")
 
-    d = load_folder(args.data_root)
-    x = d["x_train"].reshape(len(d["x_train"]), -1).astype(np.float32) / 255.0
-    x_test = d["x_test"].reshape(len(d["x_test"]), -1).astype(np.float32) / 255.0
-    train, val = nnp.train_val_split(x, d["y_train"].astype(np.int64), args.val_fraction, seed=args.seed)
+    try:
+        (x, y), (x_test, y_test) = load_mnist(args.data_root, download=not args.offline,
+                                              flatten=True, scale=True)
+    except (DatasetNotFoundError, DownloadError) as e:
+        sys.exit(f"error: {e}")
+    train, val = nnp.train_val_split(x, y, args.val_fraction, seed=args.seed)
     print(f"training {len(train[0])}, validation {len(val[0])}, test {len(x_test)} samples")
 
     model = nnp.MLP(sizes, activation=args.activation, rng=args.seed)
@@ -63,7 +48,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     nnp.fit(model, nnp.CrossEntropyLoss(), opt, train, val, epochs=args.epochs,
             batch_size=args.batch_size, seed=args.seed, verbose=True)
-    loss, acc = nnp.evaluate(model, x_test, d["y_test"].astype(np.int64))
+    loss, acc = nnp.evaluate(model, x_test, y_test)
     print(f"test loss {loss:.4f}, test accuracy {acc:.2%} ({time.perf_counter() - t0:.1f} s in all)")
     nnp.save(model, args.out)
     print(f"model saved to {args.out}")

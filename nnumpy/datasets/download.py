@@ -62,6 +62,7 @@ def _progress_bar(total, desc, enabled):
 def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
     """Stream ``url`` into the open file ``f``; raise _Transient/_Permanent on failure."""
     import requests
+    import urllib3
 
     start = time.monotonic()
     try:
@@ -85,7 +86,12 @@ def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
             bar = _progress_bar(length, desc, progress)
             received = 0
             try:
-                for chunk in r.iter_content(_CHUNK):     # decodes a Content-Encoding, if any
+                while True:
+                    # read1 returns as soon as any bytes arrive (unlike read(n), which waits
+                    # for n), so the time limit below holds even against a slow drip.
+                    chunk = r.raw.read1(_CHUNK, decode_content=True)
+                    if not chunk:
+                        break
                     if received == 0 and chunk[:1] == b"<":
                         raise _Permanent("the server sent an HTML/XML page with HTTP "
                                          f"{r.status_code}, not the data file")
@@ -104,6 +110,12 @@ def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
                 raise _Transient(f"truncated: received {received:,} of {length:,} bytes")
             if received == 0:
                 raise _Transient("the server sent an empty body")
+    except urllib3.exceptions.ReadTimeoutError as e:
+        raise _Transient(f"timed out (no data for {timeout[1] if isinstance(timeout, tuple) else timeout} s)") from None
+    except urllib3.exceptions.DecodeError as e:
+        raise _Permanent(f"could not decode the server's content encoding ({_short(e)})") from None
+    except urllib3.exceptions.HTTPError as e:
+        raise _Transient(f"the connection broke mid-body ({_short(e)})") from None
     except requests.exceptions.Timeout as e:
         raise _Transient(f"timed out ({type(e).__name__}: timeout {timeout} s)") from None
     except requests.exceptions.ConnectionError as e:
