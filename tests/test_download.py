@@ -187,3 +187,25 @@ def test_download_folder_defaults(monkeypatch, tmp_path):
     monkeypatch.setattr(loaders, "_checkout_root", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert loaders.download_dir("fashion_mnist") == tmp_path / "nnumpy" / "fashion-mnist"
+
+
+def test_loader_download_error_lists_urls_and_gives_a_hint(server, tmp_path):
+    server.fault("gone", "404")
+    with pytest.raises(DownloadError) as info:
+        load_mnist(root=tmp_path, mirrors=[server.url("gone")], progress=False, retries=0)
+    text = str(info.value)
+    assert "HTTP 404" in text and server.url("gone") in text
+    assert "Pass root=DIR" in text and "NNUMPY_OFFLINE=1" in text
+    assert_clean(tmp_path)
+
+
+def test_refused_connection_is_reported(tmp_path):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                                    # nothing listens there now
+    with pytest.raises(DownloadError, match="connection failed"):
+        download([f"http://127.0.0.1:{port}/x.gz"], tmp_path / "x.gz", lambda d: None, retries=1,
+                 backoff=0.01, progress=False)
+    assert_clean(tmp_path)

@@ -35,10 +35,12 @@ _CHUNK = 1 << 16
 class DownloadError(OSError):
     """Every URL failed; ``.failures`` holds (url, reason) for each attempt."""
 
-    def __init__(self, target, failures):
-        self.target, self.failures = target, list(failures)
+    def __init__(self, target, failures, hint=""):
+        self.target, self.failures, self.hint = target, list(failures), hint
         lines = [f"could not download {target}; tried:"]
         lines += [f"  {url}: {reason}" for url, reason in self.failures]
+        if hint:
+            lines.append(hint)
         super().__init__("\n".join(lines))
 
 
@@ -119,13 +121,22 @@ def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
     except requests.exceptions.Timeout as e:
         raise _Transient(f"timed out ({type(e).__name__}: timeout {timeout} s)") from None
     except requests.exceptions.ConnectionError as e:
-        raise _Transient(f"connection failed ({_short(e)})") from None
+        raise _Transient(f"connection failed ({_root_cause(e)})") from None
     except requests.exceptions.ChunkedEncodingError as e:
         raise _Transient(f"the connection broke mid-body ({_short(e)})") from None
     except requests.exceptions.ContentDecodingError as e:
         raise _Permanent(f"could not decode the server's content encoding ({_short(e)})") from None
     except requests.exceptions.RequestException as e:
         raise _Permanent(f"{type(e).__name__}: {_short(e)}") from None
+
+
+def _root_cause(e):
+    """The innermost reason of a requests ConnectionError, without urllib3's pool prefix."""
+    reason = getattr(e.args[0], "reason", None) if e.args else None
+    text = str(reason if reason is not None else e)
+    if "): " in text:
+        text = text.split("): ", 1)[1]
+    return _short(text)
 
 
 def _short(e):

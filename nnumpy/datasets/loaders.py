@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .download import DownloadError
 from .download import download as _download
 from .idx import IDXFormatError
 from .registry import ROLES, ChecksumError, get_spec
@@ -126,9 +127,14 @@ def fetch(name, root=None, download=True, mirrors=None, timeout=(10.0, 30.0), re
         if hit is None and not offline:
             dest = target / fs.filename
             urls = [b if b.endswith(fs.filename) else b.rstrip("/") + "/" + fs.filename for b in bases]
-            _download(urls, dest, lambda data, fs=fs, dest=dest: fs.verify(data, str(dest)),
-                      timeout=timeout, retries=retries, backoff=backoff,
-                      max_bytes=fs.payload_bytes + (1 << 20), progress=progress)
+            try:
+                _download(urls, dest, lambda data, fs=fs, dest=dest: fs.verify(data, str(dest)),
+                          timeout=timeout, retries=retries, backoff=backoff,
+                          max_bytes=fs.payload_bytes + (1 << 20), progress=progress)
+            except DownloadError as e:
+                raise DownloadError(e.target, e.failures, hint=(
+                    f"Have the files already? Pass root=DIR (the folder holding them) or put them in "
+                    f"{dirs[0]}; set NNUMPY_OFFLINE=1 to never download.")) from None
             hit = _find(fs, [target], rejected)
         if hit is None:
             missing[fs.filename] = rejected
