@@ -112,7 +112,7 @@ def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
                 raise _Transient(f"truncated: received {received:,} of {length:,} bytes")
             if received == 0:
                 raise _Transient("the server sent an empty body")
-    except urllib3.exceptions.ReadTimeoutError as e:
+    except urllib3.exceptions.ReadTimeoutError:          # from read1: the body went silent
         raise _Transient(f"timed out (no data for {timeout[1] if isinstance(timeout, tuple) else timeout} s)") from None
     except urllib3.exceptions.DecodeError as e:
         raise _Permanent(f"could not decode the server's content encoding ({_short(e)})") from None
@@ -122,10 +122,6 @@ def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
         raise _Transient(f"timed out ({type(e).__name__}: timeout {timeout} s)") from None
     except requests.exceptions.ConnectionError as e:
         raise _Transient(f"connection failed ({_root_cause(e)})") from None
-    except requests.exceptions.ChunkedEncodingError as e:
-        raise _Transient(f"the connection broke mid-body ({_short(e)})") from None
-    except requests.exceptions.ContentDecodingError as e:
-        raise _Permanent(f"could not decode the server's content encoding ({_short(e)})") from None
     except requests.exceptions.RequestException as e:
         raise _Permanent(f"{type(e).__name__}: {_short(e)}") from None
 
