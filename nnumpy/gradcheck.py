@@ -20,52 +20,14 @@ import numpy as np
 
 from .nn.loss import Loss
 from .random import preserve_rng_state
+from .report import ErrorReport, tensor_errors
 
 __all__ = ["gradcheck", "GradcheckReport"]
 
 
-class GradcheckReport:
-    """One row per checked tensor: name, shape, entries checked, max absolute
-    error and max relative error.
-
-    The relative error of a tensor is ``max_i |a_i - n_i| / max_i max(|a_i|, |n_i|)``:
-    the worst disagreement measured against the tensor's largest gradient
-    (entries whose true gradient is 0 or tiny are then judged on the scale
-    of the rest, not divided by ~0).
-    """
-
-    def __init__(self, title, rows, tolerance):
-        self.title, self.rows, self.tolerance = title, rows, tolerance
-
-    @property
-    def max_rel_error(self):
-        return max((r["rel_err"] for r in self.rows), default=0.0)
-
-    @property
-    def ok(self):
-        return self.max_rel_error <= self.tolerance
-
-    def __bool__(self):
-        return self.ok
-
-    def __str__(self):
-        lines = [self.title,
-                 f"{'tensor':<16}{'shape':<14}{'checked':>8}{'max abs err':>14}{'max rel err':>14}  ok"]
-        for r in self.rows:
-            lines.append(f"{r['name']:<16}{str(r['shape']):<14}{r['checked']:>8}{r['abs_err']:>14.3e}"
-                         f"{r['rel_err']:>14.3e}  {'yes' if r['rel_err'] <= self.tolerance else 'NO'}")
-        verdict = "PASSED" if self.ok else "FAILED"
-        lines.append(f"worst relative error {self.max_rel_error:.3e} (tolerance {self.tolerance:.0e}): {verdict}")
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-
-def _errors(analytic, numeric):
-    diff = np.abs(analytic - numeric)
-    scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0))
-    abs_err = float(diff.max(initial=0.0))
-    return abs_err, (abs_err / scale if scale > 0 else abs_err)
+class GradcheckReport(ErrorReport):
+    """A :class:`~nnumpy.report.ErrorReport` whose rows also say how many
+    entries of each tensor were checked."""
 
 
 def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_checks=None,
@@ -137,7 +99,7 @@ def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_c
                 fm = f()
                 view[i] = orig
                 numeric[j] = (fp - fm) / (2 * eps)
-            abs_err, rel_err = _errors(analytic.reshape(-1)[flat_idx], numeric)
+            abs_err, rel_err = tensor_errors(analytic.reshape(-1)[flat_idx], numeric)
             rows.append({"name": name, "shape": arr.shape, "checked": len(flat_idx),
                          "abs_err": abs_err, "rel_err": rel_err})
     mod.clear_cache()

@@ -60,3 +60,15 @@ def mnist_dir():
 @pytest.fixture(scope="session")
 def fashion_dir():
     return require_dir(FASHION_DIR, "Fashion-MNIST", "apt-get install -y dataset-fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, or a skip (a failure in CI, where .ci/run installs torch==2.13.0)."""
+    try:
+        import torch
+    except ImportError:
+        if IN_CI:
+            pytest.fail("CI=true but PyTorch is not installed (.ci/run installs torch==2.13.0)", pytrace=False)
+        pytest.skip("PyTorch is not installed: pip install -e \".[torch]\"")
+    return torch

@@ -16,29 +16,36 @@ from .loaders import DatasetNotFoundError, DatasetWarning, fetch, search_dirs
 from .registry import DATASETS, ROLES
 
 
+def add_action_arguments(q, action):
+    """The arguments of ``download`` / ``verify`` (shared with the ``nnumpy`` command)."""
+    q.add_argument("names", nargs="+", choices=list(DATASETS), metavar="NAME",
+                   help="one or more of: " + ", ".join(DATASETS))
+    q.add_argument("--root", help="the folder holding the dataset's four files directly "
+                                  "(only with a single NAME); default: the usual search path")
+    if action == "download":
+        q.add_argument("--mirror", action="append", metavar="URL",
+                       help="base URL to download from instead of the built-in mirrors (repeatable)")
+        q.add_argument("--timeout", type=float, default=30.0, help="read timeout in seconds (default 30)")
+        q.add_argument("--retries", type=int, default=2, help="retries per URL on transient errors")
+
+
 def add_arguments(p):
     sub = p.add_subparsers(dest="action", required=True, metavar="{download,verify,list}")
     for action, help_ in (("download", "fetch and verify datasets (only missing files are downloaded)"),
                           ("verify", "check local copies without touching the network")):
-        q = sub.add_parser(action, help=help_, description=help_)
-        q.add_argument("names", nargs="+", choices=list(DATASETS), metavar="NAME",
-                       help="one or more of: " + ", ".join(DATASETS))
-        q.add_argument("--root", help="the folder holding the dataset's four files directly "
-                                      "(only with a single NAME); default: the usual search path")
-        if action == "download":
-            q.add_argument("--mirror", action="append", metavar="URL",
-                           help="base URL to download from instead of the built-in mirrors (repeatable)")
-            q.add_argument("--timeout", type=float, default=30.0, help="read timeout in seconds (default 30)")
-            q.add_argument("--retries", type=int, default=2, help="retries per URL on transient errors")
+        add_action_arguments(sub.add_parser(action, help=help_, description=help_), action)
     sub.add_parser("list", help="show the known datasets and where they are looked for")
 
 
-def run(args):
-    if args.action == "list":
-        for name, spec in DATASETS.items():
-            print(f"{name}: {spec.title}\n  {spec.homepage}\n  mirrors: {', '.join(spec.mirrors)}\n"
-                  f"  searched: {', '.join(str(d) for d in search_dirs(name))}")
-        return 0
+def list_datasets():
+    for name, spec in DATASETS.items():
+        print(f"{name}: {spec.title}\n  {spec.homepage}\n  mirrors: {', '.join(spec.mirrors)}\n"
+              f"  searched: {', '.join(str(d) for d in search_dirs(name))}")
+    return 0
+
+
+def run_action(action, args):
+    """Download or verify ``args.names``; prints what was found; returns an exit code."""
     if args.root and len(args.names) > 1:
         print("error: --root names the folder of one dataset; give a single NAME", file=sys.stderr)
         return 2
@@ -48,7 +55,7 @@ def run(args):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DatasetWarning)
-                got = fetch(name, root=args.root, download=args.action == "download",
+                got = fetch(name, root=args.root, download=action == "download",
                             mirrors=getattr(args, "mirror", None),
                             timeout=(10.0, getattr(args, "timeout", 30.0)),
                             retries=getattr(args, "retries", 2))
@@ -63,6 +70,10 @@ def run(args):
             arr, path, how = got[role]
             print(f"  {role:<13} {str(arr.shape):<16} {path}  ({how})")
     return status
+
+
+def run(args):
+    return list_datasets() if args.action == "list" else run_action(args.action, args)
 
 
 def main(argv=None):

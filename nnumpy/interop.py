@@ -1,0 +1,185 @@
+"""Moving models between nnumpy and PyTorch, and checking one against the other.
+
+PyTorch is an optional extra (``pip install -e ".[torch]"``); it is imported
+here, lazily, and nowhere else in nnumpy.
+
+* :func:`to_torch` builds the equivalent ``torch.nn.Sequential`` with the same
+  weights, :func:`from_torch` the reverse.  Weight layouts and parameter names
+  are identical, so no transposes or renames happen: the exchange is exact.
+* :func:`compare_with_torch` runs both frameworks on the same weights and batch
+  and reports how far nnumpy's loss, outputs and every gradient are from
+  PyTorch's autograd.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from . import nn
+from .report import ErrorReport, tensor_errors
+
+__all__ = ["to_torch", "from_torch", "compare_with_torch", "require_torch"]
+
+
+def require_torch():
+    """Import torch, or fail with a message that says how to get it."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("this feature needs PyTorch, an optional extra of nnumpy: "
+                          "pip install -e \".[torch]\" (for a CPU-only build: pip install torch "
+                          "--index-url https://download.pytorch.org/whl/cpu)") from None
+    return torch
+
+
+def _torch_dtype(torch, dtype):
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
+
+
+def to_torch(model):
+    """The ``torch.nn`` equivalent of an nnumpy model, holding copies of its weights.
+
+    Linear, the activations, Identity, Flatten, Dropout, Sequential and MLP
+    (which becomes a Sequential with the same state-dict keys) are supported;
+    the training/eval mode is carried over.  Anything else raises TypeError
+    naming the module.
+    """
+    torch = require_torch()
+    tnn = torch.nn
+
+    def convert(m, path):
+        if isinstance(m, nn.Sequential):                 # MLP included
+            return tnn.Sequential(*(convert(c, f"{path}.{i}" if path else str(i))
+                                    for i, c in enumerate(m.children())))
+        if isinstance(m, nn.Linear):
+            t = tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None,
+                           dtype=_torch_dtype(torch, m.weight.dtype))
+            with torch.no_grad():
+                t.weight.copy_(torch.from_numpy(m.weight.data))
+                if m.bias is not None:
+                    t.bias.copy_(torch.from_numpy(m.bias.data))
+            return t
+        simple = {nn.ReLU: tnn.ReLU, nn.Sigmoid: tnn.Sigmoid, nn.Tanh: tnn.Tanh, nn.Identity: tnn.Identity}
+        if type(m) in simple:
+            return simple[type(m)]()
+        if isinstance(m, nn.LeakyReLU):
+            return tnn.LeakyReLU(m.negative_slope)
+        if isinstance(m, nn.Flatten):
+            return tnn.Flatten(m.start_dim, m.end_dim)
+        if isinstance(m, nn.Dropout):
+            return tnn.Dropout(m.p)
+        raise TypeError(f"to_torch: no PyTorch equivalent for {type(m).__name__}"
+                        + (f" at '{path}'" if path else ""))
+
+    out = convert(model, "")
+    out.train(model.training)
+    return out
+
+
+def from_torch(module):
+    """The nnumpy equivalent of a ``torch.nn`` Sequential stack (or single layer)
+    of Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Identity, Flatten and Dropout,
+    holding exact copies of its weights (float32 or float64).  Anything else
+    raises TypeError naming the layer."""
+    torch = require_torch()
+    tnn = torch.nn
+
+    def convert(t, path):
+        where = f" at '{path}'" if path else ""
+        if isinstance(t, tnn.Sequential):
+            return nn.Sequential(*(convert(c, f"{path}.{name}" if path else name)
+                                   for name, c in t.named_children()))
+        if isinstance(t, tnn.Linear):
+            w = t.weight.detach().cpu().numpy()
+            if w.dtype not in (np.float32, np.float64):
+                raise TypeError(f"from_torch: Linear{where} has dtype {t.weight.dtype}; nnumpy holds "
+                                f"float32 or float64")
+            m = nn.Linear(t.in_features, t.out_features, bias=t.bias is not None, dtype=w.dtype, rng=0)
+            m.weight.data[...] = w
+            if t.bias is not None:
+                m.bias.data[...] = t.bias.detach().cpu().numpy()
+            return m
+        simple = {tnn.ReLU: nn.ReLU, tnn.Sigmoid: nn.Sigmoid, tnn.Tanh: nn.Tanh, tnn.Identity: nn.Identity}
+        if type(t) in simple:
+            return simple[type(t)]()
+        if type(t) is tnn.LeakyReLU:
+            return nn.LeakyReLU(t.negative_slope)
+        if type(t) is tnn.Flatten:
+            return nn.Flatten(t.start_dim, t.end_dim)
+        if type(t) is tnn.Dropout:
+            return nn.Dropout(t.p)
+        raise TypeError(f"from_torch: nnumpy has no equivalent of torch.nn.{type(t).__name__}{where}; "
+                        f"supported: Sequential, Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Identity, "
+                        f"Flatten, Dropout")
+
+    out = convert(module, "")
+    if isinstance(module, tnn.Sequential) and not any(True for _ in module.children()):
+        raise TypeError("from_torch: the Sequential is empty")
+    out.train(module.training)
+    return out
+
+
+def _torch_loss(torch, loss):
+    if isinstance(loss, nn.CrossEntropyLoss):
+        return torch.nn.CrossEntropyLoss(reduction=loss.reduction)
+    if isinstance(loss, nn.MSELoss):
+        return torch.nn.MSELoss(reduction=loss.reduction)
+    raise TypeError(f"compare_with_torch: no PyTorch equivalent for {type(loss).__name__}")
+
+
+def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None, verbose=False):
+    """Run ``model`` and its PyTorch twin on the same weights and batch and
+    compare everything back-propagation produces.
+
+    x: a batch of inputs; y: the loss's targets (class indices for
+    cross-entropy, the default; arrays of the output's shape for MSELoss).
+    dtype: both frameworks compute in this dtype (float64 by default, where
+    agreement should be near 1e-12; float32 near 1e-6).  The model is copied,
+    not changed; both copies run in evaluation mode (dropout off).
+
+    Returns an :class:`~nnumpy.report.ErrorReport` with rows for the loss,
+    the output (logits), d(loss)/d(logits), d(loss)/dx and every parameter
+    gradient, with tolerance 1e-6 (float64) or 1e-4 (float32) unless given.
+    """
+    torch = require_torch()
+    dt = np.dtype(dtype)
+    tolerance = tolerance if tolerance is not None else (1e-6 if dt == np.float64 else 1e-4)
+    crit = loss if loss is not None else nn.CrossEntropyLoss()
+    ours = copy.deepcopy(model).to(dt).eval()
+    theirs = to_torch(ours).eval()
+    x = np.array(x, dtype=dt)
+    y = np.asarray(y)
+    y_ours = y if np.issubdtype(y.dtype, np.integer) else y.astype(dt)
+
+    # nnumpy: explicit forward and backward
+    ours.zero_grad()
+    out = ours(x)
+    value = crit(out, y_ours)
+    dout = crit.backward()
+    dx = ours.backward(dout)
+
+    # PyTorch: autograd
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.as_tensor(y_ours if y_ours.dtype != np.uint8 else y_ours.astype(np.int64))
+    out_t = theirs(xt)
+    out_t.retain_grad()
+    value_t = _torch_loss(torch, crit)(out_t, yt)
+    value_t.backward(torch.ones_like(value_t) if value_t.ndim else None)
+
+    def row(name, a, b):
+        b = b.detach().cpu().numpy() if hasattr(b, "detach") else np.asarray(b)
+        abs_err, rel_err = tensor_errors(a, b)
+        return {"name": name, "shape": np.shape(a), "abs_err": abs_err, "rel_err": rel_err}
+
+    rows = [row("loss", np.asarray(value), value_t), row("logits", out, out_t),
+            row("d loss/d logits", dout, out_t.grad), row("d loss/d x", dx, xt.grad)]
+    tparams = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        rows.append(row(name + ".grad", p.grad, tparams[name].grad))
+    title = (f"nnumpy vs PyTorch {torch.__version__} autograd: {type(model).__name__}, "
+             f"{type(crit).__name__}, batch {x.shape[0]}, {dt.name}")
+    report = ErrorReport(title, rows, tolerance)
+    if verbose:
+        print(report)
+    return report
