@@ -90,23 +90,27 @@ OPTIMIZERS = {
 }
 
 
+def step_both(torch, model, tmodel, opt, topt, x, y):
+    """One cross-entropy training step in each framework on the same batch."""
+    crit = nnp.CrossEntropyLoss()
+    opt.zero_grad()
+    crit(model(x), y)
+    model.backward(crit.backward())
+    opt.step()
+    topt.zero_grad()
+    torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    topt.step()
+
+
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_optimizers_match_torch_over_20_steps(torch, name):
     make, tname, kwargs = OPTIMIZERS[name]
     model = nnp.MLP([20, 16, 12, 5], activation="tanh", dtype=np.float64, rng=0)
     tmodel = to_torch(model)
     opt, topt = make(model.parameters()), getattr(torch.optim, tname)(tmodel.parameters(), **kwargs)
-    crit, tcrit = nnp.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
     rng = np.random.default_rng(1)
     for _ in range(20):
-        x, y = rng.standard_normal((16, 20)), rng.integers(0, 5, 16)
-        opt.zero_grad()
-        crit(model(x), y)
-        model.backward(crit.backward())
-        opt.step()
-        topt.zero_grad()
-        tcrit(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
-        topt.step()
+        step_both(torch, model, tmodel, opt, topt, rng.standard_normal((16, 20)), rng.integers(0, 5, 16))
     for k, v in tmodel.state_dict().items():
         np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=0, atol=1e-10, err_msg=k)
 
@@ -136,15 +140,8 @@ def test_one_epoch_on_real_mnist_matches_torch(torch, mnist_dir):
     tmodel = to_torch(model)
     opt = nnp.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     topt = torch.optim.SGD(tmodel.parameters(), lr=0.1, momentum=0.9)
-    crit, tcrit = nnp.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
     for xb, yb in nnp.iterate_minibatches(x, y, 64, rng=0):
-        opt.zero_grad()
-        crit(model(xb), yb)
-        model.backward(crit.backward())
-        opt.step()
-        topt.zero_grad()
-        tcrit(tmodel(torch.from_numpy(xb)), torch.from_numpy(yb)).backward()
-        topt.step()
+        step_both(torch, model, tmodel, opt, topt, xb, yb)
     worst = max(np.abs(model.state_dict()[k] - v.numpy()).max() for k, v in tmodel.state_dict().items())
     assert worst <= 1e-8, worst
     moved = np.abs(model[0].weight.data - nnp.MLP([784, 64, 32, 10], dtype=np.float64, rng=0)[0].weight.data).max()
