@@ -10,7 +10,8 @@
 """
 __version__ = "0.1.0"
 
-from . import functional, nn, optim
+from . import backend, functional, nn, optim
+from .backend import get_backend, set_backend
 from .datasets.splits import iterate_minibatches, train_val_split
 from .functional import one_hot
 from .gradcheck import GradcheckReport, gradcheck
@@ -22,7 +23,7 @@ from .summary import Summary, summary
 from .training import History, TrainingDivergedError, evaluate, fit, predict
 
 __all__ = [
-    "functional", "nn", "optim",
+    "backend", "get_backend", "set_backend", "functional", "nn", "optim",
     "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten",
     "Dropout", "Sequential", "MLP", "CrossEntropyLoss", "MSELoss", "one_hot", "StateDictError",
     "fit", "evaluate", "predict", "History", "TrainingDivergedError",

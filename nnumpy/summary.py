@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import backend
 from .random import preserve_rng_state
 
 __all__ = ["summary", "Summary"]
@@ -55,7 +56,12 @@ def summary(model, input_shape, dtype=None, print_table=False):
     (without the batch dimension, e.g. ``(784,)``) in training mode and
     report, per leaf layer, the output shape, the parameter count and the
     arrays kept for backward.  The model's random generators, mode and
-    caches are left as they were found (the caches emptied)."""
+    caches are left as they were found (the caches emptied).
+
+    The pass runs on the NumPy backend, layer by layer, so each layer's
+    own needs are shown; the numba backend's fused Linear+activation keeps
+    the layer's input and the activation's output instead.
+    """
     dtype = np.dtype(dtype or model.dtype or np.float32)
     batch = 2
     x = np.random.default_rng(0).standard_normal((batch,) + tuple(input_shape)).astype(dtype)
@@ -77,7 +83,8 @@ def summary(model, input_shape, dtype=None, print_table=False):
             for name, mod in leaves:
                 mod.__dict__["forward"] = recorder(name, mod)
             model.train()
-            model(x)
+            with backend.use("numpy"):
+                model(x)
             rows = []
             for name, mod in leaves:
                 saved = [(k, tuple(a.shape[1:]), a.dtype.name, a.nbytes // batch)

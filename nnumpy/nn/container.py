@@ -1,13 +1,19 @@
 """Containers: ``Sequential`` and the ``MLP`` builder."""
 from __future__ import annotations
 
+from .. import backend
 from ..random import resolve_rng
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers import Dropout
 from .linear import Linear
 from .module import Module, as_float_dtype
 
+import numpy as np
+
 __all__ = ["Sequential", "MLP", "ACTIVATIONS"]
+
+#: Activations that the numba backend fuses into the Linear before them.
+_FUSABLE = {ReLU: "relu", LeakyReLU: "leaky_relu", Sigmoid: "sigmoid", Tanh: "tanh", Identity: "identity"}
 
 #: Activation names accepted by :class:`MLP`.
 ACTIVATIONS = {
@@ -25,12 +31,28 @@ class Sequential(Module):
     Backward is the chain rule run in reverse:
     ``dx = f_1.backward(... f_k.backward(dy))``.  Children are registered as
     "0", "1", ..., so parameter names match ``torch.nn.Sequential``.
+
+    ``input_grad``: whether :meth:`backward` returns d(loss)/d(input).  The
+    data entering a network needs no gradient (PyTorch's
+    ``requires_grad=False``); ``input_grad=False`` skips the first layer's
+    ``dy @ W`` and makes backward return None.  Default True.
+
+    On the numba backend each ``Linear`` and the activation after it run as
+    one fused kernel (see :mod:`nnumpy.backend`), and hidden-layer buffers
+    are reused from step to step: the arrays a forward pass keeps for
+    backward stay valid until the next forward pass.
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules, input_grad=True):
         super().__init__()
         for i, m in enumerate(modules):
             self.add_module(str(i), m)
+        self.input_grad = bool(input_grad)
+        self.__dict__["_buffers"] = {}
+
+    def add_module(self, name, module):
+        super().add_module(name, module)
+        self.__dict__["_plans"] = {}
 
     def __len__(self):
         return len(self._modules)
@@ -48,15 +70,102 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
+    # -- execution plan -----------------------------------------------------------
+    def _plan(self, fuse):
+        """Steps (module, activation module or None, activation name or None):
+        with ``fuse``, every Linear with the activation after it (or alone,
+        with the identity); otherwise one step per module."""
+        plans = self.__dict__["_plans"]
+        if fuse in plans:
+            return plans[fuse]
+        mods, steps, i = list(self._modules.values()), [], 0
+        while i < len(mods):
+            m, nxt = mods[i], mods[i + 1] if i + 1 < len(mods) else None
+            act = _FUSABLE.get(type(nxt)) if fuse and type(m) is Linear else None
+            if act == "leaky_relu" and nxt.negative_slope <= 0:
+                act = None                 # f' is then not recoverable from the output's sign
+            if act is not None:
+                steps.append((m, nxt, act))
+                i += 2
+            elif fuse and type(m) is Linear:
+                steps.append((m, None, "identity"))
+                i += 1
+            else:
+                steps.append((m, None, None))
+                i += 1
+        plans[fuse] = steps
+        return steps
 
-    def backward(self, dy):
-        for m in reversed(self._modules.values()):
-            dy = m.backward(dy)
-        return dy
+    def _buffer(self, key, shape, dtype):
+        """A scratch array reused across steps (never handed to the caller)."""
+        key = (key, shape, dtype)
+        buf = self._buffers.get(key)
+        if buf is None:
+            if len(self._buffers) > 32:
+                self._buffers.clear()
+            buf = self._buffers[key] = np.empty(shape, dtype)
+        return buf
+
+    # -- forward / backward -----------------------------------------------------------
+    def forward(self, x):
+        fuse = backend.get_backend() == "numba"
+        self.__dict__["_fused"] = fuse          # backward follows the same plan
+        ops = backend.ops()
+        steps = self._plan(fuse)
+        last = len(steps) - 1
+        for k, (m, act_mod, act) in enumerate(steps):
+            if act is None or getattr(x, "ndim", 2) != 2:
+                if act is not None:        # N-d input: run this pair unfused
+                    x = m(x)
+                    x = act_mod(x) if act_mod is not None else x
+                else:
+                    x = m(x)
+                continue
+            m.check_input(x)
+            W, b = m.weight.data, m.bias.data if m.bias is not None else None
+            out = None if k == last else self._buffer(("y", k), (x.shape[0], m.out_features), x.dtype)
+            y = ops.linear_act_forward(x, W, b, act, getattr(act_mod, "negative_slope", 0.0), out)
+            m._save(fused=True, x=x, y=y, act=act)       # x (N, in) and y = act(z) (N, out)
+            if act_mod is not None:
+                act_mod._save(fused=True)
+            x = y
+        return self._own(x) if fuse else x
+
+    def backward(self, dy, input_grad=None):
+        """dy = dL/d(output) -> dL/d(input) (None when the input needs no gradient)."""
+        input_grad = self.input_grad if input_grad is None else bool(input_grad)
+        if not self._modules:
+            return dy.copy() if input_grad else None
+        steps = self._plan(self.__dict__.get("_fused", False))
+        for k in range(len(steps) - 1, -1, -1):
+            m, act_mod, act = steps[k]
+            need = input_grad or k > 0
+            cache = m._cache or {}
+            if act is None or not cache.get("fused"):
+                if act is not None:        # this pair ran unfused (N-d input)
+                    dy = act_mod.backward(dy) if act_mod is not None else dy
+                if not need and isinstance(m, (Linear, Sequential)):
+                    return m.backward(dy, input_grad=False)
+                dy = m.backward(dy)
+                continue
+            c = m._take_fused_cache()
+            if act_mod is not None:
+                act_mod._take_fused_cache()
+            self._check_dy(dy, c["y"].shape, c["y"].dtype)
+            x, y = c["x"], c["y"]
+            dz = self._buffer(("dz", k), y.shape, y.dtype) if act != "identity" else None
+            dx = self._buffer(("dx", k), x.shape, x.dtype) if k > 0 else None
+            dy = backend.ops("numba").linear_act_backward(
+                dy, x, m.weight.data, y, m.weight.grad, m.bias.grad if m.bias is not None else None,
+                act, getattr(act_mod, "negative_slope", 0.0), need, dz=dz, dx=dx)
+        return self._own(dy) if input_grad else None
+
+    def _own(self, a):
+        """``a``, copied if it shares memory with a reused buffer (so what the
+        caller receives is never overwritten by a later step)."""
+        if any(np.may_share_memory(a, b) for b in self._buffers.values()):
+            return a.copy()
+        return a
 
 
 class MLP(Sequential):

@@ -44,11 +44,15 @@ class Linear(Module):
         else:
             self.bias = None
 
-    def forward(self, x):
+    def check_input(self, x):
+        """Raise a clear error for input this layer cannot take."""
         check_input(self, x, self.weight.data.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects input of shape "
                              f"(N, {self.in_features}), got {x.shape}")
+
+    def forward(self, x):
+        self.check_input(x)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)                        # (N, in)
         b = self.bias.data if self.bias is not None else None
@@ -56,17 +60,21 @@ class Linear(Module):
         self._save(x=x2, in_shape=x.shape)
         return y.reshape(lead + (self.out_features,))
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """dy (*, out) -> dx (*, in); with ``input_grad=False`` only the parameter
+        gradients are computed and None is returned (the input needs no gradient,
+        e.g. the data entering the first layer: this saves the GEMM dy @ W)."""
         cache = self._take_cache()
         x, in_shape = cache["x"], cache["in_shape"]                 # x: (N, in)
         self._check_dy(dy, in_shape[:-1] + (self.out_features,), x.dtype)
         dy2 = dy.reshape(-1, self.out_features)                     # (N, out)
         # dx = dy @ W (N, in); dW = dy.T @ x (out, in); db = sum_n dy (out,)
-        dx, dW, db = F.linear_backward(dy2, x, self.weight.data, need_bias=self.bias is not None)
+        dx, dW, db = F.linear_backward(dy2, x, self.weight.data, need_bias=self.bias is not None,
+                                       need_dx=input_grad)
         self.weight.grad += dW
         if self.bias is not None:
             self.bias.grad += db
-        return dx.reshape(in_shape)
+        return dx.reshape(in_shape) if input_grad else None
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
 from .. import functional as F
 from .module import Module, check_input
 
@@ -66,6 +67,11 @@ class CrossEntropyLoss(Loss):
         if target.shape != (n,):
             raise ValueError(f"CrossEntropyLoss: target has shape {target.shape}, expected ({n},) "
                              f"for logits of shape {logits.shape}")
+        if backend.get_backend() == "numba":
+            # fused: loss and dz = (softmax - onehot) * scale in one pass per row (checks targets too)
+            loss, dz = backend.ops().cross_entropy(logits, target, self.reduction)
+            self._save(dlogits=dz)
+            return self._result(loss)
         if n and (target.min() < 0 or target.max() >= c):
             raise ValueError(f"CrossEntropyLoss: target values must lie in [0, {c}), got range "
                              f"[{target.min()}, {target.max()}]")
@@ -75,6 +81,12 @@ class CrossEntropyLoss(Loss):
 
     def backward(self, dloss=None):
         c = self._take_cache()
+        if "dlogits" in c:                    # fused forward: d(loss)/d(logits) for dloss = 1
+            dz = c["dlogits"]
+            dloss = self._dloss(dloss, dz.shape[0], dz.dtype)
+            if self.reduction == "none":
+                return dz * dloss[:, None].astype(dz.dtype, copy=False)
+            return dz if dloss == 1.0 else dz * dloss
         probs = c["probs"]
         return F.cross_entropy_backward(probs, c["target"], self.reduction,
                                         self._dloss(dloss, probs.shape[0], probs.dtype))

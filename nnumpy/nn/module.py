@@ -65,7 +65,7 @@ class Parameter:
     __slots__ = ("data", "grad")
 
     def __init__(self, data):
-        data = np.array(data, copy=True)
+        data = np.array(data, copy=True, order="C")     # C order: the fused kernels rely on it
         if data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"Parameter data must be float32 or float64, got {data.dtype}")
         self.data = data
@@ -139,7 +139,7 @@ class Module:
         """Keep what backward needs until the next backward consumes it."""
         self.__dict__["_cache"] = arrays
 
-    def _take_cache(self):
+    def _take_fused_cache(self):
         """Hand the cache to backward once; a second call before forward raises."""
         cache = self._cache
         if cache is None:
@@ -147,6 +147,16 @@ class Module:
                 f"{type(self).__name__}.backward() was called without a preceding forward(): "
                 f"each backward consumes what one forward saved; run forward again first")
         self.__dict__["_cache"] = None
+        return cache
+
+    def _take_cache(self):
+        """As :meth:`_take_fused_cache`, for the module's own backward, which
+        cannot undo a forward that a container ran fused (numba backend)."""
+        cache = self._take_fused_cache()
+        if cache.get("fused"):
+            raise RuntimeError(
+                f"{type(self).__name__} ran fused with its neighbour (numba backend); call backward on "
+                f"the container (Sequential/MLP) that ran the forward pass")
         return cache
 
     def clear_cache(self):
@@ -226,8 +236,8 @@ class Module:
             m._cache = None
             for p in m._parameters.values():
                 if p.data.dtype != dt:
-                    p.data = p.data.astype(dt)
-                    p.grad = p.grad.astype(dt)
+                    p.data = p.data.astype(dt, order="C")
+                    p.grad = p.grad.astype(dt, order="C")
         return self
 
     # -- state ------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """Adam and AdamW."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .. import backend
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -35,11 +34,11 @@ class Adam(Optimizer):
                                       weight_decay=float(weight_decay), amsgrad=bool(amsgrad)))
 
     def step(self):
+        update = backend.ops().adam_update     # the formulas above: see backend/numpy_ops.py
         for group in self.param_groups:
             lr, (b1, b2) = float(group["lr"]), group["betas"]
             eps, wd = float(group["eps"]), float(group["weight_decay"])
             for p in group["params"]:
-                g = p.grad
                 state = self.state.setdefault(p, {})
                 if not state:
                     state["step"] = 0
@@ -48,22 +47,8 @@ class Adam(Optimizer):
                     if group["amsgrad"]:
                         state["max_exp_avg_sq"] = np.zeros_like(p.data)
                 state["step"] += 1
-                t = state["step"]
-                if wd != 0.0:
-                    if self._decoupled:
-                        p.data *= 1.0 - lr * wd          # AdamW: p <- p (1 - lr wd)
-                    else:
-                        g = g + wd * p.data
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m += (1.0 - b1) * (g - m)
-                v *= b2
-                v += (1.0 - b2) * (g * g)
-                if group["amsgrad"]:
-                    np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                step_size = lr / (1.0 - b1 ** t)
-                denom = np.sqrt(v) / math.sqrt(1.0 - b2 ** t) + eps
-                p.data -= step_size * (m / denom)
+                update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                       state["step"], lr, b1, b2, eps, wd, self._decoupled)
 
 
 class AdamW(Adam):

@@ -1,6 +1,7 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
 from __future__ import annotations
 
+from .. import backend
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -29,20 +30,13 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def step(self):
+        update = backend.ops().sgd_update      # the formulas above: see backend/numpy_ops.py
         for group in self.param_groups:
             lr, mu = float(group["lr"]), float(group["momentum"])
-            damp, wd = float(group["dampening"]), float(group["weight_decay"])
+            damp, wd, nesterov = float(group["dampening"]), float(group["weight_decay"]), group["nesterov"]
             for p in group["params"]:
-                g = p.grad
-                if wd != 0.0:
-                    g = g + wd * p.data
-                if mu != 0.0:
-                    state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = g.copy()
-                    else:
-                        buf *= mu
-                        buf += (1.0 - damp) * g
-                    g = g + mu * buf if group["nesterov"] else buf
-                p.data -= lr * g
+                state = self.state.get(p)
+                buf = update(p.data, p.grad, state["momentum_buffer"] if state else None,
+                             lr, mu, damp, wd, nesterov)
+                if buf is not None and not state:
+                    self.state[p] = {"momentum_buffer": buf}

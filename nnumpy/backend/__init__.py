@@ -1,0 +1,103 @@
+"""The compute backend: ``"numpy"`` (the readable reference) or ``"numba"``
+(JIT-compiled fused kernels for the hot paths).
+
+    nnumpy.set_backend("numba")          # or "numpy"
+    nnumpy.get_backend()                 # -> "numba"
+    with nnumpy.backend.use("numpy"):    # temporarily
+        ...
+
+The default comes from the ``NNUMPY_BACKEND`` environment variable, else
+``"numba"`` when Numba imports, else ``"numpy"`` (with a one-time warning).
+
+What changes on the numba backend (results agree with the numpy backend to
+rounding; state dicts, module structure and the module protocol do not change):
+
+* containers (``Sequential``, ``MLP``) run each ``Linear`` together with the
+  activation that follows it as one fused kernel, forward
+  ``y = act(x @ W.T + b)`` and backward (activation derivative, bias
+  gradient, ``dW += dz.T @ x`` accumulated by the GEMM itself, ``dx``), and
+  reuse their hidden-layer buffers from step to step;
+* ``CrossEntropyLoss`` computes the loss and d(logits) in one pass per row;
+* ``SGD``, ``Adam`` and ``AdamW`` update each parameter in one fused pass.
+
+See :mod:`nnumpy.backend.numpy_ops` for the reference form of every fused
+operation and :mod:`nnumpy.backend.numba_ops` for the kernels.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import warnings
+
+__all__ = ["set_backend", "get_backend", "use", "available_backends", "ops", "BACKENDS"]
+
+BACKENDS = ("numpy", "numba")
+_state = {"name": None, "warned": False}
+
+
+def _numba_importable():
+    try:
+        importlib.import_module("numba")
+        return True
+    except Exception:        # ImportError, or a numba/numpy version mismatch
+        return False
+
+
+def available_backends():
+    """The backends that can be used on this machine."""
+    return tuple(b for b in BACKENDS if b == "numpy" or _numba_importable())
+
+
+def _check(name):
+    name = str(name).lower()
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose 'numpy' or 'numba'")
+    if name == "numba" and not _numba_importable():
+        raise ImportError("the numba backend needs Numba (and SciPy for its BLAS): pip install numba scipy")
+    return name
+
+
+def _default():
+    env = os.environ.get("NNUMPY_BACKEND", "").strip()
+    if env:
+        return _check(env)
+    if _numba_importable():
+        return "numba"
+    if not _state["warned"]:
+        _state["warned"] = True
+        warnings.warn("Numba is not available; nnumpy uses its NumPy backend (slower). "
+                      "pip install numba scipy for the fused kernels.", RuntimeWarning, stacklevel=3)
+    return "numpy"
+
+
+def get_backend():
+    """The name of the backend in use."""
+    if _state["name"] is None:
+        _state["name"] = _default()
+    return _state["name"]
+
+
+def set_backend(name):
+    """Use backend ``name`` ("numpy" or "numba") from now on."""
+    _state["name"] = _check(name)
+
+
+@contextlib.contextmanager
+def use(name):
+    """Use backend ``name`` inside a ``with`` block."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        _state["name"] = previous
+
+
+def ops(name=None):
+    """The module of fused operations of backend ``name`` (default: the one in use)."""
+    if (name or get_backend()) == "numba":
+        from . import numba_ops
+        return numba_ops
+    from . import numpy_ops
+    return numpy_ops

@@ -1,0 +1,289 @@
+"""Fused kernels for the hot paths, JIT-compiled by Numba.
+
+Each public function has the signature and the meaning of its namesake in
+:mod:`nnumpy.backend.numpy_ops` (read that first: it is the mathematics);
+here the same computation is arranged for speed:
+
+* the matrix products go straight to BLAS GEMM (through the SciPy BLAS that
+  Numba binds), including ``gW += dz.T @ x`` as a GEMM with beta = 1, so the
+  weight gradient is accumulated without a temporary;
+* bias and activation are applied in the same pass over the GEMM's output;
+  the activation derivative and the bias gradient in one pass over dy;
+* softmax cross-entropy gives the loss and d(logits) in one pass per row;
+* optimizer updates are one loop over each parameter, in place.
+
+Kernels are compiled on first use per dtype and cached on disk
+(``cache=True``), so later processes start warm.  No ``fastmath``: the
+results agree with the NumPy reference to rounding.  Inputs that are not
+C-contiguous are copied to contiguous arrays by the wrappers.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+from numba.core import types
+from numba.extending import overload
+from numba.np.linalg import _BLAS
+
+from .numpy_ops import ACTIVATION_CODES
+
+__all__ = ["linear_act_forward", "linear_act_backward", "cross_entropy", "sgd_update", "adam_update",
+           "ACTIVATION_CODES", "warm_up"]
+
+_IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
+                                             ("identity", "relu", "leaky_relu", "sigmoid", "tanh"))
+
+
+# ---------------------------------------------------------------------------
+# GEMM on row-major arrays through the BLAS that Numba binds
+# ---------------------------------------------------------------------------
+def _xxgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    raise NotImplementedError("only callable from Numba-compiled code")
+
+
+@overload(_xxgemm)
+def _xxgemm_impl(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    fn = _BLAS().numba_xxgemm(c.dtype)
+    kind = ord("s") if c.dtype == types.float32 else ord("d")
+
+    def impl(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        return fn(kind, transa, transb, m, n, k, alpha.ctypes, a.ctypes, lda, b.ctypes, ldb,
+                  beta.ctypes, c.ctypes, ldc)
+    return impl
+
+
+@njit(cache=True)
+def _gemm(trans_a, trans_b, alpha, a, b, beta, c):
+    """``c = alpha * op(a) @ op(b) + beta * c`` for C-contiguous 2-D arrays,
+    op(m) = m.T when its flag is set.
+
+    BLAS is column-major: a row-major (r, s) array is, to BLAS, its (s, r)
+    transpose.  So the row-major product C = op(A) op(B) is computed as the
+    column-major product C^T = op(B)^T op(A)^T, i.e. with the operands swapped.
+    """
+    k = a.shape[0] if trans_a else a.shape[1]
+    al = np.empty(1, c.dtype)
+    al[0] = alpha
+    be = np.empty(1, c.dtype)
+    be[0] = beta
+    tb = ord("t") if trans_a else ord("n")
+    ta = ord("t") if trans_b else ord("n")
+    _xxgemm(ta, tb, c.shape[1], c.shape[0], k, al, b, b.shape[1], a, a.shape[1], be, c, c.shape[1])
+
+
+# ---------------------------------------------------------------------------
+# Linear + activation
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def _sigmoid(v):
+    if v >= 0:
+        return 1.0 / (1.0 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def _linear_act_forward(x, W, b, has_bias, act, slope, y):
+    _gemm(False, True, 1.0, x, W, 0.0, y)           # y = x @ W.T        (N, K) @ (K, M) -> (N, M)
+    n, m = y.shape
+    for i in range(n):                              # one pass: + b, then act
+        for j in range(m):
+            v = y[i, j] + b[j] if has_bias else y[i, j]
+            if act == _RELU:
+                v = v if v > 0 else 0.0
+            elif act == _LEAKY:
+                v = v if v > 0 else v * slope
+            elif act == _SIGMOID:
+                v = _sigmoid(v)
+            elif act == _TANH:
+                v = math.tanh(v)
+            y[i, j] = v
+
+
+@njit(cache=True)
+def _linear_act_backward(dy, x, W, y, gW, gb, has_bias, act, slope, need_dx, dz, dx):
+    n, m = dy.shape
+    if act == _IDENTITY:
+        dz = dy                                     # f' = 1: use dy as it is (never written)
+    colsum = np.zeros(m)                            # bias gradient, summed in float64
+    for i in range(n):                              # one pass: dz = dy * f'(y), sum over rows
+        for j in range(m):
+            d = dy[i, j]
+            if act == _RELU:
+                d = d if y[i, j] > 0 else 0.0
+            elif act == _LEAKY:
+                d = d if y[i, j] > 0 else d * slope
+            elif act == _SIGMOID:
+                d = d * y[i, j] * (1.0 - y[i, j])
+            elif act == _TANH:
+                d = d * (1.0 - y[i, j] * y[i, j])
+            if act != _IDENTITY:
+                dz[i, j] = d
+            colsum[j] += dz[i, j]
+    if has_bias:
+        for j in range(m):
+            gb[j] += colsum[j]
+    _gemm(True, False, 1.0, dz, x, 1.0, gW)        # gW += dz.T @ x     (M, N) @ (N, K) -> (M, K)
+    if need_dx:
+        _gemm(False, False, 1.0, dz, W, 0.0, dx)   # dx = dz @ W        (N, M) @ (M, K) -> (N, K)
+
+
+def _c(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+_NO_BIAS = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1, np.float64)}
+
+
+def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
+    """``y = act(x @ W.T + b)``; writes into ``out`` (N, M) when given."""
+    x, W = _c(x), _c(W)
+    y = np.empty((x.shape[0], W.shape[0]), dtype=x.dtype) if out is None else out
+    has_bias = b is not None
+    _linear_act_forward(x, W, _c(b) if has_bias else _NO_BIAS[x.dtype], has_bias,
+                        ACTIVATION_CODES[act], float(slope), y)
+    return y
+
+
+def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=True, dz=None, dx=None):
+    """Backward of :func:`linear_act_forward`: accumulates into gW and gb (in
+    place, C-contiguous) and returns dx (N, K), or None without ``need_dx``.
+    ``dz`` (N, M) and ``dx`` are optional scratch/output buffers."""
+    dy, x, W, y = _c(dy), _c(x), _c(W), _c(y)
+    n, m = dy.shape
+    dz = np.empty((n, m), dtype=dy.dtype) if dz is None and act != "identity" else dz
+    if dz is None:
+        dz = dy
+    if need_dx and dx is None:
+        dx = np.empty((n, W.shape[1]), dtype=dy.dtype)
+    has_bias = gb is not None
+    _linear_act_backward(dy, x, W, y, gW, gb if has_bias else _NO_BIAS[dy.dtype], has_bias,
+                         ACTIVATION_CODES[act], float(slope), need_dx, dz, dx if need_dx else dz)
+    return dx if need_dx else None
+
+
+# ---------------------------------------------------------------------------
+# Softmax cross-entropy
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def _cross_entropy(z, t, scale, dz, per_sample):
+    """Per row n: m = max z_n, s = sum exp(z_n - m), loss_n = m + log s - z_n[t_n],
+    dz_n = (exp(z_n - m) / s - onehot(t_n)) * scale.  Returns the first bad
+    target's row (or -1); per_sample receives loss_n."""
+    n, c = z.shape
+    for i in range(n):
+        if t[i] < 0 or t[i] >= c:
+            return i
+    for i in range(n):
+        mx = z[i, 0]
+        for j in range(1, c):
+            if z[i, j] > mx:
+                mx = z[i, j]
+        s = 0.0
+        for j in range(c):
+            e = math.exp(z[i, j] - mx)
+            dz[i, j] = e
+            s += e
+        per_sample[i] = mx + math.log(s) - z[i, t[i]]
+        f = scale / s
+        for j in range(c):
+            dz[i, j] *= f
+        dz[i, t[i]] -= scale
+    return -1
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """Loss and d(loss)/d(logits) (dloss = 1) in one pass per row; see numpy_ops."""
+    logits = _c(logits)
+    n, c = logits.shape
+    t = target if target.dtype == np.int64 and target.flags.c_contiguous else np.ascontiguousarray(target, np.int64)
+    scale = 1.0 / n if reduction == "mean" and n else 1.0
+    dz = np.empty_like(logits)
+    per_sample = np.empty(n, dtype=np.float64)
+    bad = _cross_entropy(logits, t, scale, dz, per_sample)
+    if bad >= 0:
+        raise ValueError(f"CrossEntropyLoss: target values must lie in [0, {c}), got range "
+                         f"[{target.min()}, {target.max()}]")
+    if reduction == "mean":
+        return per_sample.mean(), dz
+    if reduction == "sum":
+        return per_sample.sum(), dz
+    return per_sample.astype(logits.dtype), dz
+
+
+# ---------------------------------------------------------------------------
+# Optimizers
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def _sgd(p, g, buf, lr, mu, damp, wd, nesterov, first):
+    for i in range(p.size):
+        gi = g[i] + wd * p[i] if wd != 0.0 else g[i]
+        if mu != 0.0:
+            b = gi if first else mu * buf[i] + (1.0 - damp) * gi
+            buf[i] = b
+            gi = gi + mu * b if nesterov else b
+        p[i] -= lr * gi
+
+
+def _check_in_place(*arrays):
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            raise ValueError("optimizer updates need C-contiguous parameter arrays (they are updated "
+                             "in place through a flat view)")
+
+
+def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """One SGD step on ``p`` in place; see numpy_ops.  Returns the momentum buffer."""
+    _check_in_place(p)
+    first = buf is None and momentum != 0.0
+    if first:
+        buf = np.empty_like(p)
+    _sgd(p.reshape(-1), _c(g).reshape(-1), (buf if buf is not None else p).reshape(-1), float(lr),
+         float(momentum), float(dampening), float(weight_decay), bool(nesterov), first)
+    return buf
+
+
+@njit(cache=True)
+def _adam(p, g, m, v, vmax, amsgrad, lr, b1, b2, eps, wd, decoupled, bc1, bc2_sqrt):
+    step_size = lr / bc1
+    for i in range(p.size):
+        gi = g[i]
+        if wd != 0.0:
+            if decoupled:
+                p[i] *= 1.0 - lr * wd
+            else:
+                gi = gi + wd * p[i]
+        m[i] += (1.0 - b1) * (gi - m[i])
+        v[i] = v[i] * b2 + (1.0 - b2) * (gi * gi)
+        vi = v[i]
+        if amsgrad:
+            if vi > vmax[i]:
+                vmax[i] = vi
+            vi = vmax[i]
+        p[i] -= step_size * (m[i] / (math.sqrt(vi) / bc2_sqrt + eps))
+
+
+def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
+    """One Adam/AdamW step on ``p`` in place; see numpy_ops."""
+    _check_in_place(p, m, v)
+    _adam(p.reshape(-1), _c(g).reshape(-1), m.reshape(-1), v.reshape(-1),
+          (vmax if vmax is not None else v).reshape(-1), vmax is not None, float(lr), float(beta1),
+          float(beta2), float(eps), float(weight_decay), bool(decoupled),
+          1.0 - beta1 ** step, math.sqrt(1.0 - beta2 ** step))
+
+
+def warm_up(dtypes=(np.float32, np.float64)):
+    """Compile (or load from the disk cache) every kernel for ``dtypes``."""
+    for dt in dtypes:
+        x = np.ones((2, 3), dt)
+        W = np.ones((4, 3), dt)
+        b = np.ones(4, dt)
+        for act in ACTIVATION_CODES:
+            y = linear_act_forward(x, W, b, act, 0.1)
+            linear_act_backward(np.ones_like(y), x, W, y, np.zeros_like(W), np.zeros_like(b), act, 0.1)
+        cross_entropy(np.ones((2, 4), dt), np.array([0, 3]))
+        p = np.ones(3, dt)
+        sgd_update(p, np.ones(3, dt), None, 0.1, 0.9)
+        adam_update(p, np.ones(3, dt), np.zeros(3, dt), np.zeros(3, dt), None, 1, 0.1, 0.9, 0.999, 1e-8)

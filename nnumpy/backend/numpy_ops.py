@@ -1,0 +1,118 @@
+"""The reference form of every fused operation, in plain NumPy.
+
+:mod:`nnumpy.backend.numba_ops` provides the same functions as JIT-compiled
+kernels; the tests hold the two to 1e-12 (float64) and 1e-5 (float32).
+Shapes: N batch, K = in_features, M = out_features, C classes.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+
+__all__ = ["linear_act_forward", "linear_act_backward", "cross_entropy", "sgd_update", "adam_update",
+           "ACTIVATION_CODES"]
+
+#: Activations a fused linear layer can apply.
+ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+
+
+def activation_forward(z, act, slope=0.0):
+    if act == "relu":
+        return F.relu_forward(z)[0]
+    if act == "leaky_relu":
+        return F.leaky_relu_forward(z, slope)[0]
+    if act == "sigmoid":
+        return F.sigmoid(z)
+    if act == "tanh":
+        return F.tanh_forward(z)
+    return z
+
+
+def activation_backward(dy, y, act, slope=0.0):
+    """dz = dy * f'(z), with f'(z) written through the output y = f(z):
+    ReLU 1[y > 0]; LeakyReLU 1 or slope (slope > 0, so y > 0 iff z > 0);
+    sigmoid y (1 - y); tanh 1 - y^2; identity 1."""
+    if act == "relu":
+        return F.relu_backward(dy, y > 0)
+    if act == "leaky_relu":
+        return F.leaky_relu_backward(dy, y > 0, slope)
+    if act == "sigmoid":
+        return F.sigmoid_backward(dy, y)
+    if act == "tanh":
+        return F.tanh_backward(dy, y)
+    return dy
+
+
+def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
+    """``y = act(x @ W.T + b)``: x (N, K), W (M, K), b (M,) or None -> y (N, M)."""
+    y = activation_forward(F.linear_forward(x, W, b), act, slope)
+    if out is None:
+        return y
+    out[...] = y
+    return out
+
+
+def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=True, dz=None, dx=None):
+    """Backward of :func:`linear_act_forward`, accumulating the parameter gradients.
+
+        dz  = dy * f'(z)       (N, M)
+        gb += dz.sum(axis=0)   (M,)
+        gW += dz.T @ x         (M, N) @ (N, K) -> (M, K)
+        dx  = dz @ W           (N, M) @ (M, K) -> (N, K), only if need_dx
+
+    Returns dx, or None when ``need_dx`` is false.  (``dz``/``dx``, scratch
+    buffers for the numba kernel, are not used here.)
+    """
+    dz = activation_backward(dy, y, act, slope)
+    dx, dW, db = F.linear_backward(dz, x, W, need_bias=gb is not None)
+    gW += dW
+    if gb is not None:
+        gb += db
+    return dx if need_dx else None
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """Loss and d(loss)/d(logits) of softmax cross-entropy (dloss = 1).
+
+    Returns (loss as a float, or (N,) for "none"; dlogits (N, C))."""
+    loss, probs = F.cross_entropy_forward(logits, target, reduction)
+    return loss, F.cross_entropy_backward(probs, target, reduction)
+
+
+def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """One SGD step on ``p`` in place (PyTorch's formulas, see :class:`nnumpy.optim.SGD`).
+    ``buf`` is the momentum buffer (None before the first step).  Returns the buffer."""
+    if weight_decay != 0.0:
+        g = g + weight_decay * p
+    if momentum != 0.0:
+        if buf is None:
+            buf = g.copy()
+        else:
+            buf *= momentum
+            buf += (1.0 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
+    return buf
+
+
+def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
+    """One Adam/AdamW step on ``p`` in place, at step number ``step`` (1, 2, ...);
+    m, v (and vmax for amsgrad, else None) are updated in place
+    (PyTorch's formulas, see :class:`nnumpy.optim.Adam`)."""
+    if weight_decay != 0.0:
+        if decoupled:
+            p *= 1.0 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    m += (1.0 - beta1) * (g - m)
+    v *= beta2
+    v += (1.0 - beta2) * (g * g)
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    step_size = lr / (1.0 - beta1 ** step)
+    denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** step) + eps
+    p -= step_size * (m / denom)
