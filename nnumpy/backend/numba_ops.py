@@ -103,7 +103,7 @@ def _linear_act_forward(x, W, b, has_bias, act, slope, y):
 
 
 @njit(cache=True)
-def _linear_act_backward(dy, x, W, y, gW, gb, has_bias, act, slope, need_dx, dz, dx):
+def _linear_act_backward(dy, x, W, y, gW, gb, has_bias, act, slope, need_dx, dz, dx, acc_w, acc_b):
     n, m = dy.shape
     if act == _IDENTITY:
         dz = dy                                     # f' = 1: use dy as it is (never written)
@@ -124,8 +124,9 @@ def _linear_act_backward(dy, x, W, y, gW, gb, has_bias, act, slope, need_dx, dz,
             colsum[j] += dz[i, j]
     if has_bias:
         for j in range(m):
-            gb[j] += colsum[j]
-    _gemm(True, False, 1.0, dz, x, 1.0, gW)        # gW += dz.T @ x     (M, N) @ (N, K) -> (M, K)
+            gb[j] = gb[j] + colsum[j] if acc_b else colsum[j]
+    # gW (+)= dz.T @ x   (M, N) @ (N, K) -> (M, K): beta = 1 adds inside the GEMM, beta = 0 overwrites
+    _gemm(True, False, 1.0, dz, x, 1.0 if acc_w else 0.0, gW)
     if need_dx:
         _gemm(False, False, 1.0, dz, W, 0.0, dx)   # dx = dz @ W        (N, M) @ (M, K) -> (N, K)
 
@@ -147,10 +148,12 @@ def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
     return y
 
 
-def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=True, dz=None, dx=None):
+def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=True, dz=None, dx=None,
+                        acc_w=True, acc_b=True):
     """Backward of :func:`linear_act_forward`: accumulates into gW and gb (in
-    place, C-contiguous) and returns dx (N, K), or None without ``need_dx``.
-    ``dz`` (N, M) and ``dx`` are optional scratch/output buffers."""
+    place, C-contiguous; overwrites them when acc_w/acc_b are false) and
+    returns dx (N, K), or None without ``need_dx``.  ``dz`` (N, M) and ``dx``
+    are optional scratch/output buffers."""
     dy, x, W, y = _c(dy), _c(x), _c(W), _c(y)
     n, m = dy.shape
     dz = np.empty((n, m), dtype=dy.dtype) if dz is None and act != "identity" else dz
@@ -160,7 +163,8 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
         dx = np.empty((n, W.shape[1]), dtype=dy.dtype)
     has_bias = gb is not None
     _linear_act_backward(dy, x, W, y, gW, gb if has_bias else _NO_BIAS[dy.dtype], has_bias,
-                         ACTIVATION_CODES[act], float(slope), need_dx, dz, dx if need_dx else dz)
+                         ACTIVATION_CODES[act], float(slope), need_dx, dz, dx if need_dx else dz,
+                         bool(acc_w), bool(acc_b))
     return dx if need_dx else None
 
 
@@ -217,14 +221,24 @@ def cross_entropy(logits, target, reduction="mean"):
 # Optimizers
 # ---------------------------------------------------------------------------
 @njit(cache=True)
-def _sgd(p, g, buf, lr, mu, damp, wd, nesterov, first):
-    for i in range(p.size):
-        gi = g[i] + wd * p[i] if wd != 0.0 else g[i]
-        if mu != 0.0:
-            b = gi if first else mu * buf[i] + (1.0 - damp) * gi
-            buf[i] = b
-            gi = gi + mu * b if nesterov else b
-        p[i] -= lr * gi
+def _sgd(p, g, buf, lr, mu, damp1, wd, nesterov, first):
+    """Scalars arrive in p's dtype, so float32 parameters are updated in
+    float32 arithmetic, exactly like the NumPy reference.  The common cases
+    get loops without branches (they vectorise)."""
+    n = p.size
+    if mu == 0.0:
+        if wd == 0.0:
+            for i in range(n):
+                p[i] -= lr * g[i]
+        else:
+            for i in range(n):
+                p[i] -= lr * (g[i] + wd * p[i])
+        return
+    for i in range(n):
+        gi = g[i] + wd * p[i]                        # wd = 0 adds nothing
+        b = gi if first else mu * buf[i] + damp1 * gi
+        buf[i] = b
+        p[i] -= lr * (gi + mu * b if nesterov else b)
 
 
 def _check_in_place(*arrays):
@@ -240,38 +254,39 @@ def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
     first = buf is None and momentum != 0.0
     if first:
         buf = np.empty_like(p)
-    _sgd(p.reshape(-1), _c(g).reshape(-1), (buf if buf is not None else p).reshape(-1), float(lr),
-         float(momentum), float(dampening), float(weight_decay), bool(nesterov), first)
+    t = p.dtype.type
+    _sgd(p.reshape(-1), _c(g).reshape(-1), (buf if buf is not None else p).reshape(-1), t(lr),
+         t(momentum), t(1.0 - dampening), t(weight_decay), bool(nesterov), first)
     return buf
 
 
 @njit(cache=True)
-def _adam(p, g, m, v, vmax, amsgrad, lr, b1, b2, eps, wd, decoupled, bc1, bc2_sqrt):
-    step_size = lr / bc1
+def _adam(p, g, m, v, vmax, amsgrad, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
+    """Scalars arrive in p's dtype (float32 stays float32, like the reference).
+    decay = 1 - lr * wd for AdamW (1 for Adam); wd is Adam's L2 term (0 for AdamW)."""
     for i in range(p.size):
-        gi = g[i]
-        if wd != 0.0:
-            if decoupled:
-                p[i] *= 1.0 - lr * wd
-            else:
-                gi = gi + wd * p[i]
-        m[i] += (1.0 - b1) * (gi - m[i])
-        v[i] = v[i] * b2 + (1.0 - b2) * (gi * gi)
+        p[i] *= decay
+        gi = g[i] + wd * p[i]
+        m[i] += one_minus_b1 * (gi - m[i])
+        v[i] = v[i] * b2 + one_minus_b2 * (gi * gi)
         vi = v[i]
         if amsgrad:
             if vi > vmax[i]:
                 vmax[i] = vi
             vi = vmax[i]
-        p[i] -= step_size * (m[i] / (math.sqrt(vi) / bc2_sqrt + eps))
+        p[i] -= step_size * (m[i] / (np.sqrt(vi) / bc2_sqrt + eps))
 
 
 def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
     """One Adam/AdamW step on ``p`` in place; see numpy_ops."""
     _check_in_place(p, m, v)
+    t = p.dtype.type
+    decay = 1.0 - lr * weight_decay if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
     _adam(p.reshape(-1), _c(g).reshape(-1), m.reshape(-1), v.reshape(-1),
-          (vmax if vmax is not None else v).reshape(-1), vmax is not None, float(lr), float(beta1),
-          float(beta2), float(eps), float(weight_decay), bool(decoupled),
-          1.0 - beta1 ** step, math.sqrt(1.0 - beta2 ** step))
+          (vmax if vmax is not None else v).reshape(-1), vmax is not None, t(1.0 - beta1), t(beta2),
+          t(1.0 - beta2), t(eps), t(l2), t(decay), t(lr / (1.0 - beta1 ** step)),
+          t(math.sqrt(1.0 - beta2 ** step)))
 
 
 def warm_up(dtypes=(np.float32, np.float64)):

@@ -55,7 +55,8 @@ def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
     return out
 
 
-def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=True, dz=None, dx=None):
+def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=True, dz=None, dx=None,
+                        acc_w=True, acc_b=True):
     """Backward of :func:`linear_act_forward`, accumulating the parameter gradients.
 
         dz  = dy * f'(z)       (N, M)
@@ -63,15 +64,22 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
         gW += dz.T @ x         (M, N) @ (N, K) -> (M, K)
         dx  = dz @ W           (N, M) @ (M, K) -> (N, K), only if need_dx
 
-    Returns dx, or None when ``need_dx`` is false.  (``dz``/``dx``, scratch
-    buffers for the numba kernel, are not used here.)
+    Returns dx, or None when ``need_dx`` is false.  With ``acc_w``/``acc_b``
+    false, gW/gb are overwritten (``=``) instead of added to.  (``dz``/``dx``,
+    scratch buffers for the numba kernel, are not used here.)
     """
     dz = activation_backward(dy, y, act, slope)
-    dx, dW, db = F.linear_backward(dz, x, W, need_bias=gb is not None)
-    gW += dW
+    dx, dW, db = F.linear_backward(dz, x, W, need_bias=gb is not None, need_dx=need_dx)
+    if acc_w:
+        gW += dW
+    else:
+        gW[...] = dW
     if gb is not None:
-        gb += db
-    return dx if need_dx else None
+        if acc_b:
+            gb += db
+        else:
+            gb[...] = db
+    return dx
 
 
 def cross_entropy(logits, target, reduction="mean"):

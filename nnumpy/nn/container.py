@@ -155,9 +155,11 @@ class Sequential(Module):
             x, y = c["x"], c["y"]
             dz = self._buffer(("dz", k), y.shape, y.dtype) if act != "identity" else None
             dx = self._buffer(("dx", k), x.shape, x.dtype) if k > 0 else None
+            gW, acc_w = m.weight.grad_for_update()
+            gb, acc_b = m.bias.grad_for_update() if m.bias is not None else (None, True)
             dy = backend.ops("numba").linear_act_backward(
-                dy, x, m.weight.data, y, m.weight.grad, m.bias.grad if m.bias is not None else None,
-                act, getattr(act_mod, "negative_slope", 0.0), need, dz=dz, dx=dx)
+                dy, x, m.weight.data, y, gW, gb, act, getattr(act_mod, "negative_slope", 0.0), need,
+                dz=dz, dx=dx, acc_w=acc_w, acc_b=acc_b)
         return self._own(dy) if input_grad else None
 
     def _own(self, a):

@@ -57,19 +57,46 @@ def check_input(module, x, dtype=None):
 class Parameter:
     """A learnable array: ``data`` and its gradient ``grad`` (same shape, dtype).
 
-    ``grad`` starts at zero; backward passes add into it and
-    :meth:`Module.zero_grad` resets it in place, so the array object behind
-    ``grad`` (and ``data``) never changes identity during training.
+    ``grad`` starts at zero; backward passes add into it and :meth:`zero_grad`
+    resets it, so the array object behind ``grad`` (and ``data``) never
+    changes identity during training.
+
+    Resetting is lazy: :meth:`zero_grad` only marks the gradient as zero.
+    Reading ``grad`` clears the array first, and a fused backward (numba
+    backend) that would add into a marked gradient writes into it instead,
+    which saves a pass over the gradient's memory every step.  (So read the
+    gradient through ``param.grad``, not through an old reference to the array.)
     """
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "_grad", "_grad_is_zero")
 
     def __init__(self, data):
         data = np.array(data, copy=True, order="C")     # C order: the fused kernels rely on it
         if data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"Parameter data must be float32 or float64, got {data.dtype}")
         self.data = data
-        self.grad = np.zeros_like(data)
+        self._grad = np.zeros_like(data)
+        self._grad_is_zero = False
+
+    @property
+    def grad(self):
+        if self._grad_is_zero:
+            self._grad[...] = 0
+            self._grad_is_zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
+        self._grad_is_zero = False
+
+    def grad_for_update(self):
+        """``(array, accumulate)`` for a kernel about to add a gradient: when the
+        gradient is marked zero, ``accumulate`` is False and the kernel must
+        overwrite the whole array (the mark is then cleared)."""
+        accumulate = not self._grad_is_zero
+        self._grad_is_zero = False
+        return self._grad, accumulate
 
     @property
     def shape(self):
@@ -84,7 +111,8 @@ class Parameter:
         return self.data.size
 
     def zero_grad(self):
-        self.grad[...] = 0
+        """Mark the gradient as zero (see the class docstring)."""
+        self._grad_is_zero = True
 
     def __repr__(self):
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
@@ -210,9 +238,9 @@ class Module:
         return int(sum(p.size for p in self.parameters()))
 
     def zero_grad(self):
-        """Reset every gradient to zero in place (the arrays keep their identity)."""
+        """Reset every gradient to zero (the arrays keep their identity)."""
         for p in self.parameters():
-            p.grad[...] = 0
+            p.zero_grad()
 
     def train(self, mode=True):
         for m in self.modules():

@@ -54,10 +54,10 @@ class Optimizer:
             raise ValueError(f"invalid weight_decay: {group['weight_decay']}")
 
     def zero_grad(self):
-        """Reset every gradient to zero in place."""
+        """Reset every gradient to zero (see :class:`~nnumpy.nn.Parameter`)."""
         for g in self.param_groups:
             for p in g["params"]:
-                p.grad[...] = 0
+                p.zero_grad()
 
     def step(self):
         raise NotImplementedError
