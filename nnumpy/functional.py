@@ -196,7 +196,8 @@ def cross_entropy_backward(probs, target, reduction="mean", dloss=1.0):
     elif reduction == "sum":
         dz *= float(dloss)
     else:
-        dz *= np.asarray(dloss, dtype=dz.dtype)[:, None]         # (N, C) * (N, 1)
+        d = np.asarray(dloss, dtype=dz.dtype)                     # (N,) or a scalar
+        dz *= d[:, None] if d.ndim else d                          # (N, C) * (N, 1)
     return dz
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .datasets.splits import _check_pair, iterate_minibatches, num_batches
+from .nn.container import Sequential
 from .nn.loss import CrossEntropyLoss, MSELoss
 
 __all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError"]
@@ -97,6 +98,9 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         model.backward(loss_fn.backward())     # back-propagation by hand
         optimizer.step()
 
+    (For a Sequential model, backward is asked for no input gradient: the
+    data needs none.)
+
     train, val: ``(x, y)`` pairs; y holds integer labels (cross-entropy) or
     targets of the output's shape.  seed: the batch order of every epoch
     comes from ``numpy.random.default_rng(seed)``, so the same seed (and the
@@ -131,7 +135,10 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
                 raise TrainingDivergedError(
                     f"the loss became {loss} at epoch {epoch}, step {step} of {steps} (learning rate "
                     f"{lr:g}); training diverged: try a lower learning rate")
-            model.backward(loss_fn.backward())
+            if isinstance(model, Sequential):       # the data needs no gradient: skip the first dx
+                model.backward(loss_fn.backward(), input_grad=False)
+            else:
+                model.backward(loss_fn.backward())
             optimizer.step()
             total_loss += loss * len(xb)
             total_correct += _correct(out, yb)

@@ -135,11 +135,20 @@ def _c(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
+def _same_dtype(*arrays):
+    """The kernels are compiled per dtype: every array must share the first one's."""
+    dt = arrays[0].dtype
+    if dt not in _NO_BIAS or any(a is not None and a.dtype != dt for a in arrays):
+        raise TypeError("numba kernels need float32 or float64 arrays of one dtype, got "
+                        + ", ".join(str(a.dtype) for a in arrays if a is not None))
+
+
 _NO_BIAS = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1, np.float64)}
 
 
 def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
     """``y = act(x @ W.T + b)``; writes into ``out`` (N, M) when given."""
+    _same_dtype(x, W, b, out)
     x, W = _c(x), _c(W)
     y = np.empty((x.shape[0], W.shape[0]), dtype=x.dtype) if out is None else out
     has_bias = b is not None
@@ -154,6 +163,7 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
     place, C-contiguous; overwrites them when acc_w/acc_b are false) and
     returns dx (N, K), or None without ``need_dx``.  ``dz`` (N, M) and ``dx``
     are optional scratch/output buffers."""
+    _same_dtype(dy, x, W, y, gW, gb, dz, dx)
     dy, x, W, y = _c(dy), _c(x), _c(W), _c(y)
     n, m = dy.shape
     dz = np.empty((n, m), dtype=dy.dtype) if dz is None and act != "identity" else dz
@@ -200,6 +210,7 @@ def _cross_entropy(z, t, scale, dz, per_sample):
 
 def cross_entropy(logits, target, reduction="mean"):
     """Loss and d(loss)/d(logits) (dloss = 1) in one pass per row; see numpy_ops."""
+    _same_dtype(logits)
     logits = _c(logits)
     n, c = logits.shape
     t = target if target.dtype == np.int64 and target.flags.c_contiguous else np.ascontiguousarray(target, np.int64)

@@ -180,11 +180,12 @@ class MLP(Sequential):
     equivalent PyTorch stack, so the state-dict keys match that stack.
 
     activation: a name from :data:`ACTIVATIONS`, or a list with one name per
-    hidden layer.  ``rng``: an int seed or Generator for the initial weights
+    hidden layer.  input_grad: see :class:`Sequential`.  ``rng``: an int seed or Generator for the initial weights
     (and dropout masks); the same seed gives the same model.
     """
 
-    def __init__(self, sizes, activation="relu", dropout=0.0, bias=True, dtype=None, rng=None):
+    def __init__(self, sizes, activation="relu", dropout=0.0, bias=True, dtype=None, rng=None,
+                 input_grad=True):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(f"MLP needs at least two positive layer sizes (input and output), got {sizes}")
@@ -206,7 +207,7 @@ class MLP(Sequential):
                 layers.append(ACTIVATIONS[acts[i]]())
                 if dropout > 0:
                     layers.append(Dropout(dropout, rng=gen))
-        super().__init__(*layers)
+        super().__init__(*layers, input_grad=input_grad)
         self.sizes = sizes
         self.activations = acts
         self.dropout = dropout
@@ -214,4 +215,4 @@ class MLP(Sequential):
 
     def get_config(self):
         return {"sizes": self.sizes, "activation": self.activations, "dropout": self.dropout,
-                "bias": self.bias}
+                "bias": self.bias, "input_grad": self.input_grad}
