@@ -73,9 +73,10 @@ def _default():
 
 def get_backend():
     """The name of the backend in use."""
-    if _state["name"] is None:
-        _state["name"] = _default()
-    return _state["name"]
+    name = _state["name"]
+    if name is None:
+        name = _state["name"] = _default()
+    return name
 
 
 def set_backend(name):
@@ -94,10 +95,13 @@ def use(name):
         _state["name"] = previous
 
 
+_OPS = {}
+
+
 def ops(name=None):
     """The module of fused operations of backend ``name`` (default: the one in use)."""
-    if (name or get_backend()) == "numba":
-        from . import numba_ops
-        return numba_ops
-    from . import numpy_ops
-    return numpy_ops
+    name = name or _state["name"] or get_backend()
+    mod = _OPS.get(name)
+    if mod is None:
+        mod = _OPS[name] = importlib.import_module(f".{name}_ops", __name__)
+    return mod

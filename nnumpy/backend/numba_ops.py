@@ -4,9 +4,10 @@ Each public function has the signature and the meaning of its namesake in
 :mod:`nnumpy.backend.numpy_ops` (read that first: it is the mathematics);
 here the same computation is arranged for speed:
 
-* the matrix products go straight to BLAS GEMM (through the SciPy BLAS that
-  Numba binds), including ``gW += dz.T @ x`` as a GEMM with beta = 1, so the
-  weight gradient is accumulated without a temporary;
+* the matrix products are NumPy's BLAS GEMMs writing straight into
+  preallocated outputs (the weight gradient straight into ``param.grad``
+  when it is to be overwritten), so nnumpy shares one BLAS and one thread
+  pool with the rest of the process;
 * bias and activation are applied in the same pass over the GEMM's output;
   the activation derivative and the bias gradient in one pass over dy;
 * softmax cross-entropy gives the loss and d(logits) in one pass per row;
@@ -23,9 +24,6 @@ import math
 
 import numpy as np
 from numba import njit
-from numba.core import types
-from numba.extending import overload
-from numba.np.linalg import _BLAS
 
 from .numpy_ops import ACTIVATION_CODES
 
@@ -37,44 +35,9 @@ _IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
 
 
 # ---------------------------------------------------------------------------
-# GEMM on row-major arrays through the BLAS that Numba binds
-# ---------------------------------------------------------------------------
-def _xxgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    raise NotImplementedError("only callable from Numba-compiled code")
-
-
-@overload(_xxgemm)
-def _xxgemm_impl(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    fn = _BLAS().numba_xxgemm(c.dtype)
-    kind = ord("s") if c.dtype == types.float32 else ord("d")
-
-    def impl(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        return fn(kind, transa, transb, m, n, k, alpha.ctypes, a.ctypes, lda, b.ctypes, ldb,
-                  beta.ctypes, c.ctypes, ldc)
-    return impl
-
-
-@njit(cache=True)
-def _gemm(trans_a, trans_b, alpha, a, b, beta, c):
-    """``c = alpha * op(a) @ op(b) + beta * c`` for C-contiguous 2-D arrays,
-    op(m) = m.T when its flag is set.
-
-    BLAS is column-major: a row-major (r, s) array is, to BLAS, its (s, r)
-    transpose.  So the row-major product C = op(A) op(B) is computed as the
-    column-major product C^T = op(B)^T op(A)^T, i.e. with the operands swapped.
-    """
-    k = a.shape[0] if trans_a else a.shape[1]
-    al = np.empty(1, c.dtype)
-    al[0] = alpha
-    be = np.empty(1, c.dtype)
-    be[0] = beta
-    tb = ord("t") if trans_a else ord("n")
-    ta = ord("t") if trans_b else ord("n")
-    _xxgemm(ta, tb, c.shape[1], c.shape[0], k, al, b, b.shape[1], a, a.shape[1], be, c, c.shape[1])
-
-
-# ---------------------------------------------------------------------------
-# Linear + activation
+# Linear + activation.  The GEMMs are NumPy's (np.matmul into preallocated
+# outputs, so this backend shares NumPy's BLAS and its thread pool); Numba
+# fuses everything around them into single passes.
 # ---------------------------------------------------------------------------
 @njit(cache=True)
 def _sigmoid(v):
@@ -85,10 +48,10 @@ def _sigmoid(v):
 
 
 @njit(cache=True)
-def _linear_act_forward(x, W, b, has_bias, act, slope, y):
-    _gemm(False, True, 1.0, x, W, 0.0, y)           # y = x @ W.T        (N, K) @ (K, M) -> (N, M)
+def _bias_act(y, b, has_bias, act, slope):
+    """In place, one pass over the GEMM's output: y <- act(y + b)."""
     n, m = y.shape
-    for i in range(n):                              # one pass: + b, then act
+    for i in range(n):
         for j in range(m):
             v = y[i, j] + b[j] if has_bias else y[i, j]
             if act == _RELU:
@@ -103,12 +66,12 @@ def _linear_act_forward(x, W, b, has_bias, act, slope, y):
 
 
 @njit(cache=True)
-def _linear_act_backward(dy, x, W, y, gW, gb, has_bias, act, slope, need_dx, dz, dx, acc_w, acc_b):
+def _act_grad_bias(dy, y, act, slope, dz, gb, has_bias, acc_b):
+    """One pass over dy: dz = dy * f'(y) (skipped for the identity, where dz is
+    dy) and the bias gradient gb (+)= sum over rows of dz, summed in float64."""
     n, m = dy.shape
-    if act == _IDENTITY:
-        dz = dy                                     # f' = 1: use dy as it is (never written)
-    colsum = np.zeros(m)                            # bias gradient, summed in float64
-    for i in range(n):                              # one pass: dz = dy * f'(y), sum over rows
+    colsum = np.zeros(m)
+    for i in range(n):
         for j in range(m):
             d = dy[i, j]
             if act == _RELU:
@@ -121,18 +84,25 @@ def _linear_act_backward(dy, x, W, y, gW, gb, has_bias, act, slope, need_dx, dz,
                 d = d * (1.0 - y[i, j] * y[i, j])
             if act != _IDENTITY:
                 dz[i, j] = d
-            colsum[j] += dz[i, j]
+            colsum[j] += d
     if has_bias:
         for j in range(m):
             gb[j] = gb[j] + colsum[j] if acc_b else colsum[j]
-    # gW (+)= dz.T @ x   (M, N) @ (N, K) -> (M, K): beta = 1 adds inside the GEMM, beta = 0 overwrites
-    _gemm(True, False, 1.0, dz, x, 1.0 if acc_w else 0.0, gW)
-    if need_dx:
-        _gemm(False, False, 1.0, dz, W, 0.0, dx)   # dx = dz @ W        (N, M) @ (M, K) -> (N, K)
+
+
+@njit(cache=True)
+def _add_into(a, b):
+    """a += b, element by element (same shapes, C-contiguous)."""
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    for i in range(fa.size):
+        fa[i] += fb[i]
 
 
 def _c(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+_NO_BIAS = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1, np.float64)}
 
 
 def _same_dtype(*arrays):
@@ -143,17 +113,17 @@ def _same_dtype(*arrays):
                         + ", ".join(str(a.dtype) for a in arrays if a is not None))
 
 
-_NO_BIAS = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1, np.float64)}
-
-
 def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
-    """``y = act(x @ W.T + b)``; writes into ``out`` (N, M) when given."""
+    """``y = act(x @ W.T + b)``; writes into ``out`` (N, M) when given.
+
+    y = x @ W.T by BLAS straight into y   (N, K) @ (K, M) -> (N, M)
+    y <- act(y + b) in one pass           (N, M)
+    """
     _same_dtype(x, W, b, out)
-    x, W = _c(x), _c(W)
     y = np.empty((x.shape[0], W.shape[0]), dtype=x.dtype) if out is None else out
+    np.matmul(x, W.T, out=y)
     has_bias = b is not None
-    _linear_act_forward(x, W, _c(b) if has_bias else _NO_BIAS[x.dtype], has_bias,
-                        ACTIVATION_CODES[act], float(slope), y)
+    _bias_act(y, _c(b) if has_bias else _NO_BIAS[x.dtype], has_bias, ACTIVATION_CODES[act], float(slope))
     return y
 
 
@@ -162,20 +132,31 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
     """Backward of :func:`linear_act_forward`: accumulates into gW and gb (in
     place, C-contiguous; overwrites them when acc_w/acc_b are false) and
     returns dx (N, K), or None without ``need_dx``.  ``dz`` (N, M) and ``dx``
-    are optional scratch/output buffers."""
+    are optional scratch/output buffers.
+
+    dz = dy * f'(y) and gb (+)= sum_n dz   one pass   (N, M), (M,)
+    gW (+)= dz.T @ x     (M, N) @ (N, K) -> (M, K); written straight into gW when not accumulating
+    dx = dz @ W          (N, M) @ (M, K) -> (N, K)
+    """
     _same_dtype(dy, x, W, y, gW, gb, dz, dx)
-    dy, x, W, y = _c(dy), _c(x), _c(W), _c(y)
-    n, m = dy.shape
-    dz = np.empty((n, m), dtype=dy.dtype) if dz is None and act != "identity" else dz
-    if dz is None:
-        dz = dy
-    if need_dx and dx is None:
-        dx = np.empty((n, W.shape[1]), dtype=dy.dtype)
+    dy, y = _c(dy), _c(y)
+    code = ACTIVATION_CODES[act]
+    if code == _IDENTITY:
+        dz = dy                                      # f' = 1: dy itself (never written)
+    elif dz is None:
+        dz = np.empty_like(dy)
     has_bias = gb is not None
-    _linear_act_backward(dy, x, W, y, gW, gb if has_bias else _NO_BIAS[dy.dtype], has_bias,
-                         ACTIVATION_CODES[act], float(slope), need_dx, dz, dx if need_dx else dz,
-                         bool(acc_w), bool(acc_b))
-    return dx if need_dx else None
+    _act_grad_bias(dy, y, code, float(slope), dz, gb if has_bias else _NO_BIAS[dy.dtype], has_bias,
+                   bool(acc_b))
+    if acc_w:
+        _add_into(gW, dz.T @ x)
+    else:
+        np.matmul(dz.T, x, out=gW)
+    if not need_dx:
+        return None
+    if dx is None:
+        dx = np.empty((dy.shape[0], W.shape[1]), dtype=dy.dtype)
+    return np.matmul(dz, W, out=dx)
 
 
 # ---------------------------------------------------------------------------

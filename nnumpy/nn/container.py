@@ -113,6 +113,7 @@ class Sequential(Module):
         ops = backend.ops()
         steps = self._plan(fuse)
         last = len(steps) - 1
+        fresh = True                       # is x a new array (not one of the reused buffers)?
         for k, (m, act_mod, act) in enumerate(steps):
             if act is None or getattr(x, "ndim", 2) != 2:
                 if act is not None:        # N-d input: run this pair unfused
@@ -120,6 +121,7 @@ class Sequential(Module):
                     x = act_mod(x) if act_mod is not None else x
                 else:
                     x = m(x)
+                fresh = False              # a module may return a view of its input
                 continue
             m.check_input(x)
             W, b = m.weight.data, m.bias.data if m.bias is not None else None
@@ -128,15 +130,17 @@ class Sequential(Module):
             m._save(fused=True, x=x, y=y, act=act)       # x (N, in) and y = act(z) (N, out)
             if act_mod is not None:
                 act_mod._save(fused=True)
-            x = y
-        return self._own(x) if fuse else x
+            x, fresh = y, out is None
+        return x if fresh or not fuse else self._own(x)
 
     def backward(self, dy, input_grad=None):
         """dy = dL/d(output) -> dL/d(input) (None when the input needs no gradient)."""
         input_grad = self.input_grad if input_grad is None else bool(input_grad)
         if not self._modules:
             return dy.copy() if input_grad else None
-        steps = self._plan(self.__dict__.get("_fused", False))
+        fused = self.__dict__.get("_fused", False)
+        steps = self._plan(fused)
+        fresh = True
         for k in range(len(steps) - 1, -1, -1):
             m, act_mod, act = steps[k]
             need = input_grad or k > 0
@@ -147,6 +151,7 @@ class Sequential(Module):
                 if not need and isinstance(m, (Linear, Sequential)):
                     return m.backward(dy, input_grad=False)
                 dy = m.backward(dy)
+                fresh = False
                 continue
             c = m._take_fused_cache()
             if act_mod is not None:
@@ -160,7 +165,10 @@ class Sequential(Module):
             dy = backend.ops("numba").linear_act_backward(
                 dy, x, m.weight.data, y, gW, gb, act, getattr(act_mod, "negative_slope", 0.0), need,
                 dz=dz, dx=dx, acc_w=acc_w, acc_b=acc_b)
-        return self._own(dy) if input_grad else None
+            fresh = dx is None
+        if not input_grad:
+            return None
+        return dy if fresh or not fused else self._own(dy)
 
     def _own(self, a):
         """``a``, copied if it shares memory with a reused buffer (so what the
