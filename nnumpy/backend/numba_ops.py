@@ -40,16 +40,9 @@ _IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
 # fuses everything around them into single passes.
 # ---------------------------------------------------------------------------
 @njit(cache=True)
-def _sigmoid(v):
-    if v >= 0:
-        return 1.0 / (1.0 + math.exp(-v))
-    e = math.exp(v)
-    return e / (1.0 + e)
-
-
-@njit(cache=True)
-def _bias_act(y, b, has_bias, act, slope):
-    """In place, one pass over the GEMM's output: y <- act(y + b)."""
+def _bias_act(y, b, has_bias, act, slope, scale):
+    """In place, one pass over the GEMM's output: y <- act(y + b) for the
+    piecewise-linear activations, y <- scale * (y + b) for the others."""
     n, m = y.shape
     for i in range(n):
         for j in range(m):
@@ -58,11 +51,17 @@ def _bias_act(y, b, has_bias, act, slope):
                 v = v if v > 0 else 0.0
             elif act == _LEAKY:
                 v = v if v > 0 else v * slope
-            elif act == _SIGMOID:
-                v = _sigmoid(v)
-            elif act == _TANH:
-                v = math.tanh(v)
+            elif act != _IDENTITY:
+                v = v * scale
             y[i, j] = v
+
+
+@njit(cache=True)
+def _half_plus_half(y):
+    """y <- y / 2 + 1/2, in place."""
+    f = y.reshape(-1)
+    for i in range(f.size):
+        f[i] = f[i] * 0.5 + 0.5
 
 
 @njit(cache=True)
@@ -118,12 +117,22 @@ def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
 
     y = x @ W.T by BLAS straight into y   (N, K) @ (K, M) -> (N, M)
     y <- act(y + b) in one pass           (N, M)
+
+    tanh and sigmoid use NumPy's vectorised tanh (a scalar libm call per
+    element would cost more than the GEMM): tanh(y + b) directly, and the
+    sigmoid as 1/2 + tanh(z / 2) / 2, which equals 1 / (1 + exp(-z)) and
+    cannot overflow (to an absolute rounding error of about one ulp of 1).
     """
     _same_dtype(x, W, b, out)
     y = np.empty((x.shape[0], W.shape[0]), dtype=x.dtype) if out is None else out
     np.matmul(x, W.T, out=y)
-    has_bias = b is not None
-    _bias_act(y, _c(b) if has_bias else _NO_BIAS[x.dtype], has_bias, ACTIVATION_CODES[act], float(slope))
+    has_bias, code = b is not None, ACTIVATION_CODES[act]
+    _bias_act(y, _c(b) if has_bias else _NO_BIAS[x.dtype], has_bias, code, float(slope),
+              0.5 if code == _SIGMOID else 1.0)
+    if code == _TANH or code == _SIGMOID:
+        np.tanh(y, out=y)
+        if code == _SIGMOID:
+            _half_plus_half(y)
     return y
 
 
