@@ -166,6 +166,25 @@ def print_rows(rows):
               f"{r['median'] * 1e3:>7.0f}ms{r['min'] * 1e3:>7.0f}ms{r['max'] * 1e3:>7.0f}ms{xt:>9}{xg:>8}")
 
 
+def markdown(rows):
+    """The nnumpy rows as a Markdown table (what the README shows)."""
+    ref = {(r["arch"], r["batch"], r["dtype"]): r for r in rows}
+    out = ["| architecture | batch | nnumpy numba | nnumpy numpy | PyTorch | scikit-learn | GEMMs alone "
+           "| numba / PyTorch | numba / GEMMs |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def ms(key, name):
+        r = next((r for r in rows if (r["arch"], r["batch"], r["dtype"]) == key and r["contender"] == name), None)
+        return (f"{r['median'] * 1e3:.0f} ms", r) if r else ("-", None)
+
+    for key in ref:
+        nb, r_nb = ms(key, "nnumpy-numba")
+        cells = [nb, ms(key, "nnumpy-numpy")[0], ms(key, "torch")[0], ms(key, "sklearn")[0], ms(key, "gemm")[0]]
+        xt = f"{r_nb['x_torch']:.2f}" if r_nb and "x_torch" in r_nb else "-"
+        xg = f"{r_nb['x_gemm']:.2f}" if r_nb and "x_gemm" in r_nb else "-"
+        out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {xt} | {xg} |")
+    return "\n".join(out)
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -210,7 +229,20 @@ def main(argv=None):
     p.add_argument("--synthetic", action="store_true", help="use random data of MNIST's shape")
     p.add_argument("--json", help="write the results and the machine description here")
     p.add_argument("--plot", help="draw a bar chart into this PNG file")
+    p.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
+    p.add_argument("--from-json", metavar="FILE", help="do not measure: print (and plot) the results in FILE")
     args = p.parse_args(argv)
+    if args.from_json:
+        import json
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        common.print_machine(saved["machine"])
+        print_rows(saved["results"])
+        if args.markdown:
+            print(markdown(saved["results"]))
+        if args.plot:
+            plot(saved["results"], args.plot)
+        return 0
     if args.repeats < 3:
         p.error("--repeats must be at least 3")
     try:
@@ -237,6 +269,8 @@ def main(argv=None):
     for m in notes:
         print(f"# {m}")
     print_rows(rows)
+    if args.markdown:
+        print(markdown(rows))
     if args.json:
         common.write_json(args.json, {"machine": info, "data": source, "args": vars(args), "results": rows})
     if args.plot:

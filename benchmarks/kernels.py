@@ -1,0 +1,111 @@
+"""Each fused Numba kernel against its NumPy reference, and the JIT's start-up cost.
+
+    python benchmarks/kernels.py [--batch 64 1024] [--json out.json]
+
+Per kernel and batch size: microseconds per call (best of several repeats of
+many calls, both implementations timed in the same run), and the speed-up.
+Then the compile time of every kernel in a fresh process with an empty
+on-disk cache ("cold"), and again with the cache filled ("cached").
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import timeit
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+from nnumpy.backend import numba_ops, numpy_ops  # noqa: E402
+
+
+def per_call_us(fn, min_time=0.2):
+    fn()
+    number = max(1, int(min_time / max(timeit.timeit(fn, number=1), 1e-7)))
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+
+
+def cases(batch, dtype, rng):
+    """(name, shape, numpy call, numba call) for every kernel at this batch size."""
+    out = []
+    for k, m, act in ((784, 100, "relu"), (784, 800, "relu"), (100, 100, "sigmoid"), (100, 100, "tanh")):
+        x = rng.random((batch, k)).astype(dtype)
+        W = (rng.standard_normal((m, k)) / np.sqrt(k)).astype(dtype)
+        b = rng.standard_normal(m).astype(dtype)
+        dy = rng.standard_normal((batch, m)).astype(dtype)
+        y = numpy_ops.linear_act_forward(x, W, b, act)
+        yb, gW, gb = np.empty_like(y), np.zeros_like(W), np.zeros_like(b)
+        shape = f"{batch}x{k} -> {m}"
+        out.append((f"linear+{act} forward", shape,
+                    lambda x=x, W=W, b=b, a=act: numpy_ops.linear_act_forward(x, W, b, a),
+                    lambda x=x, W=W, b=b, a=act, o=yb: numba_ops.linear_act_forward(x, W, b, a, 0.0, o)))
+        out.append((f"linear+{act} backward", shape,
+                    lambda dy=dy, x=x, W=W, y=y, gW=gW, gb=gb, a=act:
+                        numpy_ops.linear_act_backward(dy, x, W, y, gW, gb, a, need_dx=False),
+                    lambda dy=dy, x=x, W=W, y=y, gW=gW, gb=gb, a=act:
+                        numba_ops.linear_act_backward(dy, x, W, y, gW, gb, a, need_dx=False)))
+    z = (3 * rng.standard_normal((batch, 10))).astype(dtype)
+    t = rng.integers(0, 10, batch)
+    out.append(("softmax cross-entropy", f"{batch}x10", lambda: numpy_ops.cross_entropy(z, t),
+                lambda: numba_ops.cross_entropy(z, t)))
+    for n in (78400, 627200):
+        p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+        buf_a, buf_b = np.zeros(n, dtype), np.zeros(n, dtype)
+        m1, v1, m2, v2 = (np.zeros(n, dtype) for _ in range(4))
+        out.append(("SGD momentum step", f"{n} params",
+                    lambda p=p, g=g, b=buf_a: numpy_ops.sgd_update(p, g, b, 1e-6, 0.9),
+                    lambda p=p, g=g, b=buf_b: numba_ops.sgd_update(p, g, b, 1e-6, 0.9)))
+        out.append(("Adam step", f"{n} params",
+                    lambda p=p, g=g, m=m1, v=v1: numpy_ops.adam_update(p, g, m, v, None, 10, 1e-6, 0.9, 0.999, 1e-8),
+                    lambda p=p, g=g, m=m2, v=v2: numba_ops.adam_update(p, g, m, v, None, 10, 1e-6, 0.9, 0.999, 1e-8)))
+    return out
+
+
+def jit_times():
+    """Seconds to compile (cold) and to load from the disk cache (cached) every kernel."""
+    code = ("import time, nnumpy.backend.numba_ops as k; t = time.perf_counter(); k.warm_up(); "
+            "print(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        run = lambda: float(subprocess.run([sys.executable, "-c", code], env=env, check=True,  # noqa: E731
+                                           capture_output=True, text=True).stdout)
+        return run(), run()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", nargs="+", type=int, default=[64, 1024])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--no-jit", action="store_true", help="skip the compile-time measurement")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    numba_ops.warm_up([np.dtype(args.dtype)])
+    info = common.machine()
+    common.print_machine(info)
+    rng = np.random.default_rng(0)
+    rows = []
+    print(f"{'kernel':<26}{'shape':<18}{'numpy us':>10}{'numba us':>10}{'speed-up':>10}")
+    for batch in args.batch:
+        for name, shape, ref, fast in cases(batch, np.dtype(args.dtype), rng):
+            if "params" in shape and batch != args.batch[0]:
+                continue                      # optimizer steps do not depend on the batch
+            t_ref, t_fast = per_call_us(ref), per_call_us(fast)
+            rows.append({"kernel": name, "shape": shape, "numpy_us": t_ref, "numba_us": t_fast})
+            print(f"{name:<26}{shape:<18}{t_ref:>10.1f}{t_fast:>10.1f}{t_ref / t_fast:>9.2f}x")
+    jit = None
+    if not args.no_jit:
+        cold, cached = jit_times()
+        jit = {"cold_s": cold, "cached_s": cached}
+        print(f"JIT, every kernel for {args.dtype} and float64: cold {cold:.2f} s, from the disk cache {cached:.2f} s")
+    if args.json:
+        common.write_json(args.json, {"machine": info, "dtype": args.dtype, "kernels": rows, "jit": jit})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
