@@ -101,7 +101,8 @@ def main(argv=None):
     if not args.no_jit:
         cold, cached = jit_times()
         jit = {"cold_s": cold, "cached_s": cached}
-        print(f"JIT, every kernel for {args.dtype} and float64: cold {cold:.2f} s, from the disk cache {cached:.2f} s")
+        print(f"JIT, every kernel for float32 and float64, in a new process: compiled {cold:.2f} s, "
+              f"loaded from the disk cache {cached:.2f} s")
     if args.json:
         common.write_json(args.json, {"machine": info, "dtype": args.dtype, "kernels": rows, "jit": jit})
     return 0

@@ -171,7 +171,7 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
 # ---------------------------------------------------------------------------
 # Softmax cross-entropy
 # ---------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cross_entropy(z, t, scale, dz, per_sample):
     """Per row n: m = max z_n, s = sum exp(z_n - m), loss_n = m + log s - z_n[t_n],
     dz_n = (exp(z_n - m) / s - onehot(t_n)) * scale.  Returns the first bad
@@ -261,21 +261,33 @@ def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
     return buf
 
 
-@njit(cache=True)
-def _adam(p, g, m, v, vmax, amsgrad, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
+@njit(cache=True, error_model="numpy")     # IEEE division, no per-element zero check: vectorises
+def _adam(p, g, m, v, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
     """Scalars arrive in p's dtype (float32 stays float32, like the reference).
     decay = 1 - lr * wd for AdamW (1 for Adam); wd is Adam's L2 term (0 for AdamW)."""
     for i in range(p.size):
-        p[i] *= decay
-        gi = g[i] + wd * p[i]
-        m[i] += one_minus_b1 * (gi - m[i])
-        v[i] = v[i] * b2 + one_minus_b2 * (gi * gi)
-        vi = v[i]
-        if amsgrad:
-            if vi > vmax[i]:
-                vmax[i] = vi
-            vi = vmax[i]
-        p[i] -= step_size * (m[i] / (np.sqrt(vi) / bc2_sqrt + eps))
+        pi = p[i] * decay
+        gi = g[i] + wd * pi
+        mi = m[i] + one_minus_b1 * (gi - m[i])
+        vi = v[i] * b2 + one_minus_b2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        p[i] = pi - step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_amsgrad(p, g, m, v, vmax, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
+    """As :func:`_adam`, with the running maximum of v in the denominator."""
+    for i in range(p.size):
+        pi = p[i] * decay
+        gi = g[i] + wd * pi
+        mi = m[i] + one_minus_b1 * (gi - m[i])
+        vi = v[i] * b2 + one_minus_b2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        vm = vmax[i] if vmax[i] > vi else vi
+        vmax[i] = vm
+        p[i] = pi - step_size * (mi / (np.sqrt(vm) / bc2_sqrt + eps))
 
 
 def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
@@ -284,10 +296,13 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0,
     t = p.dtype.type
     decay = 1.0 - lr * weight_decay if decoupled else 1.0
     l2 = 0.0 if decoupled else weight_decay
-    _adam(p.reshape(-1), _c(g).reshape(-1), m.reshape(-1), v.reshape(-1),
-          (vmax if vmax is not None else v).reshape(-1), vmax is not None, t(1.0 - beta1), t(beta2),
-          t(1.0 - beta2), t(eps), t(l2), t(decay), t(lr / (1.0 - beta1 ** step)),
-          t(math.sqrt(1.0 - beta2 ** step)))
+    scalars = (t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(eps), t(l2), t(decay),
+               t(lr / (1.0 - beta1 ** step)), t(math.sqrt(1.0 - beta2 ** step)))
+    arrays = (p.reshape(-1), _c(g).reshape(-1), m.reshape(-1), v.reshape(-1))
+    if vmax is None:
+        _adam(*arrays, *scalars)
+    else:
+        _adam_amsgrad(*arrays, vmax.reshape(-1), *scalars)
 
 
 def warm_up(dtypes=(np.float32, np.float64)):
