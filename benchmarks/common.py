@@ -24,11 +24,15 @@ def cpu_model():
 
 
 def versions():
+    """Installed versions, read from package metadata (importing torch or
+    scikit-learn just to ask would load their thread pools into the process)."""
+    from importlib import metadata
     out = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "numba", "nnumpy", "torch", "sklearn", "threadpoolctl"):
+    for name, dist in (("numpy", "numpy"), ("scipy", "scipy"), ("numba", "numba"), ("nnumpy", "nnumpy"),
+                       ("torch", "torch"), ("sklearn", "scikit-learn"), ("threadpoolctl", "threadpoolctl")):
         try:
-            out[name] = __import__(name).__version__
-        except Exception:
+            out[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             out[name] = None
     return out
 
@@ -45,7 +49,6 @@ def blas_info():
 
 def machine():
     """Everything a timing depends on that is not the code."""
-    import scipy.linalg  # noqa: F401  (load SciPy's BLAS, which the numba kernels call)
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),

@@ -54,7 +54,7 @@ def _check(name):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose 'numpy' or 'numba'")
     if name == "numba" and not _numba_importable():
-        raise ImportError("the numba backend needs Numba (and SciPy for its BLAS): pip install numba scipy")
+        raise ImportError("the numba backend needs Numba: pip install numba")
     return name
 
 
@@ -67,7 +67,7 @@ def _default():
     if not _state["warned"]:
         _state["warned"] = True
         warnings.warn("Numba is not available; nnumpy uses its NumPy backend (slower). "
-                      "pip install numba scipy for the fused kernels.", RuntimeWarning, stacklevel=3)
+                      "pip install numba for the fused kernels.", RuntimeWarning, stacklevel=3)
     return "numpy"
 
 
