@@ -103,7 +103,7 @@ def main(argv=None):
     for name in args.rows:
         r = run_row(name, data, args)
         rows.append(r)
-        mark = "ok" if r["at_or_below"] else "ABOVE"
+        mark = "quick run" if args.quick else ("ok" if r["at_or_below"] else "ABOVE")
         print(f"{name:<28}{r['published_error']:>9.2f}%{r['error']:>8.2f}%{r['seconds']:>7.0f}s  "
               f"{mark}; {r['recipe_text']}  [{r['source']}]", flush=True)
     total = time.perf_counter() - t_all
