@@ -20,13 +20,13 @@ from .nn import (MLP, CrossEntropyLoss, Dropout, Flatten, Identity, LeakyReLU, L
 from .random import manual_seed
 from .serialization import ModelFileError, load, save
 from .summary import Summary, summary
-from .training import History, TrainingDivergedError, evaluate, fit, predict
+from .training import History, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = [
     "backend", "get_backend", "set_backend", "functional", "nn", "optim",
     "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten",
     "Dropout", "Sequential", "MLP", "CrossEntropyLoss", "MSELoss", "one_hot", "StateDictError",
-    "fit", "evaluate", "predict", "History", "TrainingDivergedError",
+    "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted",
     "iterate_minibatches", "train_val_split",
     "summary", "Summary", "save", "load", "ModelFileError", "gradcheck", "GradcheckReport",
     "manual_seed",

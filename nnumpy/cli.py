@@ -1,5 +1,8 @@
 """The ``nnumpy`` command (also ``python -m nnumpy``).
 
+    nnumpy train --arch 784-100-10 --lr 0.05 --epochs 20 --out runs/NAME   train one MLP
+    nnumpy sweep --preset practical --out runs/NAME [--jobs 2]             the practical's exercise 2
+    nnumpy evaluate runs/NAME                                              test a trained run
     nnumpy gradcheck --arch 784-100-200-50-10 [--torch]   check backprop by finite differences / PyTorch
     nnumpy download mnist fashion-mnist [--root DIR]       fetch and verify datasets
     nnumpy verify mnist                                    check local dataset copies
@@ -51,6 +54,77 @@ def _gradcheck(args):
     return 0 if ok else 1
 
 
+def _run_config(args):
+    from .experiments import RunConfig
+    return RunConfig(arch=args.arch, activation=args.activation, optimizer=args.optimizer, lr=args.lr,
+                     momentum=args.momentum, schedule=args.schedule, epochs=args.epochs,
+                     batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed,
+                     dataset=args.dataset, data_root=args.data_root, download=not args.offline,
+                     limit_train=args.limit_train, limit_test=args.limit_test)
+
+
+def _train(args):
+    from .experiments import train_run
+    cfg = _run_config(args)
+    out = args.out or f"runs/{'-'.join(map(str, cfg.arch))}-{cfg.activation}-lr{cfg.lr:g}"
+    print(f"training {'-'.join(map(str, cfg.arch))} ({cfg.activation}) on {cfg.dataset}: {cfg.optimizer} lr "
+          f"{cfg.lr:g}, {cfg.epochs} epochs, batch {cfg.batch_size}; writing {out}/", flush=True)
+    m = train_run(cfg, out, progress=None if not args.quiet else False, verbose=True)
+    print(f"validation accuracy {100 * m['val_acc']:.2f} %, test accuracy {100 * m['test_acc']:.2f} % "
+          f"({m['seconds']:.1f} s); files in {out}/")
+    return 0
+
+
+def _sweep(args):
+    from .experiments import PRESETS, load_sweep_config, sweep
+    spec = PRESETS[args.preset] if args.preset else load_sweep_config(args.config)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("tune_epochs", args.tune_epochs),
+                                   ("seed", args.seed), ("data_root", args.data_root),
+                                   ("limit_train", args.limit_train), ("limit_test", args.limit_test))
+                 if v is not None}
+    if args.offline:
+        overrides["download"] = False
+    spec = {"settings": {**spec["settings"], **{k: v for k, v in overrides.items()
+                                                 if k in ("epochs", "tune_epochs")}},
+            "variants": spec["variants"]}
+    out = args.out or f"runs/sweep-{args.preset or 'config'}"
+    print(f"sweep of {len(spec['variants'])} variants, {args.jobs} process(es); writing {out}/", flush=True)
+    results = sweep(spec, out, jobs=args.jobs, overrides=overrides, progress=False if args.quiet else None)
+    fav = next(r for r in results if "test_acc" in r)
+    print(open(f"{out}/summary.md").read())
+    print(f"favourite: {fav['variant']}, test accuracy {100 * fav['test_acc']:.2f} %; files in {out}/")
+    return 0
+
+
+def _evaluate(args):
+    from .experiments import evaluate_run
+    r = evaluate_run(args.run_dir)
+    print(open(f"{args.run_dir}/evaluation/confusion.txt").read())
+    print(f"wrote {args.run_dir}/evaluation/ (confusion.png, confusion.txt, misclassified.png, evaluation.json); "
+          f"{r['misclassified']} test images misclassified")
+    return 0
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _data_arguments(p):
+    from .datasets import DATASETS
+    p.add_argument("--dataset", default="mnist", choices=list(DATASETS))
+    p.add_argument("--data-root", help="folder with the dataset's four IDX files (default: search, then download)")
+    p.add_argument("--offline", action="store_true", help="never download")
+    p.add_argument("--limit-train", type=_positive_int, help="use only the first N training images")
+    p.add_argument("--limit-test", type=_positive_int, help="use only the first N test images")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser():
     from .datasets import cli as data_cli
     from .nn import ACTIVATIONS
@@ -76,6 +150,44 @@ def build_parser():
                    help="dtypes of the PyTorch comparison (default float64)")
     g.set_defaults(run=_gradcheck)
 
+    t = sub.add_parser("train", help="train one MLP and write a run folder",
+                       description="Train an MLP with cross-entropy on a training/validation split and "
+                                   "write history (CSV, JSON), learning curves (PNG), the model (.npz), "
+                                   "the configuration and the final metrics, test accuracy included.")
+    t.add_argument("--arch", type=parse_arch, default=parse_arch("784-100-10"), help="default 784-100-10")
+    t.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS))
+    t.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov when > 0)")
+    t.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
+                   help="learning rate: cosine annealing to 0 over the epochs (default) or constant")
+    t.add_argument("--epochs", type=_positive_int, default=20)
+    t.add_argument("--batch-size", type=_positive_int, default=64)
+    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", help="run folder (default runs/ARCH-ACTIVATION-lrLR)")
+    _data_arguments(t)
+    t.set_defaults(run=_train)
+
+    w = sub.add_parser("sweep", help="train, tune and compare several MLPs (exercise 2)",
+                       description="Train every variant of a grid, tune each variant's learning rate on "
+                                   "the validation set, summarise (Markdown, CSV), pick the favourite by "
+                                   "validation accuracy, test it once, and plot all learning curves.")
+    src = w.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", choices=["practical"], help="practical: six MLPs, ReLU and sigmoid, batch 64")
+    src.add_argument("--config", metavar="FILE.toml", help="a sweep file ([settings], [[variants]])")
+    w.add_argument("--out", help="sweep folder (default runs/sweep-PRESET)")
+    w.add_argument("--jobs", type=_positive_int, default=1, help="variants trained in parallel processes")
+    w.add_argument("--epochs", type=_positive_int, help="override the final training epochs")
+    w.add_argument("--tune-epochs", type=_positive_int, help="override the epochs per learning-rate trial")
+    w.add_argument("--seed", type=int)
+    _data_arguments(w)
+    w.set_defaults(run=_sweep)
+
+    e = sub.add_parser("evaluate", help="test a run folder's model: confusion matrix, misclassified images")
+    e.add_argument("run_dir", metavar="RUN", help="a folder written by 'nnumpy train' (or a sweep's variants/NAME)")
+    e.set_defaults(run=_evaluate)
+
     for action, help_ in (("download", "fetch and verify datasets"), ("verify", "check local dataset copies")):
         d = sub.add_parser(action, help=help_, description=help_)
         data_cli.add_action_arguments(d, action)
@@ -84,9 +196,17 @@ def build_parser():
 
 
 def main(argv=None):
+    from .datasets import DatasetNotFoundError, DownloadError
+    from .experiments import ConfigError
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except ConfigError as e:
+        print(f"nnumpy {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (DatasetNotFoundError, DownloadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
         return 130

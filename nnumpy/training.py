@@ -13,11 +13,19 @@ from .datasets.splits import _check_pair, iterate_minibatches, num_batches
 from .nn.container import Sequential
 from .nn.loss import CrossEntropyLoss, MSELoss
 
-__all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError"]
+__all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted"]
 
 
 class TrainingDivergedError(FloatingPointError):
     """The loss became NaN or infinite during training."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`; ``.history`` holds the epochs that finished."""
+
+    def __init__(self, history):
+        super().__init__(f"training interrupted after {len(history)} finished epoch(s)")
+        self.history = history
 
 
 @dataclass
@@ -109,7 +117,8 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
     verbose: print a line per epoch.
 
     Raises :class:`TrainingDivergedError` naming the epoch and step when the
-    loss stops being finite.
+    loss stops being finite, and :class:`TrainingInterrupted` (a
+    KeyboardInterrupt carrying the finished epochs' history) on Ctrl-C.
     """
     x_tr, y_tr = train
     _check_pair(x_tr, y_tr, "training inputs and targets")
@@ -119,6 +128,18 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     rng = np.random.default_rng(seed)
     history = History()
+    try:
+        _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, rng, scheduler,
+                    drop_last, progress, verbose, history)
+    except KeyboardInterrupt:
+        model.clear_cache()
+        raise TrainingInterrupted(history) from None
+    model.clear_cache()
+    return history
+
+
+def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, rng, scheduler, drop_last,
+                progress, verbose, history):
     steps = num_batches(len(x_tr), batch_size, drop_last)
     for epoch in range(1, int(epochs) + 1):
         t0 = time.perf_counter()
@@ -162,8 +183,6 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
             print(f"epoch {epoch:>3}/{epochs}: train loss {history.train_loss[-1]:.4f} "
                   f"acc {history.train_acc[-1]:.4f} | val loss {v_loss:.4f} acc {v_acc:.4f} "
                   f"| {history.seconds[-1]:.2f}s", flush=True)
-    model.clear_cache()
-    return history
 
 
 def evaluate(model, x, y, loss_fn=None, batch_size=1000):
