@@ -25,6 +25,12 @@ def _figure(plt, kind, **kw):
     return plt.subplots(figsize=(w / _DPI, h / _DPI), dpi=_DPI, **kw)
 
 
+def _integer_epochs(*axes):
+    from matplotlib.ticker import MaxNLocator
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(plt, fig, path):
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
@@ -49,6 +55,7 @@ def learning_curves(history, path, title=""):
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
+    _integer_epochs(ax_loss, ax_acc)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -75,6 +82,7 @@ def compare_runs(histories, path, title=""):
     ax_loss.legend(fontsize=6, ncol=2)
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
+    _integer_epochs(ax_acc, ax_loss)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
