@@ -70,6 +70,7 @@ MALFORMED = {
     "trailing bytes": GOOD + b"\x00",
     "float64 data short": header(0x0E, (2,)) + b"\x00" * 15,
     "huge header": header(0x08, (2 ** 31, 2 ** 31, 2 ** 31)) + b"\x00" * 80,
+    "zero-sized but huge": header(0x08, (0xFF000000, 0, 5455, 395217)),
     "huge header gzip": gzip.compress(header(0x08, (2 ** 31, 2 ** 31, 2 ** 31)) + b"\x00" * 80),
     "gzip truncated": gzip.compress(GOOD)[:-6],
     "gzip corrupt": gzip.compress(GOOD)[:10] + b"\xff" * 20,
@@ -94,7 +95,7 @@ def test_malformed_inputs_raise_idx_format_error(name, tmp_path):
 
 def test_huge_header_fails_fast_with_little_memory():
     tracemalloc.start()
-    with pytest.raises(IDXFormatError, match="truncated"):
+    with pytest.raises(IDXFormatError, match="too large for any array|truncated"):
         read_idx(header(0x08, (2 ** 31, 2 ** 31, 2 ** 31)) + b"\x00" * 88)
     with pytest.raises(IDXFormatError):
         read_idx(gzip.compress(header(0x0E, (2 ** 31, 2 ** 31)) + b"\x00" * 88))
@@ -127,7 +128,8 @@ def test_missing_file_is_file_not_found(tmp_path):
         read_idx(tmp_path / "absent")
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples on every run (seeded), so CI is reproducible
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(st.binary(max_size=64))
 def test_fuzz_random_bytes(data):
     for blob in (data, b"\x00\x00" + data, gzip.compress(data)):
@@ -137,7 +139,7 @@ def test_fuzz_random_bytes(data):
             pass
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None, derandomize=True)
 @given(code=st.sampled_from(sorted(IDX_TYPES) + [0x00, 0x0A, 0x10]),
        dims=st.lists(st.integers(0, 2 ** 32 - 1), min_size=0, max_size=4),
        body=st.binary(max_size=64), flip=st.integers(0, 40), compress=st.booleans())

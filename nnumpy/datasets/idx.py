@@ -66,9 +66,12 @@ def _parse_header(head, name, total=None, max_bytes=DEFAULT_MAX_BYTES):
         raise IDXFormatError(f"{name}: truncated header: {ndim} dimensions need {header_len} bytes, "
                              f"the data has {len(head)}")
     shape = struct.unpack(f">{ndim}I", bytes(head[4:header_len]))
-    count = 1
+    count, extent = 1, IDX_TYPES[code].itemsize
     for s in shape:
         count *= s                  # Python ints: no overflow
+        extent *= max(s, 1)
+    if extent > np.iinfo(np.intp).max:     # NumPy cannot even describe such a shape (zero-sized or not)
+        raise IDXFormatError(f"{name}: the header declares shape {shape}, too large for any array")
     payload_len = count * IDX_TYPES[code].itemsize
     if total is not None and total != header_len + payload_len:
         what = "truncated" if total < header_len + payload_len else "trailing bytes"
