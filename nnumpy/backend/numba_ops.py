@@ -261,17 +261,26 @@ def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
     return buf
 
 
-@njit(cache=True, error_model="numpy")     # IEEE division, no per-element zero check: vectorises
+@njit(cache=True, inline="always", error_model="numpy")
+def _adam_moments(i, p, g, m, v, one_minus_b1, b2, one_minus_b2, wd, decay):
+    """Element i: decay (AdamW) or L2 term (Adam), then both moments, updated
+    in place.  Returns the decayed parameter and the new moments."""
+    pi = p[i] * decay
+    gi = g[i] + wd * pi
+    mi = m[i] + one_minus_b1 * (gi - m[i])
+    vi = v[i] * b2 + one_minus_b2 * (gi * gi)
+    m[i] = mi
+    v[i] = vi
+    return pi, mi, vi
+
+
+# error_model="numpy": IEEE division without a per-element zero check, so the loops vectorise.
+@njit(cache=True, error_model="numpy")
 def _adam(p, g, m, v, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
     """Scalars arrive in p's dtype (float32 stays float32, like the reference).
     decay = 1 - lr * wd for AdamW (1 for Adam); wd is Adam's L2 term (0 for AdamW)."""
     for i in range(p.size):
-        pi = p[i] * decay
-        gi = g[i] + wd * pi
-        mi = m[i] + one_minus_b1 * (gi - m[i])
-        vi = v[i] * b2 + one_minus_b2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
+        pi, mi, vi = _adam_moments(i, p, g, m, v, one_minus_b1, b2, one_minus_b2, wd, decay)
         p[i] = pi - step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
 
 
@@ -279,12 +288,7 @@ def _adam(p, g, m, v, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size,
 def _adam_amsgrad(p, g, m, v, vmax, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
     """As :func:`_adam`, with the running maximum of v in the denominator."""
     for i in range(p.size):
-        pi = p[i] * decay
-        gi = g[i] + wd * pi
-        mi = m[i] + one_minus_b1 * (gi - m[i])
-        vi = v[i] * b2 + one_minus_b2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
+        pi, mi, vi = _adam_moments(i, p, g, m, v, one_minus_b1, b2, one_minus_b2, wd, decay)
         vm = vmax[i] if vmax[i] > vi else vi
         vmax[i] = vm
         p[i] = pi - step_size * (mi / (np.sqrt(vm) / bc2_sqrt + eps))
