@@ -24,7 +24,6 @@ first, at the same shapes and dtype), measured in the same rounds.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -142,7 +141,7 @@ def run_config(arch, bs, dtype, args, x, y):
         perm = rng.permutation(len(x))
         order = names[r % len(names):] + names[:r % len(names)]
         for k in order:
-            times[k].append(common.timed(lambda: contenders[k](perm)))
+            times[k].append(common.timed(lambda k=k: contenders[k](perm)))
     rows = []
     for k in names:
         row = {"arch": "-".join(map(str, arch)), "batch": bs, "dtype": np.dtype(dtype).name, "contender": k,

@@ -26,7 +26,7 @@ def test_fashion_mnist_from_the_system_folder(fashion_dir, monkeypatch):
     monkeypatch.delenv("NNUMPY_DATA", raising=False)
     monkeypatch.setattr(loaders, "SYSTEM_DATA_DIRS", (str(fashion_dir.parent),))
     got = loaders.fetch("fashion-mnist", download=False)
-    for role, (arr, path, how) in got.items():
+    for _, path, how in got.values():
         assert path.parent == fashion_dir
         assert how.startswith("sha256")      # Debian recompressed: the payload check accepts it
     (x, y), (xt, yt) = load_fashion_mnist(download=False)
