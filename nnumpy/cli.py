@@ -129,7 +129,7 @@ def build_parser():
     from .datasets import cli as data_cli
     from .nn import ACTIVATIONS
 
-    p = argparse.ArgumentParser(prog="nnumpy", description=__doc__,
+    p = argparse.ArgumentParser(prog="nnumpy", description=__doc__.replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
