@@ -53,7 +53,7 @@ def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_c
         raise ValueError("gradcheck of a loss needs target=")
     dy = None
 
-    with preserve_rng_state(mod, replay=True) as rewind:
+    with preserve_rng_state(mod) as rewind:
         def f():
             rewind()
             if is_loss:

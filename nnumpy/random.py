@@ -37,13 +37,13 @@ def resolve_rng(rng=None):
 
 
 @contextlib.contextmanager
-def preserve_rng_state(module, replay=False):
+def preserve_rng_state(module):
     """Snapshot the generators of every sub-module that has one (``.rng``,
     e.g. Dropout) and restore them on exit, so inspecting a model (summary,
     gradcheck) does not change the random numbers training will draw.
 
-    With ``replay=True`` the context yields a function that rewinds the
-    generators to the snapshot, so repeated forwards draw the same masks.
+    The context yields a function that rewinds the generators to the
+    snapshot, so that repeated forwards can draw the same masks.
     """
     gens = {id(m.rng): m.rng for m in module.modules()
             if isinstance(getattr(m, "rng", None), np.random.Generator)}

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ._progress import progress_bar
 from .datasets.splits import _check_pair, iterate_minibatches, num_batches
 from .nn.container import Sequential
 from .nn.loss import CrossEntropyLoss, MSELoss
@@ -86,15 +86,6 @@ def _default_loss(y):
     return CrossEntropyLoss() if np.asarray(y).ndim == 1 else MSELoss()
 
 
-def _progress(iterable, total, desc, enabled):
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    return tqdm(iterable, total=total, desc=desc, leave=False, unit="batch")
-
-
 def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, seed=0,
         scheduler=None, drop_last=False, progress=None, verbose=False):
     """Train ``model`` with mini-batch gradient descent and return a :class:`History`.
@@ -147,8 +138,8 @@ def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, 
         lr = float(optimizer.param_groups[0]["lr"])
         total_loss, total_correct, seen = 0.0, 0, 0
         batches = iterate_minibatches(x_tr, y_tr, batch_size, shuffle=True, rng=rng, drop_last=drop_last)
-        bar = _progress(batches, steps, f"epoch {epoch}/{epochs}", progress)
-        for step, (xb, yb) in enumerate(bar, start=1):
+        bar = progress_bar(progress, total=steps, desc=f"epoch {epoch}/{epochs}", unit="batch")
+        for step, (xb, yb) in enumerate(batches, start=1):
             optimizer.zero_grad()
             out = model(xb)
             loss = loss_fn(out, yb)
@@ -164,9 +155,11 @@ def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, 
             total_loss += loss * len(xb)
             total_correct += _correct(out, yb)
             seen += len(xb)
-            if bar is not batches and step % 20 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-        if bar is not batches:
+            if bar is not None:
+                bar.update()
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        if bar is not None:
             bar.close()
         if scheduler is not None:
             scheduler.step()

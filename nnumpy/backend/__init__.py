@@ -14,9 +14,10 @@ rounding; state dicts, module structure and the module protocol do not change):
 
 * containers (``Sequential``, ``MLP``) run each ``Linear`` together with the
   activation that follows it as one fused kernel, forward
-  ``y = act(x @ W.T + b)`` and backward (activation derivative, bias
-  gradient, ``dW += dz.T @ x`` accumulated by the GEMM itself, ``dx``), and
-  reuse their hidden-layer buffers from step to step;
+  ``y = act(x @ W.T + b)`` and backward (activation derivative and bias
+  gradient in one pass, ``dW = dz.T @ x`` written straight into
+  ``param.grad`` when it was zeroed, ``dx``), with every GEMM through
+  NumPy's BLAS, and reuse their hidden-layer buffers from step to step;
 * ``CrossEntropyLoss`` computes the loss and d(logits) in one pass per row;
 * ``SGD``, ``Adam`` and ``AdamW`` update each parameter in one fused pass.
 

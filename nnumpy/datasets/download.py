@@ -21,10 +21,10 @@ temporary file is deleted on every failure, Ctrl-C included.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from .._fileio import atomic_write
+from .._progress import progress_bar
 
 __all__ = ["download", "DownloadError"]
 
@@ -52,15 +52,6 @@ class _Permanent(Exception):
     """Move on to the next URL."""
 
 
-def _progress_bar(total, desc, enabled):
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
-
-
 def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
     """Stream ``url`` into the open file ``f``; raise _Transient/_Permanent on failure."""
     import requests
@@ -85,7 +76,7 @@ def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
             if length is not None and max_bytes is not None and length > max_bytes:
                 raise _Permanent(f"the server announces {length:,} bytes, more than the {max_bytes:,} "
                                  f"this file can have")
-            bar = _progress_bar(length, desc, progress)
+            bar = progress_bar(progress, total=length, desc=desc, unit="B", unit_scale=True, unit_divisor=1024)
             received = 0
             try:
                 while True:
