@@ -15,19 +15,41 @@ the loss itself.  For a model with a loss, f = loss(model(x), target).
 from __future__ import annotations
 
 import copy
+import numbers
 
 import numpy as np
 
+from .nn.container import Sequential
 from .nn.loss import Loss
 from .random import preserve_rng_state
-from .report import ErrorReport, tensor_errors
+from .report import ErrorReport, check_positive_finite
 
 __all__ = ["gradcheck", "GradcheckReport"]
 
 
 class GradcheckReport(ErrorReport):
-    """A :class:`~nnumpy.report.ErrorReport` whose rows also say how many
-    entries of each tensor were checked."""
+    """A :class:`~nnumpy.report.ErrorReport` of analytic (``a``) against
+    numeric (``b``) gradients, whose rows also say how many entries of each
+    tensor were checked (``checked``)."""
+
+    labels = ("analytic", "numeric")
+
+
+def backward_with_input_grad(module, dy):
+    """``module.backward(dy)``, asking a container built with
+    ``input_grad=False`` for d(loss)/d(input) anyway (checks compare it)."""
+    if isinstance(module, Sequential) and not module.input_grad:
+        return module.backward(dy, input_grad=True)
+    return module.backward(dy)
+
+
+def _check_max_checks(max_checks):
+    if max_checks is None:
+        return None
+    if isinstance(max_checks, bool) or not isinstance(max_checks, numbers.Integral) or max_checks < 1:
+        raise ValueError(f"max_checks must be a positive integer (entries checked per tensor) or None "
+                         f"(all entries), got {max_checks!r}")
+    return int(max_checks)
 
 
 def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_checks=None,
@@ -35,22 +57,55 @@ def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_c
     """Compare ``module``'s analytic gradients with central differences.
 
     module: any nnumpy Module or Loss.  It is copied and converted to float64;
-    the original is not touched.  x: an input batch (converted to float64).
-    target: the loss target (needed when ``module`` is a Loss or ``loss`` is
-    given).  loss: an optional Loss applied to the module's output.
-    max_checks: check at most this many entries per tensor (a seeded random
-    choice); None checks all.  seed: for the upstream gradient and choices.
+    the original is not touched.  A Sequential/MLP built with
+    ``input_grad=False`` is asked for d f/dx all the same.  x: an input batch
+    (converted to float64; at least one entry).  target: the loss target
+    (needed when ``module`` is a Loss or ``loss`` is given).  loss: an
+    optional Loss applied to the module's output.  eps: the finite-difference
+    step (> 0).  tolerance: on the relative error (> 0).  max_checks: check at
+    most this many entries per tensor (a seeded random choice; an integer
+    >= 1); None checks all.  seed: for the upstream gradient and choices.
     Random layers (Dropout) replay the same mask in every evaluation.
 
-    Returns a :class:`GradcheckReport` (printed too with ``verbose=True``).
+    Each row compares, over the checked entries i of one tensor (the input,
+    then every parameter), the analytic gradient a with the numeric one b::
+
+        rel_err = max_i |a_i - b_i| / max(max_i |a_i|, max_i |b_i|)
+
+    normwise, so tiny entries are judged on the scale of the tensor's largest
+    one (see :func:`nnumpy.report.tensor_errors` for why).  Any NaN or inf on
+    either side fails the row and the report, whatever the tolerance.  A row
+    shows its worst entry (the first non-finite one, else the largest
+    |a_i - b_i|) by its index in the tensor and both values there.
+
+    Raises ValueError when there is nothing to check (an input with no
+    entries, e.g. a batch of 0 samples; a parameter with no entries; no
+    parameters and ``check_input=False``) and for a bad eps, tolerance or
+    max_checks.  Returns a :class:`GradcheckReport` (printed too with
+    ``verbose=True``).
     """
+    eps = check_positive_finite("eps", eps)
+    tolerance = check_positive_finite("tolerance", tolerance)
+    max_checks = _check_max_checks(max_checks)
+    x = np.array(x, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError(f"gradcheck: the input x has shape {x.shape} and no entries (a batch of 0 "
+                         f"samples?): every gradient would be zero on both sides and the check would "
+                         f"pass whatever backward does; pass at least one sample")
     rng = np.random.default_rng(seed)
     mod = copy.deepcopy(module).to(np.float64)
     crit = copy.deepcopy(loss).to(np.float64) if loss is not None else None
-    x = np.array(x, dtype=np.float64)
     is_loss = isinstance(mod, Loss)
     if (is_loss or crit is not None) and target is None:
         raise ValueError("gradcheck of a loss needs target=")
+    params = list(mod.named_parameters())
+    for name, p in params:
+        if p.size == 0:
+            raise ValueError(f"gradcheck: parameter {name!r} has shape {p.shape} and no entries: "
+                             f"there is nothing to check in it")
+    if not check_input and not params:
+        raise ValueError(f"gradcheck: nothing to check: {type(module).__name__} has no parameters and "
+                         f"check_input=False")
     dy = None
 
     with preserve_rng_state(mod) as rewind:
@@ -77,15 +132,20 @@ def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_c
                 dy = rng.standard_normal(out.shape)
                 dout = dy
             mod.zero_grad()
-            dx = mod.backward(dout)
+            dx = backward_with_input_grad(mod, dout)
 
         tensors = []
         if check_input:
-            tensors.append(("input", x, dx))
-        tensors += [(name, p.data, p.grad.copy()) for name, p in mod.named_parameters()]
+            tensors.append(("input", x, None if dx is None else np.array(dx, dtype=np.float64)))
+        tensors += [(name, p.data, p.grad.copy()) for name, p in params]
 
         rows = []
         for name, arr, analytic in tensors:
+            if analytic is None or analytic.shape != arr.shape:
+                got = "None" if analytic is None else f"an array of shape {analytic.shape}"
+                rows.append(GradcheckReport.failed_row(
+                    name, arr.shape, f"backward gave {got}, not a gradient of shape {arr.shape}", checked=0))
+                continue
             flat_idx = np.arange(arr.size)
             if max_checks is not None and arr.size > max_checks:
                 flat_idx = np.sort(rng.choice(arr.size, size=max_checks, replace=False))
@@ -99,9 +159,8 @@ def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_c
                 fm = f()
                 view[i] = orig
                 numeric[j] = (fp - fm) / (2 * eps)
-            abs_err, rel_err = tensor_errors(analytic.reshape(-1)[flat_idx], numeric)
-            rows.append({"name": name, "shape": arr.shape, "checked": len(flat_idx),
-                         "abs_err": abs_err, "rel_err": rel_err})
+            rows.append(GradcheckReport.row(name, analytic.reshape(-1)[flat_idx], numeric,
+                                            positions=flat_idx, shape=arr.shape, checked=len(flat_idx)))
     mod.clear_cache()
     title = f"gradcheck of {type(module).__name__} in float64, central differences, eps={eps:g}"
     report = GradcheckReport(title, rows, tolerance)

@@ -17,9 +17,10 @@ import copy
 import numpy as np
 
 from . import nn
-from .report import ErrorReport, tensor_errors
+from .gradcheck import backward_with_input_grad
+from .report import ErrorReport, check_positive_finite
 
-__all__ = ["to_torch", "from_torch", "compare_with_torch", "require_torch"]
+__all__ = ["to_torch", "from_torch", "compare_with_torch", "require_torch", "TorchComparisonReport"]
 
 
 def require_torch():
@@ -128,27 +129,51 @@ def _torch_loss(torch, loss):
     raise TypeError(f"compare_with_torch: no PyTorch equivalent for {type(loss).__name__}")
 
 
+class TorchComparisonReport(ErrorReport):
+    """A :class:`~nnumpy.report.ErrorReport` of nnumpy's values (``a``)
+    against PyTorch's (``b``)."""
+
+    labels = ("nnumpy", "torch")
+
+
 def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None, verbose=False):
     """Run ``model`` and its PyTorch twin on the same weights and batch and
     compare everything back-propagation produces.
 
-    x: a batch of inputs; y: the loss's targets (class indices for
-    cross-entropy, the default; arrays of the output's shape for MSELoss).
-    dtype: both frameworks compute in this dtype (float64 by default, where
-    agreement should be near 1e-12; float32 near 1e-6).  The model is copied,
-    not changed; both copies run in evaluation mode (dropout off).
+    x: a batch of inputs (at least one sample); y: the loss's targets (class
+    indices for cross-entropy, the default; arrays of the output's shape for
+    MSELoss).  dtype: both frameworks compute in this dtype (float64 by
+    default, where agreement should be near 1e-12; float32 near 1e-6).  The
+    model is copied, not changed; both copies run in evaluation mode (dropout
+    off).  d loss/dx is compared even for a model built with
+    ``input_grad=False`` (its copy is asked for it); a module that still
+    returns None fails that row, saying so.
 
-    Returns an :class:`~nnumpy.report.ErrorReport` with rows for the loss,
-    the output (logits), d(loss)/d(logits), d(loss)/dx and every parameter
-    gradient, with tolerance 1e-6 (float64) or 1e-4 (float32) unless given.
+    Returns a :class:`TorchComparisonReport` (an
+    :class:`~nnumpy.report.ErrorReport`) with rows for the loss, the output
+    (logits), d(loss)/d(logits), d(loss)/dx and every parameter gradient,
+    with tolerance 1e-6 (float64) or 1e-4 (float32) unless given (> 0).  Each
+    row's relative error is normwise, over the entries i of one tensor with
+    a = nnumpy and b = PyTorch::
+
+        rel_err = max_i |a_i - b_i| / max(max_i |a_i|, max_i |b_i|)
+
+    (see :func:`nnumpy.report.tensor_errors`), and any NaN or inf on either
+    side fails the row and the report.  A row shows its worst entry (the
+    first non-finite one, else the largest |a_i - b_i|) by index, with both
+    values.
     """
     torch = require_torch()
     dt = np.dtype(dtype)
-    tolerance = tolerance if tolerance is not None else (1e-6 if dt == np.float64 else 1e-4)
+    tolerance = check_positive_finite("tolerance", tolerance if tolerance is not None
+                                      else (1e-6 if dt == np.float64 else 1e-4))
+    x = np.array(x, dtype=dt)
+    if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
+        raise ValueError(f"compare_with_torch: x has shape {x.shape} and no samples or no entries: "
+                         f"there would be nothing to compare; pass a batch of at least one sample")
     crit = loss if loss is not None else nn.CrossEntropyLoss()
     ours = copy.deepcopy(model).to(dt).eval()
     theirs = to_torch(ours).eval()
-    x = np.array(x, dtype=dt)
     y = np.asarray(y)
     y_ours = y if np.issubdtype(y.dtype, np.integer) else y.astype(dt)
 
@@ -157,7 +182,7 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
     out = ours(x)
     value = crit(out, y_ours)
     dout = crit.backward()
-    dx = ours.backward(dout)
+    dx = backward_with_input_grad(ours, dout)
 
     # PyTorch: autograd
     xt = torch.tensor(x, requires_grad=True)
@@ -168,9 +193,11 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
     value_t.backward(torch.ones_like(value_t) if value_t.ndim else None)
 
     def row(name, a, b):
-        b = b.detach().cpu().numpy() if hasattr(b, "detach") else np.asarray(b)
-        abs_err, rel_err = tensor_errors(a, b)
-        return {"name": name, "shape": np.shape(a), "abs_err": abs_err, "rel_err": rel_err}
+        if b is not None and hasattr(b, "detach"):
+            b = b.detach().cpu().numpy()
+        if a is None:
+            return TorchComparisonReport.failed_row(name, np.shape(b), "nnumpy's backward returned None")
+        return TorchComparisonReport.row(name, a, b)
 
     rows = [row("loss", np.asarray(value), value_t), row("logits", out, out_t),
             row("d loss/d logits", dout, out_t.grad), row("d loss/d x", dx, xt.grad)]
@@ -179,7 +206,7 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
         rows.append(row(name + ".grad", p.grad, tparams[name].grad))
     title = (f"nnumpy vs PyTorch {torch.__version__} autograd: {type(model).__name__}, "
              f"{type(crit).__name__}, batch {x.shape[0]}, {dt.name}")
-    report = ErrorReport(title, rows, tolerance)
+    report = TorchComparisonReport(title, rows, tolerance)
     if verbose:
         print(report)
     return report

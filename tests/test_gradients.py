@@ -8,10 +8,10 @@ from conftest import KINK_MARGIN, away_from_zero, kink_distance
 TOL = 1e-6
 
 
-def check(module, x, **kw):
-    report = nnp.gradcheck(module, x, **kw)
-    assert report.ok, "\n" + str(report)
-    assert report.max_rel_error < TOL
+def check(module, x, tol=TOL, **kw):
+    """gradcheck at tolerance ``tol``; the report's own verdict decides."""
+    report = nnp.gradcheck(module, x, tolerance=tol, **kw)
+    assert report, "\n" + str(report)
     return report
 
 
@@ -110,6 +110,5 @@ def test_gradcheck_does_not_touch_the_module(rng):
 
 
 def test_gradcheck_max_checks_samples_entries(rng):
-    r = nnp.gradcheck(nnp.Linear(30, 20, rng=0), rng.standard_normal((2, 30)), max_checks=10)
+    r = check(nnp.Linear(30, 20, rng=0), rng.standard_normal((2, 30)), max_checks=10)
     assert [row["checked"] for row in r.rows] == [10, 10, 10]
-    assert r.ok
