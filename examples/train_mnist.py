@@ -25,7 +25,8 @@ def main(argv=None):
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--val-fraction", type=float, default=1 / 6)
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="held out for validation, stratified (as in nnumpy train)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="mnist_mlp.npz", help="where to save the trained model")
     args = p.parse_args(argv)
@@ -39,7 +40,7 @@ def main(argv=None):
                                               flatten=True, scale=True)
     except (DatasetNotFoundError, DownloadError) as e:
         sys.exit(f"error: {e}")
-    train, val = nnp.train_val_split(x, y, args.val_fraction, seed=args.seed)
+    train, val = nnp.train_val_split(x, y, args.val_fraction, seed=args.seed, stratify=True)
     print(f"training {len(train[0])}, validation {len(val[0])}, test {len(x_test)} samples")
 
     model = nnp.MLP(sizes, activation=args.activation, rng=args.seed)

@@ -10,7 +10,7 @@
 """
 __version__ = "0.1.0"
 
-from . import backend, functional, nn, optim
+from . import backend, functional, interop, nn, optim
 from .backend import get_backend, set_backend
 from .datasets.splits import iterate_minibatches, train_val_split
 from .functional import one_hot
@@ -23,7 +23,7 @@ from .summary import Summary, summary
 from .training import History, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = [
-    "backend", "get_backend", "set_backend", "functional", "nn", "optim",
+    "backend", "get_backend", "set_backend", "functional", "interop", "nn", "optim",
     "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten",
     "Dropout", "Sequential", "MLP", "CrossEntropyLoss", "MSELoss", "one_hot", "StateDictError",
     "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted",

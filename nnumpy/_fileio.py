@@ -29,3 +29,25 @@ def atomic_write(path, prefix=".nnumpy-"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def make_dirs(folder):
+    """Create ``folder`` and any missing parents for the ``with`` block; if the
+    block fails (Ctrl-C included), remove the folders made here again, deepest
+    first and only while empty, so a failure leaves no empty folders behind."""
+    folder = os.path.abspath(folder)
+    made, f = [], folder
+    while not os.path.isdir(f) and os.path.dirname(f) != f:
+        made.append(f)
+        f = os.path.dirname(f)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        for d in made:
+            try:
+                os.rmdir(d)
+            except OSError:                 # not empty (someone else's files) or gone: leave it
+                break
+        raise

@@ -60,7 +60,7 @@ def _run_config(args):
                      momentum=args.momentum, schedule=args.schedule, epochs=args.epochs,
                      batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed,
                      dataset=args.dataset, data_root=args.data_root, download=not args.offline,
-                     limit_train=args.limit_train, limit_test=args.limit_test)
+                     mirrors=args.mirror, limit_train=args.limit_train, limit_test=args.limit_test)
 
 
 def _train(args):
@@ -79,7 +79,7 @@ def _sweep(args):
     from .experiments import PRESETS, load_sweep_config, sweep
     spec = PRESETS[args.preset] if args.preset else load_sweep_config(args.config)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("tune_epochs", args.tune_epochs),
-                                   ("seed", args.seed), ("data_root", args.data_root),
+                                   ("seed", args.seed), ("data_root", args.data_root), ("mirrors", args.mirror),
                                    ("limit_train", args.limit_train), ("limit_test", args.limit_test))
                  if v is not None}
     if args.offline:
@@ -117,12 +117,41 @@ def _positive_int(text):
 
 def _data_arguments(p):
     from .datasets import DATASETS
-    p.add_argument("--dataset", default="mnist", choices=list(DATASETS))
-    p.add_argument("--data-root", help="folder with the dataset's four IDX files (default: search, then download)")
+    p.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="dataset")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="folder with the dataset's four IDX files (default: search, then download; "
+                        "see also NNUMPY_DATA)")
     p.add_argument("--offline", action="store_true", help="never download")
+    p.add_argument("--mirror", action="append", metavar="URL",
+                   help="base URL to download the dataset from instead of its usual mirrors (repeatable)")
     p.add_argument("--limit-train", type=_positive_int, help="use only the first N training images")
     p.add_argument("--limit-test", type=_positive_int, help="use only the first N test images")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its help line (unless the help already
+    says it, or there is none to say)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and default is not None and default is not False
+                and default is not argparse.SUPPRESS and "default" not in text):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _RawDescription(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The top-level help: the module docstring as written."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Sub-command parsers share the help formatter."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def build_parser():
@@ -130,42 +159,44 @@ def build_parser():
     from .nn import ACTIVATIONS
 
     p = argparse.ArgumentParser(prog="nnumpy", description=__doc__.replace("``", ""),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+                                formatter_class=_RawDescription)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     g = sub.add_parser("gradcheck", help="check an MLP's hand-written gradients",
                        description="Check the gradients of an MLP with cross-entropy: by central "
                                    "finite differences in float64 and, with --torch, against PyTorch's "
                                    "autograd on the same weights and batch.")
     g.add_argument("--arch", type=parse_arch, default=parse_arch("784-100-200-50-10"),
-                   help="layer sizes (default 784-100-200-50-10)")
-    g.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS))
-    g.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--max-checks", type=int, default=50,
-                   help="finite differences: entries checked per tensor (default 50)")
+                   help="layer sizes (default: 784-100-200-50-10)")
+    g.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS), help="hidden activation")
+    g.add_argument("--batch", type=_positive_int, default=16, help="batch size")
+    g.add_argument("--seed", type=int, default=0, help="seed of the weights, inputs and checked entries")
+    g.add_argument("--max-checks", type=_positive_int, default=50,
+                   help="finite differences: entries checked per tensor")
     g.add_argument("--no-fd", action="store_true", help="skip the finite-difference check")
     g.add_argument("--torch", action="store_true", help="also compare with PyTorch autograd")
     g.add_argument("--dtype", nargs="+", default=["float64"], choices=["float64", "float32"],
-                   help="dtypes of the PyTorch comparison (default float64)")
+                   help="dtypes of the PyTorch comparison")
     g.set_defaults(run=_gradcheck)
 
     t = sub.add_parser("train", help="train one MLP and write a run folder",
                        description="Train an MLP with cross-entropy on a training/validation split and "
                                    "write history (CSV, JSON), learning curves (PNG), the model (.npz), "
                                    "the configuration and the final metrics, test accuracy included.")
-    t.add_argument("--arch", type=parse_arch, default=parse_arch("784-100-10"), help="default 784-100-10")
-    t.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS))
-    t.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
-    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--arch", type=parse_arch, default=parse_arch("784-100-10"),
+                   help="layer sizes (default: 784-100-10)")
+    t.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS), help="hidden activation")
+    t.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="optimizer")
+    t.add_argument("--lr", type=float, default=0.05, help="(initial) learning rate")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov when > 0)")
     t.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
-                   help="learning rate: cosine annealing to 0 over the epochs (default) or constant")
-    t.add_argument("--epochs", type=_positive_int, default=20)
-    t.add_argument("--batch-size", type=_positive_int, default=64)
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", help="run folder (default runs/ARCH-ACTIVATION-lrLR)")
+                   help="learning rate: cosine annealing to 0 over the epochs, or constant")
+    t.add_argument("--epochs", type=_positive_int, default=20, help="training epochs")
+    t.add_argument("--batch-size", type=_positive_int, default=64, help="mini-batch size")
+    t.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of the training images held out for validation (stratified)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batch order")
+    t.add_argument("--out", help="run folder (default: runs/ARCH-ACTIVATION-lrLR)")
     _data_arguments(t)
     t.set_defaults(run=_train)
 
@@ -176,11 +207,11 @@ def build_parser():
     src = w.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=["practical"], help="practical: six MLPs, ReLU and sigmoid, batch 64")
     src.add_argument("--config", metavar="FILE.toml", help="a sweep file ([settings], [[variants]])")
-    w.add_argument("--out", help="sweep folder (default runs/sweep-PRESET)")
+    w.add_argument("--out", help="sweep folder (default: runs/sweep-PRESET)")
     w.add_argument("--jobs", type=_positive_int, default=1, help="variants trained in parallel processes")
     w.add_argument("--epochs", type=_positive_int, help="override the final training epochs")
     w.add_argument("--tune-epochs", type=_positive_int, help="override the epochs per learning-rate trial")
-    w.add_argument("--seed", type=int)
+    w.add_argument("--seed", type=int, help="override the sweep's seed")
     _data_arguments(w)
     w.set_defaults(run=_sweep)
 
@@ -205,7 +236,7 @@ def main(argv=None):
         print(f"nnumpy {args.command}: error: {e}", file=sys.stderr)
         return 2
     except (DatasetNotFoundError, DownloadError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"nnumpy {args.command}: error: {e.message(cli=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)

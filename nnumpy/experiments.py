@@ -22,8 +22,6 @@ import csv
 import dataclasses
 import json
 import math
-import multiprocessing as mp
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from . import nn, optim, plots
-from .datasets import get_spec, load_dataset, train_val_split
+from .datasets import fetch, get_spec, load_dataset, train_val_split
+from .parallel import run_parallel
 from .serialization import load, save
 from .training import TrainingInterrupted, evaluate, fit, predict
 
@@ -60,6 +59,7 @@ class RunConfig:
     dataset: str = "mnist"
     data_root: str | None = None
     download: bool = True
+    mirrors: list | None = None       # base URLs to download from instead of the dataset's own
     limit_train: int | None = None    # use only the first N training images (quick runs, tests)
     limit_test: int | None = None
 
@@ -94,8 +94,8 @@ class RunConfig:
 
 def load_data(cfg):
     """(train, val, test) splits of the configured dataset: flattened float32 in [0, 1]."""
-    (x, y), (xt, yt) = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, flatten=True,
-                                    scale=True)
+    (x, y), (xt, yt) = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, mirrors=cfg.mirrors,
+                                    flatten=True, scale=True)
     if cfg.limit_train:
         x, y = x[:cfg.limit_train], y[:cfg.limit_train]
     if cfg.limit_test:
@@ -228,14 +228,14 @@ class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during a sweep; the finished variants were written."""
 
 
-def _tune_and_train(args):
-    """Worker: try each learning rate for a few epochs, keep the best on the
-    validation set, train that one fully.  Returns the variant's result."""
-    variant, settings, overrides, out, progress = args
+def _tune_and_train(variant, settings, overrides, out, progress=False, data=None):
+    """Try each of the variant's learning rates for a few epochs, keep the best
+    on the validation set, train that one fully.  Returns the variant's result.
+    ``data``: the (train, val, test) splits, or None to load them here (a worker)."""
     name = variant["name"]
     tune_epochs = int(settings.get("tune_epochs", 3))
-    cfg0 = _variant_config(variant, settings, overrides, variant["lrs"][0], tune_epochs)
-    data = load_data(cfg0)
+    if data is None:
+        data = load_data(_variant_config(variant, settings, overrides, variant["lrs"][0], tune_epochs))
     trials = []
     for lr in variant["lrs"]:
         cfg = _variant_config(variant, settings, overrides, lr, tune_epochs)
@@ -259,67 +259,55 @@ def _slug(name):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_")
 
 
-def _init_worker():
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)          # the parent handles Ctrl-C
-
-
 def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print):
     """Tune and train every variant of ``spec`` (a preset or
     :func:`load_sweep_config`), pick the favourite by validation accuracy,
     test it once, and write the sweep folder ``out``.  ``jobs`` > 1 trains
     variants in parallel processes with one BLAS thread each.  Returns the
-    summary rows (the favourite's has ``test_loss``/``test_acc``)."""
+    summary rows (the favourite's has ``test_loss``/``test_acc``).
+
+    Everything is checked before anything is written or trained: the
+    variants, and the data (found, verified, downloaded if allowed) once,
+    here, so that parallel workers never download.  The first failure of
+    any variant stops the sweep and is raised as it was raised in its
+    worker."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     settings, variants, overrides = dict(spec["settings"]), list(spec["variants"]), dict(overrides or {})
     names = [v.get("name") for v in variants]
     if len(set(names)) != len(names) or None in names:
         raise ConfigError("every variant needs a distinct name")
-    for v in variants:                                      # fail early on a bad variant
-        _variant_config(v, settings, overrides, v["lrs"][0], 1)
+    configs = [_variant_config(v, settings, overrides, v["lrs"][0], 1) for v in variants]   # fail early
+    if jobs <= 1:
+        data, worker_overrides = load_data(configs[0]), overrides
+    else:
+        c = configs[0]
+        fetch(c.dataset, root=c.data_root, download=c.download, mirrors=c.mirrors, progress=progress)
+        data, worker_overrides = None, {**overrides, "download": False}     # the workers only read
+    out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps({"settings": settings, "variants": variants,
                                                 "overrides": overrides}, indent=1))
-    tasks = [(v, settings, overrides, str(out), progress if jobs == 1 else False) for v in variants]
+    tasks = [(v, settings, worker_overrides, str(out)) for v in variants]
     results, t0 = [], time.perf_counter()
+
+    def finished(r):
+        results.append(r)
+        log(f"  {r['variant']}: lr {r['best_lr']:g}, validation accuracy {100 * r['val_acc']:.2f} %")
+
     try:
         if jobs <= 1:
             for task in tasks:
-                results.append(_tune_and_train(task))
-                log(f"  {results[-1]['variant']}: lr {results[-1]['best_lr']:g}, "
-                    f"validation accuracy {100 * results[-1]['val_acc']:.2f} %")
+                finished(_tune_and_train(*task, progress=progress, data=data))
         else:
-            ctx = mp.get_context("spawn")
-            saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-            os.environ.update({k: "1" for k in saved})           # one BLAS thread per worker
-            try:
-                pool = ctx.Pool(min(jobs, len(tasks)), initializer=_init_worker)
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            try:
-                for r in pool.imap_unordered(_tune_and_train, tasks):
-                    results.append(r)
-                    log(f"  {r['variant']}: lr {r['best_lr']:g}, validation accuracy {100 * r['val_acc']:.2f} %")
-                pool.close()
-            except KeyboardInterrupt:
-                pool.terminate()
-                raise
-            finally:
-                pool.join()
+            run_parallel(_tune_and_train, tasks, jobs, finished)
     except KeyboardInterrupt:
         if results:
             _write_sweep(out, sorted(results, key=lambda r: names.index(r["variant"])), None, t0)
-        raise SweepInterrupted(f"sweep interrupted; {len(results)} of {len(tasks)} variant(s) finished "
-                               f"and were written to {out}") from None
+        raise SweepInterrupted(f"sweep stopped; {len(results)} of {len(tasks)} variant(s) had finished"
+                               + (f" and are summarised in {out}" if results else "")) from None
     results.sort(key=lambda r: names.index(r["variant"]))
     fav = max(results, key=lambda r: (r["val_acc"], -r["val_loss"]))
     model = load(Path(fav["run"]) / "model.npz")
-    _, _, tst = load_data(_variant_config(next(v for v in variants if v["name"] == fav["variant"]), settings,
-                                          overrides, fav["best_lr"], fav["epochs"]))
+    _, _, tst = data if data is not None else load_data(configs[0])
     fav["test_loss"], fav["test_acc"] = evaluate(model, *tst)
     metrics_path = Path(fav["run"]) / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
@@ -345,6 +333,11 @@ def _fmt(key, value):
     return str(value)
 
 
+def _duration(seconds):
+    """12.3 s, or 2.8 min from a minute on."""
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
 def _write_sweep(out, results, fav, t0):
     rows = [dict(r) for r in results]
     for r in rows:
@@ -365,11 +358,11 @@ def _write_sweep(out, results, fav, t0):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(k, r.get(k)) for k in _COLUMNS) + " |")
-    minutes = (time.perf_counter() - t0) / 60
+    seconds = time.perf_counter() - t0
     note = (f"\nFavourite by validation accuracy: **{fav['variant']}**, test accuracy "
             f"**{100 * fav['test_acc']:.2f} %** (evaluated once on the test set).\n" if fav else
             "\nInterrupted: only the finished variants are listed; no favourite was tested.\n")
-    (out / "summary.md").write_text("\n".join(lines) + "\n" + note + f"\nWall time: {minutes:.1f} min.\n")
+    (out / "summary.md").write_text("\n".join(lines) + "\n" + note + f"\nWall time: {_duration(seconds)}.\n")
     histories = {}
     for r in results:
         h = json.loads((Path(r["run"]) / "history.json").read_text())

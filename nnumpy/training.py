@@ -27,6 +27,9 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"training interrupted after {len(history)} finished epoch(s)")
         self.history = history
 
+    def __reduce__(self):                 # pickled with its history (it crosses process boundaries)
+        return type(self), (self.history,)
+
 
 @dataclass
 class History:

@@ -29,46 +29,76 @@ def rng():
     return np.random.default_rng(1234)
 
 
-# -- real data -----------------------------------------------------------------
+# -- real data and optional packages ------------------------------------------------
+import importlib  # noqa: E402
 import os  # noqa: E402
 import pathlib  # noqa: E402
+import warnings  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MNIST_DIR = pathlib.Path(os.environ.get("NNUMPY_TEST_MNIST", ROOT.parent / "shared" / "datasets" / "mnist"))
-FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Extras that a CI run leaves out on purpose (the run in a venv with only ".[test]"):
+#: their tests skip there instead of failing.
+WITHOUT = set(os.environ.get("NNUMPY_TEST_WITHOUT", "").replace(",", " ").split())
+GZ_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
-def require_dir(path, what, how):
-    """Skip when real data is absent, except in CI, where its absence is a failure."""
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-    if all((path / n).is_file() for n in names):
-        return path
-    msg = f"{what} not found in {path} ({how})"
-    if IN_CI:
+def missing(msg, extra=None):
+    """Skip for something absent, except in CI, where its absence is a failure
+    (unless CI left that extra out on purpose: NNUMPY_TEST_WITHOUT)."""
+    if IN_CI and extra not in WITHOUT:
         pytest.fail(f"CI=true but {msg}", pytrace=False)
     pytest.skip(msg)
 
 
+def require_package(module, extra):
+    """Import an optional package, or skip naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing(f"{module} is not installed (pip install -e \".[{extra}]\")", extra)
+
+
+def find_dataset(name, *candidates):
+    """A folder holding the four .gz files of dataset ``name``: the first
+    candidate that has them, else where nnumpy's own search path finds a
+    verified copy ($NNUMPY_DATA, /usr/share/datasets, the download folder).
+    None when there is none."""
+    for d in candidates:
+        if d is not None and all((pathlib.Path(d) / n).is_file() for n in GZ_NAMES):
+            return pathlib.Path(d)
+    from nnumpy.datasets import DatasetNotFoundError, DatasetWarning, fetch
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DatasetWarning)
+            got = fetch(name, download=False)
+    except DatasetNotFoundError:
+        return None
+    folders = {path.parent for _, path, _ in got.values()}
+    names = {path.name for _, path, _ in got.values()}
+    return folders.pop() if len(folders) == 1 and names == set(GZ_NAMES) else None
+
+
 @pytest.fixture(scope="session")
 def mnist_dir():
-    return require_dir(MNIST_DIR, "the real MNIST files",
-                       "they sit in ../shared/datasets/mnist beside the checkout; or set NNUMPY_TEST_MNIST")
+    found = find_dataset("mnist", os.environ.get("NNUMPY_TEST_MNIST"), ROOT.parent / "shared" / "datasets" / "mnist")
+    if found is None:
+        missing("the real MNIST files were not found: looked in $NNUMPY_TEST_MNIST, ../shared/datasets/mnist "
+                "and nnumpy's search path (python -m nnumpy.datasets download mnist puts them there)")
+    return found
 
 
 @pytest.fixture(scope="session")
 def fashion_dir():
-    return require_dir(FASHION_DIR, "Fashion-MNIST", "apt-get install -y dataset-fashion-mnist")
+    found = find_dataset("fashion-mnist", "/usr/share/datasets/fashion-mnist")
+    if found is None:
+        missing("Fashion-MNIST was not found (apt-get install -y dataset-fashion-mnist, or "
+                "python -m nnumpy.datasets download fashion-mnist)")
+    return found
 
 
 @pytest.fixture(scope="session")
 def torch():
     """PyTorch, or a skip (a failure in CI, where .ci/run installs torch==2.13.0)."""
-    try:
-        import torch
-    except ImportError:
-        if IN_CI:
-            pytest.fail("CI=true but PyTorch is not installed (.ci/run installs torch==2.13.0)", pytrace=False)
-        pytest.skip("PyTorch is not installed: pip install -e \".[torch]\"")
-    return torch
+    return require_package("torch", "torch")

@@ -195,8 +195,21 @@ def test_loader_download_error_lists_urls_and_gives_a_hint(server, tmp_path):
         load_mnist(root=tmp_path, mirrors=[server.url("gone")], progress=False, retries=0)
     text = str(info.value)
     assert "HTTP 404" in text and server.url("gone") in text
-    assert "Pass root=DIR" in text and "NNUMPY_OFFLINE=1" in text
+    assert "Put the four files in that folder" in text and "NNUMPY_DATA=DIR" in text and "NNUMPY_OFFLINE=1" in text
     assert_clean(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["root", "NNUMPY_DATA"])
+def test_a_failed_download_leaves_no_empty_folders(server, tmp_path, monkeypatch, where):
+    server.fault("gone", "404")
+    (tmp_path / "keep").mkdir()                            # a folder that was there stays
+    base = tmp_path / "keep" / "new" / "deeper"
+    kw = {"root": base / "mnist"} if where == "root" else {}
+    monkeypatch.setenv("NNUMPY_DATA", str(base))
+    with pytest.raises(DownloadError):
+        load_mnist(mirrors=[server.url("gone")], progress=False, retries=0, **kw)
+    assert_clean(tmp_path, ["keep"])
+    assert_clean(tmp_path / "keep")
 
 
 def test_refused_connection_is_reported(tmp_path):

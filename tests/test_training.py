@@ -118,3 +118,14 @@ def test_train_val_split(stratify):
     assert np.array_equal(xt, xt2)
     with pytest.raises(ValueError, match="val_fraction"):
         nnp.train_val_split(x, y, 1.5)
+
+
+@pytest.mark.parametrize("val_fraction", [0.1, 1 / 6, 0.25, 0.003])
+def test_stratified_split_has_exactly_the_requested_size(val_fraction):
+    counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]     # MNIST's training labels
+    y = np.repeat(np.arange(10), counts)
+    (xt, _), (xv, yv) = nnp.train_val_split(np.zeros((len(y), 1)), y, val_fraction, seed=0, stratify=True)
+    k = round(60000 * val_fraction)
+    assert len(xv) == k and len(xt) == 60000 - k               # 0.1: 54,000 / 6,000
+    share = np.asarray(counts) * k / 60000
+    assert np.all(np.abs(np.bincount(yv, minlength=10) - share) < 1)   # each class within one of its share

@@ -1,8 +1,8 @@
 """``python -m nnumpy.datasets``: download, verify and list datasets.
 
-    python -m nnumpy.datasets download mnist fashion-mnist [--root DIR] [--mirror URL ...]
-    python -m nnumpy.datasets verify mnist [--root DIR]
-    python -m nnumpy.datasets list
+    python -m nnumpy.datasets download mnist fashion-mnist [--data-root DIR] [--mirror URL ...]
+    python -m nnumpy.datasets verify mnist [--data-root DIR]
+    python -m nnumpy.datasets list                       which datasets are here, and where
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def add_action_arguments(q, action):
     """The arguments of ``download`` / ``verify`` (shared with the ``nnumpy`` command)."""
     q.add_argument("names", nargs="+", choices=list(DATASETS), metavar="NAME",
                    help="one or more of: " + ", ".join(DATASETS))
-    q.add_argument("--root", help="the folder holding the dataset's four files directly "
+    q.add_argument("--data-root", "--root", dest="root", metavar="DIR", help="the folder holding the dataset's four files directly "
                                   "(only with a single NAME); default: the usual search path")
     if action == "download":
         q.add_argument("--mirror", action="append", metavar="URL",
@@ -38,8 +38,18 @@ def add_arguments(p):
 
 
 def list_datasets():
+    """Each known dataset: whether a verified copy is here (and where), and where it is looked for."""
     for name, spec in DATASETS.items():
-        print(f"{name}: {spec.title}\n  {spec.homepage}\n  mirrors: {', '.join(spec.mirrors)}\n"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DatasetWarning)
+            try:
+                got = fetch(name, download=False)
+                folders = sorted({str(path.parent) for _, path, _ in got.values()})
+                status = "present, verified, in " + ", ".join(folders)
+            except DatasetNotFoundError as e:
+                status = (f"not here ({len(e.missing)} of {len(ROLES)} files missing or unverified); "
+                          f"python -m nnumpy.datasets download {name}")
+        print(f"{name}: {spec.title}\n  {status}\n  {spec.homepage}\n  mirrors: {', '.join(spec.mirrors)}\n"
               f"  searched: {', '.join(str(d) for d in search_dirs(name))}")
     return 0
 
@@ -47,7 +57,7 @@ def list_datasets():
 def run_action(action, args):
     """Download or verify ``args.names``; prints what was found; returns an exit code."""
     if args.root and len(args.names) > 1:
-        print("error: --root names the folder of one dataset; give a single NAME", file=sys.stderr)
+        print("error: --data-root names the folder of one dataset; give a single NAME", file=sys.stderr)
         return 2
     status = 0
     for name in args.names:
@@ -62,7 +72,7 @@ def run_action(action, args):
             for w in caught:
                 print(f"warning: {w.message}", file=sys.stderr)
         except (DatasetNotFoundError, DownloadError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {e.message(cli=True)}", file=sys.stderr)
             status = 1
             continue
         print(f"{name}: verified in {time.perf_counter() - t0:.2f} s")

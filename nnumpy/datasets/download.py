@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import time
 
-from .._fileio import atomic_write
+from .._fileio import atomic_write, make_dirs
 from .._progress import progress_bar
+from .registry import local_files_advice
 
 __all__ = ["download", "DownloadError"]
 
@@ -33,15 +34,40 @@ _CHUNK = 1 << 16
 
 
 class DownloadError(OSError):
-    """Every URL failed; ``.failures`` holds (url, reason) for each attempt."""
+    """Every URL failed; ``.failures`` holds (url, reason) for each attempt.
 
-    def __init__(self, target, failures, hint=""):
-        self.target, self.failures, self.hint = target, list(failures), hint
-        lines = [f"could not download {target}; tried:"]
-        lines += [f"  {url}: {reason}" for url, reason in self.failures]
-        if hint:
-            lines.append(hint)
-        super().__init__("\n".join(lines))
+    ``dataset`` (a registered dataset's name, set by the loaders) adds advice
+    on using local files instead; :meth:`message` words it for Python
+    (``root=``) or for the command line (``--data-root``).
+    """
+
+    def __init__(self, target, failures, dataset=None, root=None):
+        self.target, self.failures = target, [tuple(f) for f in failures]
+        self.dataset, self.root = dataset, None if root is None else os.fspath(root)
+        super().__init__(self.message())
+
+    def __reduce__(self):                 # pickled with its fields (it crosses process boundaries)
+        return type(self), (self.target, self.failures, self.dataset, self.root)
+
+    def __str__(self):
+        return self.message()
+
+    def message(self, cli=False):
+        """The report: each URL once, with its last reason and the number of
+        attempts; then, for a dataset, how to use local files (``cli``: in
+        the command line's words)."""
+        attempts = {}
+        for url, reason in self.failures:
+            attempts.setdefault(url, []).append(reason)
+        lines = [f"could not download {self.target}; tried:"]
+        for url, reasons in attempts.items():
+            count = f" ({len(reasons)} attempts)" if len(reasons) > 1 else ""
+            lines.append(f"  {url}: {reasons[-1]}{count}")
+        if attempts and all(r[-1].startswith("connection failed") for r in attempts.values()):
+            lines.append("No server could be reached: is this machine offline?")
+        if self.dataset is not None:
+            lines.append(local_files_advice(self.dataset, self.root, cli))
+        return "\n".join(lines)
 
 
 class _Transient(Exception):
@@ -112,9 +138,18 @@ def _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, desc):
     except requests.exceptions.Timeout as e:
         raise _Transient(f"timed out ({type(e).__name__}: timeout {timeout} s)") from None
     except requests.exceptions.ConnectionError as e:
+        if _unresolvable(e):                             # no such host (or no network): not worth a retry
+            raise _Permanent(f"connection failed ({_root_cause(e)})") from None
         raise _Transient(f"connection failed ({_root_cause(e)})") from None
     except requests.exceptions.RequestException as e:
         raise _Permanent(f"{type(e).__name__}: {_short(e)}") from None
+
+
+def _unresolvable(e):
+    """Whether a requests ConnectionError comes from a failed host-name lookup."""
+    import urllib3
+    reason = getattr(e.args[0], "reason", None) if e.args else None
+    return isinstance(reason, urllib3.exceptions.NameResolutionError)
 
 
 def _root_cause(e):
@@ -147,34 +182,41 @@ def download(urls, dest, verify, timeout=(10.0, 30.0), retries=2, backoff=1.0, m
     import requests
 
     dest = os.fspath(dest)
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     own_session = session is None
     session = session or requests.Session()
     failures = []
     try:
-        for url in urls:
-            for attempt in range(retries + 1):
-                try:
-                    with atomic_write(dest, prefix=f".{os.path.basename(dest)}.") as f:
-                        _fetch(session, url, f, timeout, max_bytes, max_seconds, progress,
-                               os.path.basename(dest))
-                        f.flush()
-                        with open(f.name, "rb") as check:
-                            data = check.read()
-                        try:
-                            verify(data)
-                        except ValueError as e:
-                            raise _Permanent(f"downloaded, but verification failed: {e}") from None
-                    return dest
-                except _Permanent as e:
-                    failures.append((url, str(e)))
-                    break
-                except _Transient as e:
-                    more = attempt < retries
-                    failures.append((url, str(e) + (" (retrying)" if more else "")))
-                    if more:
-                        time.sleep(backoff * 2 ** attempt)
-        raise DownloadError(os.path.basename(dest), failures)
+        with make_dirs(os.path.dirname(os.path.abspath(dest))):   # folders it makes go again on failure
+            _download_first(session, urls, dest, verify, failures, timeout, retries, backoff, max_bytes,
+                            max_seconds, progress)
+        return dest
     finally:
         if own_session:
             session.close()
+
+
+def _download_first(session, urls, dest, verify, failures, timeout, retries, backoff, max_bytes, max_seconds,
+                    progress):
+    """The loop of :func:`download`: each URL in turn, transient failures
+    retried; appends (url, reason) to ``failures``; raises DownloadError."""
+    for url in urls:
+        for attempt in range(retries + 1):
+            try:
+                with atomic_write(dest, prefix=f".{os.path.basename(dest)}.") as f:
+                    _fetch(session, url, f, timeout, max_bytes, max_seconds, progress, os.path.basename(dest))
+                    f.flush()
+                    with open(f.name, "rb") as check:
+                        data = check.read()
+                    try:
+                        verify(data)
+                    except ValueError as e:
+                        raise _Permanent(f"downloaded, but verification failed: {e}") from None
+                return
+            except _Permanent as e:
+                failures.append((url, str(e)))
+                break
+            except _Transient as e:
+                failures.append((url, str(e)))
+                if attempt < retries:
+                    time.sleep(backoff * 2 ** attempt)
+    raise DownloadError(os.path.basename(dest), failures)

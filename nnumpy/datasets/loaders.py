@@ -29,7 +29,7 @@ import numpy as np
 from .download import DownloadError
 from .download import download as _download
 from .idx import IDXFormatError
-from .registry import ROLES, ChecksumError, get_spec
+from .registry import ROLES, ChecksumError, get_spec, local_files_advice
 
 __all__ = ["load_dataset", "load_mnist", "load_fashion_mnist", "load_kmnist", "fetch", "data_home",
            "download_dir", "search_dirs", "DatasetNotFoundError", "DatasetWarning", "SYSTEM_DATA_DIRS"]
@@ -39,7 +39,42 @@ SYSTEM_DATA_DIRS = ("/usr/share/datasets",)
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """Files are missing (or corrupt) and downloading is off."""
+    """Files are missing (or corrupt) and downloading is off or failed.
+
+    Fields: ``dataset``; ``missing`` (file name -> why each local copy was
+    rejected, empty when none was found); ``searched`` (the folders looked
+    in); ``why`` ("download=False", "NNUMPY_OFFLINE" or "download failed");
+    ``root`` (the explicit folder, or None).  :meth:`message` words the
+    advice for Python (``root=``) or for the command line (``--data-root``).
+    """
+
+    def __init__(self, dataset, missing, searched, why, root=None):
+        self.dataset, self.why, self.root = dataset, why, None if root is None else str(root)
+        self.missing = {k: list(v) for k, v in dict(missing).items()}
+        self.searched = [str(d) for d in searched]
+        super().__init__(self.message())
+
+    def __reduce__(self):                 # pickled with its fields (it crosses process boundaries)
+        return type(self), (self.dataset, self.missing, self.searched, self.why, self.root)
+
+    def __str__(self):
+        return self.message()
+
+    def message(self, cli=False):
+        spec = get_spec(self.dataset)
+        why = {"download=False": "downloading is off" + ("" if cli else " (download=False)"),
+               "NNUMPY_OFFLINE": "downloading is off (NNUMPY_OFFLINE is set)"}.get(self.why, "the download failed")
+        lines = [f"{spec.name}: {len(self.missing)} file(s) not available and {why}:"]
+        for fname, rejected in self.missing.items():
+            lines.append(f"  {fname}: " + ("; ".join(rejected) if rejected else "not found"))
+        lines.append("searched: " + ", ".join(self.searched))
+        lines.append(local_files_advice(spec.name, self.root, cli))
+        get = "python -m nnumpy.datasets download " + spec.name + (f" --data-root {self.root}" if self.root else "")
+        lines.append(f"To download them (online): {get}; or get them from " + " or ".join(spec.mirrors)
+                     + f" ({spec.homepage}).")
+        if spec.system_note:
+            lines.append(spec.system_note)
+        return "\n".join(lines)
 
 
 class DatasetWarning(UserWarning):
@@ -132,33 +167,16 @@ def fetch(name, root=None, download=True, mirrors=None, timeout=(10.0, 30.0), re
                           timeout=timeout, retries=retries, backoff=backoff,
                           max_bytes=fs.payload_bytes + (1 << 20), progress=progress)
             except DownloadError as e:
-                raise DownloadError(e.target, e.failures, hint=(
-                    f"Have the files already? Pass root=DIR (the folder holding them) or put them in "
-                    f"{dirs[0]}; set NNUMPY_OFFLINE=1 to never download.")) from None
+                raise DownloadError(e.target, e.failures, dataset=spec.name, root=root) from None
             hit = _find(fs, [target], rejected)
         if hit is None:
             missing[fs.filename] = rejected
         else:
             found[role] = hit
     if missing:
-        raise DatasetNotFoundError(_missing_message(spec, missing, dirs, offline, root))
+        why = ("NNUMPY_OFFLINE" if _offline() else "download=False") if offline else "download failed"
+        raise DatasetNotFoundError(spec.name, missing, dirs, why, root)
     return found
-
-
-def _missing_message(spec, missing, dirs, offline, root):
-    why = ("downloading is off (download=False)" if not _offline() else
-           "downloading is off (NNUMPY_OFFLINE is set)") if offline else "the download failed"
-    lines = [f"{spec.name}: {len(missing)} file(s) not available and {why}:"]
-    for fname, rejected in missing.items():
-        lines.append(f"  {fname}: " + ("; ".join(rejected) if rejected else "not found"))
-    lines.append("searched: " + ", ".join(str(d) for d in dirs))
-    lines.append("get them from " + " or ".join(spec.mirrors) + f" ({spec.homepage}) and put them in "
-                 + ("that folder" if root is not None else "one of those folders")
-                 + f", or run: python -m nnumpy.datasets download {spec.name}"
-                 + (f" --root {root}" if root is not None else ""))
-    if spec.system_note:
-        lines.append(spec.system_note)
-    return "\n".join(lines)
 
 
 def load_dataset(name, root=None, download=True, mirrors=None, flatten=False, scale=False,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .idx import IDXFormatError, decompress_idx, parse_idx
 
-__all__ = ["FileSpec", "DatasetSpec", "DATASETS", "get_spec", "ROLES"]
+__all__ = ["FileSpec", "DatasetSpec", "DATASETS", "get_spec", "ROLES", "local_files_advice"]
 
 #: The four files of every MNIST-family dataset, in the order they are returned.
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -159,3 +159,16 @@ def get_spec(name):
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     return DATASETS[key]
+
+
+def local_files_advice(name, root=None, cli=False):
+    """One line on how to use files already on disk instead of downloading,
+    in the words of the interface in use: Python arguments, or (``cli``)
+    the options of the ``nnumpy`` commands."""
+    folder = get_spec(name).name
+    if root is not None:
+        where = "Put the four files in that folder"
+    else:
+        where = f"Have the files already? Pass {'--data-root DIR' if cli else 'root=DIR'} (the folder holding them)"
+    return (f"{where}, or set NNUMPY_DATA=DIR with them in DIR/{folder}/"
+            + (" (download=False or NNUMPY_OFFLINE=1: never download)." if not cli else "."))

@@ -1,0 +1,168 @@
+"""Failures reach the user from any process: every public exception survives
+pickling, a parallel sweep stops at its first failure with the message a
+serial one gives, and an offline first run fails fast, clearly and cleanly."""
+import importlib
+import inspect
+import multiprocessing as mp
+import os
+import pickle
+import pkgutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import nnumpy
+import workers
+from nnumpy.datasets import ChecksumError, DatasetNotFoundError, DatasetWarning, DownloadError, IDXFormatError
+from nnumpy.experiments import ConfigError, SweepInterrupted
+from nnumpy.parallel import WorkerDied, run_parallel
+from nnumpy.nn import StateDictError
+from nnumpy.serialization import ModelFileError
+from nnumpy.training import History, TrainingDivergedError, TrainingInterrupted
+
+HISTORY = History(epoch=[1, 2], train_loss=[0.5, 0.25], train_acc=[0.8, 0.9], val_loss=[0.6, 0.3],
+                  val_acc=[0.7, 0.85], lr=[0.1, 0.05], seconds=[1.0, 1.1])
+#: One instance of every public exception (and warning) class nnumpy defines.
+EXAMPLES = {
+    StateDictError: lambda: StateDictError("cannot load state dict into MLP: missing key(s): 0.bias"),
+    ModelFileError: lambda: ModelFileError("m.npz: not a readable .npz model file"),
+    IDXFormatError: lambda: IDXFormatError("x.idx: bad leading bytes"),
+    ChecksumError: lambda: ChecksumError("x.gz: checksum mismatch"),
+    ConfigError: lambda: ConfigError("lr must be positive, got -1.0"),
+    TrainingDivergedError: lambda: TrainingDivergedError("the loss became nan at epoch 2, step 7 of 844"),
+    TrainingInterrupted: lambda: TrainingInterrupted(HISTORY),
+    SweepInterrupted: lambda: SweepInterrupted("sweep interrupted; 2 of 6 variant(s) finished"),
+    WorkerDied: lambda: WorkerDied("a worker process died while running task 3 (exit code -9)"),
+    DatasetWarning: lambda: DatasetWarning("not using /data/x.gz: checksum mismatch"),
+    DownloadError: lambda: DownloadError("train-images-idx3-ubyte.gz",
+                                         [("https://a/x.gz", "HTTP 500"), ("https://a/x.gz", "HTTP 500"),
+                                          ("https://b/x.gz", "HTTP 404")], dataset="mnist", root="/data/mnist"),
+    DatasetNotFoundError: lambda: DatasetNotFoundError("mnist", {"t10k-labels-idx1-ubyte.gz": ["bad checksum"],
+                                                                 "train-images-idx3-ubyte.gz": []},
+                                                       ["/a/mnist", "/b/mnist"], "download=False"),
+}
+
+
+def public_exception_classes():
+    found = set()
+    for info in pkgutil.walk_packages(nnumpy.__path__, "nnumpy."):
+        if info.name.endswith("__main__"):
+            continue
+        for name, obj in vars(importlib.import_module(info.name)).items():
+            if (inspect.isclass(obj) and issubclass(obj, BaseException) and not name.startswith("_")
+                    and obj.__module__.startswith("nnumpy")):
+                found.add(obj)
+    return found
+
+
+def test_every_public_exception_class_has_an_example():
+    assert public_exception_classes() == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("cls", list(EXAMPLES), ids=lambda c: c.__name__)
+def test_exceptions_survive_pickling(cls):
+    e = EXAMPLES[cls]()
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is cls and str(back) == str(e) and back.args == e.args
+    assert vars(back) == vars(e)
+    if hasattr(e, "message"):
+        assert back.message(cli=True) == e.message(cli=True)
+
+
+def test_data_errors_speak_the_interface_in_use():
+    for e in (EXAMPLES[DatasetNotFoundError](), DownloadError("x.gz", [("u", "HTTP 404")], dataset="mnist")):
+        py, cli = e.message(), e.message(cli=True)
+        assert "root=DIR" in py and "--data-root" not in py
+        assert "--data-root DIR" in cli and "root=DIR" not in cli
+        assert "NNUMPY_DATA" in py and "NNUMPY_DATA" in cli
+    text = str(EXAMPLES[DownloadError]())
+    assert "https://a/x.gz: HTTP 500 (2 attempts)" in text and text.count("https://a/x.gz") == 1
+
+
+# -- parallel execution -------------------------------------------------------------------
+def wait_no_children(seconds=10):
+    deadline = time.monotonic() + seconds
+    while mp.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return mp.active_children()
+
+
+@pytest.mark.parametrize("fn,error", [(workers.fail_after, DownloadError),
+                                      (workers.die, WorkerDied),
+                                      (workers.fail_unpicklably, RuntimeError)],
+                         ids=["exception", "worker-dies", "unpicklable"])
+def test_first_failure_stops_every_worker(fn, error):
+    done = []
+    t0 = time.monotonic()
+    with pytest.raises(error) as info:
+        run_parallel(workers.call, [(fn, 0.5), (workers.sleep_then, 120, "late")], 2, done.append)
+    assert time.monotonic() - t0 < 60            # not the 120 s of the other worker: it was stopped
+    assert done == []
+    if error is DownloadError:
+        assert info.value.failures == [("http://127.0.0.1:9/x.gz", "HTTP 404 Not Found")]
+    assert wait_no_children() == []
+
+
+def test_results_arrive_from_every_worker():
+    done = []
+    run_parallel(workers.sleep_then, [(0.1, i) for i in range(5)], 2, done.append)
+    assert sorted(done) == [0, 1, 2, 3, 4]
+    assert wait_no_children() == []
+
+
+# -- the README's main command, offline ------------------------------------------------------
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def listing(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def offline_sweep(tmp_path, jobs):
+    """The README's main command on a machine without the data or a network
+    (the mirror is a closed port on 127.0.0.1); returns its stderr."""
+    work = tmp_path / "work"
+    work.mkdir(parents=True)
+    env = {**os.environ, "NNUMPY_DATA": str(tmp_path / "nowhere" / "data")}
+    env.pop("NNUMPY_OFFLINE", None)
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "nnumpy", "sweep", "--preset", "practical", "--out", "runs/practical",
+                        "--jobs", str(jobs), "--mirror", f"http://127.0.0.1:{closed_port()}/mnist/"],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - t0 < 60
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("nnumpy sweep: error: could not download train-images-idx3-ubyte.gz")
+    assert "--data-root DIR" in r.stderr and "NNUMPY_DATA=DIR" in r.stderr and "root=DIR" not in r.stderr
+    assert listing(tmp_path) == ["work"]          # no data folder, no run folder, nothing half-made
+    return r.stderr
+
+
+def test_offline_first_run_fails_fast_clearly_and_cleanly_serial_or_parallel(tmp_path):
+    a = offline_sweep(tmp_path / "a", 1)
+    b = offline_sweep(tmp_path / "b", 2)
+    port = lambda text: text.split("127.0.0.1:")[1].split("/")[0]     # noqa: E731
+    assert a.replace(port(a), "PORT") == b.replace(port(b), "PORT")
+
+
+def test_ctrl_c_stops_a_parallel_sweep_with_one_message(tmp_path, mnist_dir):
+    out = tmp_path / "sweep"
+    p = subprocess.Popen([sys.executable, "-m", "nnumpy", "sweep", "--preset", "practical", "--jobs", "2",
+                          "--out", str(out), "--data-root", str(mnist_dir), "--limit-train", "5000", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "sweep.json").exists() and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    time.sleep(3)                                 # the workers are training now
+    os.killpg(p.pid, signal.SIGINT)               # Ctrl-C in a terminal reaches the whole process group
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "interrupted" in err, err
