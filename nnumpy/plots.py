@@ -9,7 +9,7 @@ import numpy as np
 
 __all__ = ["learning_curves", "compare_runs", "confusion_matrix_figure", "misclassified_grid", "FIG_PX"]
 
-FIG_PX = {"curves": (1200, 450), "compare": (1200, 450), "confusion": (700, 600), "grid": (1000, 560)}
+FIG_PX = {"curves": (1200, 450), "compare": (1200, 600), "confusion": (700, 600), "grid": (1000, 560)}
 _DPI = 100
 
 
@@ -63,29 +63,39 @@ def learning_curves(history, path, title=""):
 
 
 def compare_runs(histories, path, title=""):
-    """Validation accuracy and training/validation loss of several runs: {label: history}."""
+    """Validation accuracy and training/validation loss of several runs: {label: history}.
+
+    One colour per run, named once in a legend below both plots (readable
+    for a dozen runs); line style tells training (solid) from validation
+    (dashed)."""
     plt = _pyplot()
+    from matplotlib.lines import Line2D
     fig, (ax_acc, ax_loss) = _figure(plt, "compare", ncols=2)
+    handles = []
     for i, (label, h) in enumerate(histories.items()):
         color = f"C{i % 10}"
-        ax_acc.plot(h["epoch"], 100 * np.asarray(h["val_acc"]), "-", color=color, label=label)
-        ax_loss.plot(h["epoch"], h["train_loss"], "-", color=color, label=f"{label} (training)")
-        ax_loss.plot(h["epoch"], h["val_loss"], "--", color=color, label=f"{label} (validation)")
+        handles += ax_acc.plot(h["epoch"], 100 * np.asarray(h["val_acc"]), "-", color=color, label=label)
+        ax_loss.plot(h["epoch"], h["train_loss"], "-", color=color)
+        ax_loss.plot(h["epoch"], h["val_loss"], "--", color=color)
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("validation accuracy (%)")
     ax_acc.set_title("validation accuracy")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy loss (nats per sample)")
-    ax_loss.set_title("cost: training (solid), validation (dashed)")
+    ax_loss.set_title("cost")
     ax_loss.set_yscale("log")
-    ax_acc.legend(fontsize=7)
-    ax_loss.legend(fontsize=6, ncol=2)
+    ax_loss.legend([Line2D([], [], color="0.3", ls="-"), Line2D([], [], color="0.3", ls="--")],
+                   ["training", "validation"], fontsize=10, loc="upper right")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
     _integer_epochs(ax_acc, ax_loss)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    ncol = min(len(handles), 3)
+    fig.legend(handles, [hd.get_label() for hd in handles], loc="lower center", ncol=max(ncol, 1), fontsize=10,
+               frameon=False)
+    rows = -(-len(handles) // max(ncol, 1))
+    fig.tight_layout(rect=(0, min(0.03 + 0.04 * rows, 0.45), 1, 1))
     return _save(plt, fig, path)
 
 

@@ -1,5 +1,6 @@
 """Smoke tests: every benchmark script runs end to end on a tiny configuration
 (no timing assertions: the figures live in benchmarks/results and the README)."""
+import importlib.util
 import json
 import struct
 import subprocess
@@ -8,7 +9,7 @@ import zlib
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, require_package
 
 BENCH = ROOT / "benchmarks"
 
@@ -29,7 +30,8 @@ def png_size(path):
 
 
 def test_epoch_time_smoke(tmp_path):
-    pytest.importorskip("matplotlib")
+    require_package("threadpoolctl", "bench")          # records the BLAS in use
+    require_package("sklearn", "bench")
     out = run("epoch_time.py", "--arch", "784-16-10", "--batch", "32", "--samples", "640", "--repeats", "3",
               "--synthetic", "--torch", "--sklearn", "--json", str(tmp_path / "e.json"),
               "--plot", str(tmp_path / "e.png"), "--markdown")
@@ -37,7 +39,8 @@ def test_epoch_time_smoke(tmp_path):
     assert "synthetic data" in out and "# blas:" in out
     result = json.loads((tmp_path / "e.json").read_text())
     names = {r["contender"] for r in result["results"]}
-    assert {"nnumpy-numpy", "nnumpy-numba", "gemm"} <= names
+    assert {"nnumpy-numpy", "nnumpy-numba", "gemm", "sklearn"} <= names
+    assert ("torch" in names) == (importlib.util.find_spec("torch") is not None)
     assert all(len(r["runs"]) == 3 and r["min"] <= r["median"] <= r["max"] for r in result["results"])
     assert result["machine"]["cores"] >= 1 and result["machine"]["versions"]["numpy"]
     w, h = png_size(tmp_path / "e.png")
