@@ -1,4 +1,6 @@
 """The backend switch and the Numba kernels against their NumPy references."""
+import json
+import os
 import subprocess
 import sys
 
@@ -7,6 +9,7 @@ import pytest
 
 import nnumpy as nnp
 from nnumpy import backend
+from nnumpy import functional as F
 from nnumpy.backend import numpy_ops as ref
 
 numba_ops = pytest.importorskip("nnumpy.backend.numba_ops", reason="Numba is not installed")
@@ -16,10 +19,26 @@ ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
 
-def rel_err(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    scale = max(np.abs(a).max(initial=0), np.abs(b).max(initial=0), 1e-300)
-    return np.abs(a - b).max(initial=0) / scale
+def assert_close(actual, expected, tol, scale=None, at=None):
+    """Element by element: |actual - expected| <= tol * scale, with scale = |expected|
+    (relative to each element) unless given.  For an element that is a sum of terms
+    (a GEMM entry, a bias gradient) pass the sum of the terms' absolute values: its
+    rounding error is proportional to that, not to the sum, which may cancel.
+    ``at``: the inputs (actual's shape), to name the worst element's input.
+    Arithmetic in the widest of float64 and the arguments' types."""
+    dt = np.result_type(actual, expected, np.float64)
+    a, e = np.asarray(actual, dt), np.asarray(expected, dt)
+    assert a.shape == e.shape, (a.shape, e.shape)
+    err = np.abs(a - e)
+    limit = tol * (np.abs(e) if scale is None else np.asarray(scale, dt))
+    ok = np.asarray(err <= limit, bool)                         # NaN is never ok
+    if not ok.all():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            excess = np.nan_to_num(np.asarray(err / limit, np.float64), nan=np.inf)
+        i = np.unravel_index(np.argmax(np.where(ok, 0.0, excess)), ok.shape)
+        where = "" if at is None else f" (input {np.asarray(at)[i]!r})"
+        pytest.fail(f"{np.count_nonzero(~ok)} of {ok.size} elements off by more than {tol:g} x scale; "
+                    f"worst, {excess[i]:.3g} x the limit: element {i}{where}: {a[i]!r}, expected {e[i]!r}")
 
 
 def noncontig(a):
@@ -41,9 +60,19 @@ def test_linear_act_kernels_match_reference(shape, act, dtype, contiguous):
     x, W = rng.standard_normal((n, k)).astype(dtype), (rng.standard_normal((m, k)) / np.sqrt(k)).astype(dtype)
     b, dy = rng.standard_normal(m).astype(dtype), rng.standard_normal((n, m)).astype(dtype)
     wrap = (lambda a: a) if contiguous else noncontig
+    tol = TOL[dtype]
     y_ref = ref.linear_act_forward(x, W, b, act, 0.1)
     y = numba_ops.linear_act_forward(wrap(x), wrap(W), b, act, 0.1)
-    assert y.dtype == dtype and rel_err(y, y_ref) <= TOL[dtype]
+    assert y.dtype == dtype
+
+    def slope(v):                                                                   # |f'| through y
+        return np.abs(ref.activation_backward(np.ones_like(v), v, act, 0.1))
+
+    # y = f(z) with z = x @ W.T + b, a sum whose rounding is ~ |x| @ |W|.T + |b| (N, M); that reaches
+    # y times |f'| (the larger side's, for a kink between them), on top of y's own rounding
+    z_terms = np.abs(x) @ np.abs(W).T + np.abs(b)                                   # (N, M)
+    assert_close(y, y_ref, tol, np.abs(y_ref) + np.maximum(slope(y_ref), slope(y)) * z_terms)
+    abs_dz = np.abs(ref.activation_backward(dy, y_ref, act, 0.1))                  # (N, M)
     gw0, gb0 = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal(m).astype(dtype)
     for acc in (True, False):
         gw_r, gb_r, gw_n, gb_n = gw0.copy(), gb0.copy(), gw0.copy(), gb0.copy()
@@ -53,12 +82,140 @@ def test_linear_act_kernels_match_reference(shape, act, dtype, contiguous):
         dx_n = numba_ops.linear_act_backward(dy_in, wrap(x), wrap(W), wrap(y_ref), gw_n, gb_n, act, 0.1,
                                              acc_w=acc, acc_b=acc)
         assert np.array_equal(dy_in, dy_before)                  # dy is never written
-        for a, r in ((dx_n, dx_r), (gw_n, gw_r), (gb_n, gb_r)):
-            assert a.dtype == dtype and rel_err(a, r) <= TOL[dtype]
+        assert dx_n.dtype == gw_n.dtype == gb_n.dtype == dtype
+        # each element relative to the sum of its terms' magnitudes (gW, gb: plus the old value)
+        old_w, old_b = (np.abs(gw0), np.abs(gb0)) if acc else (0, 0)
+        assert_close(dx_n, dx_r, tol, abs_dz @ np.abs(W))                  # (N, M) @ (M, K) -> (N, K)
+        assert_close(gw_n, gw_r, tol, old_w + abs_dz.T @ np.abs(x))        # (M, N) @ (N, K) -> (M, K)
+        assert_close(gb_n, gb_r, tol, old_b + abs_dz.sum(axis=0))          # (M,)
     assert numba_ops.linear_act_backward(dy, x, W, y_ref, gw_n, None, act, 0.1, need_dx=False) is None
     other = np.float32 if dtype == np.float64 else np.float64
     with pytest.raises(TypeError, match="one dtype"):
         numba_ops.linear_act_forward(x, W.astype(other), b, act)
+
+
+# ---------------------------------------------------------------------------
+# Sigmoid and tanh on every path, against a reference more precise than float64
+# ---------------------------------------------------------------------------
+#: dtype -> (z range [-R, R], element-wise relative error bound)
+EXACT = {np.float32: (80.0, 1e-6), np.float64: (700.0, 1e-14)}
+
+
+def wide_math():
+    """(to_wide, exp, expm1) in a precision beyond float64: np.longdouble where it is
+    wider (80-bit on x86-64 Linux), else mpmath at 40 digits, else the test is skipped."""
+    if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:
+        return (lambda a: np.asarray(a, np.longdouble)), np.exp, np.expm1
+    mpmath = pytest.importorskip("mpmath", reason="np.longdouble is no wider than float64 here and mpmath "
+                                 "is not installed: no reference precise enough for a 1e-14 bound")
+    ctx = mpmath.MPContext()
+    ctx.dps = 40
+    return np.frompyfunc(ctx.mpf, 1, 1), np.frompyfunc(ctx.exp, 1, 1), np.frompyfunc(ctx.expm1, 1, 1)
+
+
+def exact_activation(act, z):
+    """f(z), f'(z) (z's shape) in wide precision, z (float32/float64) taken as exact.
+    sigmoid: e = exp(-|z|), f = 1/(1+e) (z >= 0) or e/(1+e), f' = e/(1+e)^2;
+    tanh: u = expm1(-2|z|), tanh|z| = -u/(2+u), f' = 4(1+u)/(2+u)^2.  Nothing cancels."""
+    wide, exp, expm1 = wide_math()
+    a = wide(np.abs(z))
+    if act == "sigmoid":
+        e = exp(-a)
+        return np.where(z >= 0, 1, e) / (1 + e), e / (1 + e) ** 2
+    u = expm1(-2 * a)
+    t = -u / (2 + u)
+    return np.where(z < 0, -t, t), 4 * (1 + u) / (2 + u) ** 2
+
+
+def derivative_at_output(act, y):
+    """f' written through the output, y (1 - y) or (1 - y)(1 + y), exactly at the stored y."""
+    w = wide_math()[0](y)
+    return w * (1 - w) if act == "sigmoid" else (1 - w) * (1 + w)
+
+
+def z_grid(dtype):
+    """z over [-R, R]: a dense uniform grid, |z| geometrically from the smallest normal
+    number up (both signs), and the points where the tanh-based sigmoid failed."""
+    r = EXACT[dtype][0]
+    mags = np.geomspace(np.finfo(dtype).tiny, r, 2001)
+    special = [0.0, -10.0, -17.0, -36.0, 1e-30, -1e-30]
+    return np.concatenate([np.linspace(-r, r, 100_001), mags, -mags, special]).astype(dtype)
+
+
+def through_kernel(ops):
+    def run(act, z):
+        """The fused kernel with x = z as a column, W = [[1]], b = [0], so z enters exactly;
+        with dy = 1 its dx = dz @ W is f'(z) as computed."""
+        x, W, b = z[:, None], np.ones((1, 1), z.dtype), np.zeros(1, z.dtype)     # (N, 1), (1, 1), (1,)
+        y = ops.linear_act_forward(x, W, b, act)                                  # (N, 1)
+        dx = ops.linear_act_backward(np.ones_like(y), x, W, y, np.zeros_like(W), np.zeros_like(b), act)
+        return y[:, 0], dx[:, 0]
+    return run
+
+
+def through_module(name):
+    def run(act, z):
+        """nnp.Sigmoid / nnp.Tanh on backend ``name``: forward, then backward with dy = 1."""
+        with backend.use(name):
+            module = {"sigmoid": nnp.Sigmoid, "tanh": nnp.Tanh}[act]()
+            y = module(z[:, None])                                                # (N, 1)
+            return y[:, 0], module.backward(np.ones_like(y))[:, 0]
+    return run
+
+
+def through_mlp(name):
+    def run(act, z):
+        """MLP([1, 1, 1]) with weights 1 and biases 0 (output = f(z), d input = f'(z)) on
+        backend ``name``: on numba, Sequential's fused path (Linear + act, then Linear)."""
+        with backend.use(name):
+            model = nnp.MLP([1, 1, 1], activation=act, dtype=z.dtype, rng=0)
+            for linear in (model[0], model[2]):
+                linear.weight.data[...] = 1
+                linear.bias.data[...] = 0
+            y = model(z[:, None])                                                 # (N, 1)
+            return y[:, 0], model.backward(np.ones_like(y))[:, 0]
+    return run
+
+
+PATHS = {"kernel-numpy": through_kernel(ref), "kernel-numba": through_kernel(numba_ops),
+         "module-numpy": through_module("numpy"), "module-numba": through_module("numba"),
+         "mlp-numpy": through_mlp("numpy"), "mlp-numba": through_mlp("numba")}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("path", list(PATHS))
+def test_sigmoid_and_tanh_are_accurate_element_by_element(path, act, dtype):
+    """Each path's y = f(z) and dz = f'(z) (dy = 1), element by element against the exact
+    values, relative to each element, rtol = 1e-6 over z in [-80, 80] (float32) and 1e-14
+    over [-700, 700] (float64).
+
+    Forward: |y - f(z)| <= rtol |f(z)|.
+
+    Backward: the module protocol keeps y, not z, and computes f' from it: f'(y) = y (1 - y)
+    or (1 - y)(1 + y).  That carries y's own rounding, exactly f'(y) - f'(z) = (y - f(z))
+    (1 - y - f(z)) for the sigmoid and (f(z) - y)(y + f(z)) for tanh.  Where f(z) is within an
+    ulp of 1 (or -1), i.e. the sigmoid for z >> 0 and tanh for |z| >> 0, f'(z) is smaller
+    than y's rounding error and no computation from y can get it (float32: y = 1, so dz = 0,
+    for the sigmoid from z = 16.6 and tanh from |z| = 10).  So the bound asserted is
+
+        |dz - f'(z)| <= rtol f'(z) + |f'(y) - f'(z)|   (f'(y) exact at the stored y)
+
+    the backward adds at most rtol relative error to what the stored y costs.  Where the
+    stored y fixes f' well, the sigmoid for y <= 1/2 (z <= 0, f' >= y/2) and tanh for
+    |y| <= 1/2 (f' >= 3/4), y's relative error reaches f' at most doubled, and the plain
+    |dz - f'(z)| <= rtol f'(z) is asserted as well.
+    """
+    rtol = EXACT[dtype][1]
+    z = z_grid(dtype)
+    y, dz = PATHS[path](act, z)
+    assert y.dtype == dz.dtype == dtype
+    f, df = exact_activation(act, z)
+    assert_close(y, f, rtol, at=z)
+    stored_y_cost = np.abs(derivative_at_output(act, y) - df)                       # |f'(y) - f'(z)|
+    assert_close(dz, df, rtol, df + stored_y_cost / rtol, at=z)
+    well = np.abs(y) <= 0.5
+    assert_close(dz[well], df[well], rtol, at=z[well])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
@@ -70,7 +227,14 @@ def test_cross_entropy_kernel_matches_reference(shape, reduction, dtype):
     t = rng.integers(0, shape[1], shape[0])
     loss_r, dz_r = ref.cross_entropy(z, t, reduction)
     loss_n, dz_n = numba_ops.cross_entropy(noncontig(z), t, reduction)
-    assert rel_err(loss_n, loss_r) <= TOL[dtype] and rel_err(dz_n, dz_r) <= TOL[dtype]
+    # loss_n = m_n + log s_n - z_n[t_n] (m_n = max_j z_nj, s_n = sum_j exp(z_nj - m_n)) and
+    # dz_nj = (p_nj - 1[j = t_n]) * f (f = 1/N for "mean"), each relative to its terms' magnitudes
+    z64, rows = z.astype(np.float64), np.arange(shape[0])
+    m = z64.max(axis=1)                                                          # (N,)
+    terms = np.abs(m) + np.log(np.exp(z64 - m[:, None]).sum(axis=1)) + np.abs(z64[rows, t])
+    f = 1.0 / shape[0] if reduction == "mean" else 1.0
+    assert_close(loss_n, loss_r, TOL[dtype], {"mean": terms.mean(), "sum": terms.sum(), "none": terms}[reduction])
+    assert_close(dz_n, dz_r, TOL[dtype], (F.softmax(z64) + F.one_hot(t, shape[1], np.float64)) * f)  # (N, C)
     assert dz_n.dtype == dtype
     with pytest.raises(ValueError, match=r"target values must lie in \[0, "):
         numba_ops.cross_entropy(z, np.full(shape[0], shape[1]), reduction)
@@ -89,9 +253,9 @@ def test_sgd_kernel_matches_reference(shape, cfg, dtype):
         g = rng.standard_normal(shape).astype(dtype)
         buf_r = ref.sgd_update(p_r, g, buf_r, 0.05, **cfg)
         buf_n = numba_ops.sgd_update(p_n, noncontig(g), buf_n, 0.05, **cfg)
-    assert rel_err(p_n, p_r) <= TOL[dtype]
+    assert_close(p_n, p_r, TOL[dtype])
     if "momentum" in cfg:
-        assert rel_err(buf_n, buf_r) <= TOL[dtype]
+        assert_close(buf_n, buf_r, TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
@@ -111,9 +275,9 @@ def test_adam_kernel_matches_reference(shape, cfg, dtype):
             m, v, vmax = state[key]
             ops.adam_update(p[key], g if key == "r" else noncontig(g), m, v, vmax if ams else None, step,
                             0.01, 0.9, 0.999, 1e-8, **cfg)
-    assert rel_err(p["n"], p["r"]) <= TOL[dtype]
+    assert_close(p["n"], p["r"], TOL[dtype])
     for a, b in zip(state["n"], state["r"]):
-        assert rel_err(a, b) <= TOL[dtype]
+        assert_close(a, b, TOL[dtype])
 
 
 def test_backend_switch(monkeypatch):
@@ -166,7 +330,7 @@ def test_training_is_the_same_on_both_backends(dtype, tol):
     for field in ("train_loss", "val_loss"):
         np.testing.assert_allclose(getattr(h_nb, field), getattr(h_np, field), rtol=tol)
     for k, v in m_np.state_dict().items():
-        assert rel_err(m_nb.state_dict()[k], v) <= tol, k
+        assert_close(m_nb.state_dict()[k], v, tol)
 
 
 @pytest.fixture
@@ -242,13 +406,40 @@ def test_lazy_zero_grad():
     assert accumulate is True
 
 
-def test_jit_cache_lets_a_new_process_start_warm():
-    code = ("import time, nnumpy.backend.numba_ops as k; t = time.perf_counter(); k.warm_up(); "
-            "print(time.perf_counter() - t)")
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=600)   # fill the cache
-    warm = float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                                timeout=600).stdout)
-    assert warm < 20            # generous: compiling everything from scratch takes far longer
-    import pathlib
-    cache = pathlib.Path(numba_ops.__file__).parent / "__pycache__"
-    assert any(cache.glob("numba_ops.*.nbi")), "no on-disk JIT cache next to the kernels"
+#: Run in a new process: warm_up(), then every Numba dispatcher in numba_ops with its cache statistics.
+KERNEL_CACHE_STATS = """
+import json
+from numba.core.dispatcher import Dispatcher
+import nnumpy.backend.numba_ops as k
+k.warm_up()
+print(json.dumps({name: {"hits": sum(f.stats.cache_hits.values()), "misses": sum(f.stats.cache_misses.values()),
+                         "inlined": f.targetoptions.get("inline") == "always"}
+                  for name, f in vars(k).items() if isinstance(f, Dispatcher)}))
+"""
+
+
+def test_jit_cache_lets_a_new_process_start_warm(tmp_path):
+    """Two new processes share an empty NUMBA_CACHE_DIR.  The first compiles every kernel
+    (cache misses, no hits) and writes it there; the second loads every kernel from there
+    (hits) and compiles none (no misses).  Kernels with inline="always" are compiled into
+    their callers, never on their own, so they have no statistics and are left out."""
+    assert not any(tmp_path.iterdir())
+    package_root = os.path.dirname(os.path.dirname(nnp.__file__))        # import this very nnumpy
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+
+    def kernel_stats():
+        out = subprocess.run([sys.executable, "-c", KERNEL_CACHE_STATS], env=env, check=True,
+                             capture_output=True, text=True, timeout=600).stdout
+        return {name: s for name, s in json.loads(out.splitlines()[-1]).items() if not s["inlined"]}
+
+    cold = kernel_stats()
+    assert cold, "no Numba kernels found in numba_ops"
+    not_compiled = {name: s for name, s in cold.items() if s["misses"] == 0 or s["hits"]}
+    assert not not_compiled, f"not compiled on the cold start (empty cache): {not_compiled}"
+    indexed = {p.name.split(".")[1].split("-")[0] for p in tmp_path.rglob("numba_ops.*.nbi")}
+    assert indexed == set(cold), f"cache index files for {sorted(indexed)}, kernels {sorted(cold)}"
+    warm = kernel_stats()
+    assert warm.keys() == cold.keys()
+    compiled = {name: s for name, s in warm.items() if s["misses"] or not s["hits"]}
+    assert not compiled, f"compiled again instead of loaded from the cache: {compiled}"

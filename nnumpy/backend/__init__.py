@@ -10,7 +10,10 @@ The default comes from the ``NNUMPY_BACKEND`` environment variable, else
 ``"numba"`` when Numba imports, else ``"numpy"`` (with a one-time warning).
 
 What changes on the numba backend (results agree with the numpy backend to
-rounding; state dicts, module structure and the module protocol do not change):
+rounding, element by element; the sigmoid and tanh on both are within a few
+ulps of the exact functions, relative to each element: below 3e-7 in float32
+and 5e-16 in float64; state dicts, module structure and the module protocol
+do not change):
 
 * containers (``Sequential``, ``MLP``) run each ``Linear`` together with the
   activation that follows it as one fused kernel, forward

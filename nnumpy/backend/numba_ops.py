@@ -8,15 +8,20 @@ here the same computation is arranged for speed:
   preallocated outputs (the weight gradient straight into ``param.grad``
   when it is to be overwritten), so nnumpy shares one BLAS and one thread
   pool with the rest of the process;
-* bias and activation are applied in the same pass over the GEMM's output;
-  the activation derivative and the bias gradient in one pass over dy;
+* bias and activation are applied in the same pass over the GEMM's output
+  (tanh and the sigmoid with NumPy's SIMD tanh/exp between passes); the
+  activation derivative and the bias gradient in one pass over dy;
 * softmax cross-entropy gives the loss and d(logits) in one pass per row;
 * optimizer updates are one loop over each parameter, in place.
 
 Kernels are compiled on first use per dtype and cached on disk
 (``cache=True``), so later processes start warm.  No ``fastmath``: the
-results agree with the NumPy reference to rounding.  Inputs that are not
-C-contiguous are copied to contiguous arrays by the wrappers.
+results agree with the NumPy reference to rounding, element by element
+(matrix products and sums to the rounding of their terms); the sigmoid and
+tanh are within a few ulps of the exact functions (see
+:func:`linear_act_forward`), their derivatives as accurate as the stored
+output allows.  Inputs that are not C-contiguous are copied to contiguous
+arrays by the wrappers.
 """
 from __future__ import annotations
 
@@ -40,9 +45,11 @@ _IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
 # fuses everything around them into single passes.
 # ---------------------------------------------------------------------------
 @njit(cache=True)
-def _bias_act(y, b, has_bias, act, slope, scale):
-    """In place, one pass over the GEMM's output: y <- act(y + b) for the
-    piecewise-linear activations, y <- scale * (y + b) for the others."""
+def _bias_act(y, b, has_bias, act, slope, t):
+    """In place, one pass over the GEMM's output y (N, M), with z = y + b
+    (b (M,)): y <- act(z) for the piecewise-linear activations, y <- z for
+    tanh and the sigmoid, and for the sigmoid also t <- -|z| (t (N, M),
+    written only for the sigmoid)."""
     n, m = y.shape
     for i in range(n):
         for j in range(m):
@@ -51,23 +58,29 @@ def _bias_act(y, b, has_bias, act, slope, scale):
                 v = v if v > 0 else 0.0
             elif act == _LEAKY:
                 v = v if v > 0 else v * slope
-            elif act != _IDENTITY:
-                v = v * scale
+            elif act == _SIGMOID:
+                t[i, j] = -abs(v)
             y[i, j] = v
 
 
-@njit(cache=True)
-def _half_plus_half(y):
-    """y <- y / 2 + 1/2, in place."""
-    f = y.reshape(-1)
+@njit(cache=True, error_model="numpy")      # IEEE division, no zero check: the loop vectorises
+def _sigmoid_from_exp(y, e, one):
+    """In place, y (N, M) holding z and e = exp(-|z|) (N, M):
+    y <- 1 / (1 + e) where z >= 0, e / (1 + e) where z < 0 (NaN stays NaN).
+    ``one`` is 1 in y's dtype, so the arithmetic is the NumPy reference's."""
+    f, g = y.reshape(-1), e.reshape(-1)
     for i in range(f.size):
-        f[i] = f[i] * 0.5 + 0.5
+        ei = g[i]
+        f[i] = (one if f[i] >= 0 else ei) / (one + ei)
 
 
 @njit(cache=True)
 def _act_grad_bias(dy, y, act, slope, dz, gb, has_bias, acc_b):
-    """One pass over dy: dz = dy * f'(y) (skipped for the identity, where dz is
-    dy) and the bias gradient gb (+)= sum over rows of dz, summed in float64."""
+    """One pass over dy (N, M): dz = dy * f'(y) (skipped for the identity,
+    where dz is dy) and the bias gradient gb (M,) (+)= sum over rows of dz,
+    summed in float64.  f'(y) = y (1 - y) for the sigmoid and (1 - y)(1 + y)
+    for tanh: one of 1 - y, 1 + y is exact, so near saturation only the
+    rounding of the stored y itself remains (see nnumpy.functional)."""
     n, m = dy.shape
     colsum = np.zeros(m)
     for i in range(n):
@@ -80,7 +93,7 @@ def _act_grad_bias(dy, y, act, slope, dz, gb, has_bias, acc_b):
             elif act == _SIGMOID:
                 d = d * y[i, j] * (1.0 - y[i, j])
             elif act == _TANH:
-                d = d * (1.0 - y[i, j] * y[i, j])
+                d = d * ((1.0 - y[i, j]) * (1.0 + y[i, j]))
             if act != _IDENTITY:
                 dz[i, j] = d
             colsum[j] += d
@@ -113,26 +126,42 @@ def _same_dtype(*arrays):
 
 
 def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
-    """``y = act(x @ W.T + b)``; writes into ``out`` (N, M) when given.
+    """``y = act(x @ W.T + b)``: x (N, K), W (M, K), b (M,) or None -> y (N, M),
+    written into ``out`` (N, M) when given.
 
-    y = x @ W.T by BLAS straight into y   (N, K) @ (K, M) -> (N, M)
-    y <- act(y + b) in one pass           (N, M)
+    z = x @ W.T by BLAS, straight into y      (N, K) @ (K, M) -> (N, M)
+    z += b and the activation, one pass       (N, M)
 
-    tanh and sigmoid use NumPy's vectorised tanh (a scalar libm call per
-    element would cost more than the GEMM): tanh(y + b) directly, and the
-    sigmoid as 1/2 + tanh(z / 2) / 2, which equals 1 / (1 + exp(-z)) and
-    cannot overflow (to an absolute rounding error of about one ulp of 1).
+    tanh and the sigmoid use NumPy's vectorised (SIMD) tanh and exp, several
+    times faster than a scalar libm call per element inside the loop:
+
+    * tanh: y = tanh(z), NumPy's tanh in place;
+    * sigmoid: the bias pass also writes -|z| into a scratch array e (N, M),
+      NumPy's exp makes it e = exp(-|z|) in (0, 1], and a second pass sets
+      y = 1 / (1 + e) where z >= 0 and y = e / (1 + e) where z < 0, in y's
+      dtype: the arithmetic of the NumPy reference, so the same y bit for
+      bit.  Both forms equal 1 / (1 + exp(-z)); exp never overflows and
+      nothing cancels.  (Not 1/2 + tanh(z/2)/2: it cancels for z < 0 and in
+      float32 returns 0 from z = -17 on.)
+
+    Accuracy, element by element, relative to the exact value (measured):
+    sigmoid below 3e-7 (float32, z in [-80, 80]) and 5e-16 (float64, z in
+    [-700, 700]); tanh below 2e-7 and 3e-16.
     """
     _same_dtype(x, W, b, out)
     y = np.empty((x.shape[0], W.shape[0]), dtype=x.dtype) if out is None else out
     np.matmul(x, W.T, out=y)
     has_bias, code = b is not None, ACTIVATION_CODES[act]
-    _bias_act(y, _c(b) if has_bias else _NO_BIAS[x.dtype], has_bias, code, float(slope),
-              0.5 if code == _SIGMOID else 1.0)
-    if code == _TANH or code == _SIGMOID:
-        np.tanh(y, out=y)
-        if code == _SIGMOID:
-            _half_plus_half(y)
+    bias = _c(b) if has_bias else _NO_BIAS[x.dtype]
+    if code == _SIGMOID:
+        e = np.empty_like(y)                                 # (N, M)
+        _bias_act(y, bias, has_bias, code, float(slope), e)  # y = z, e = -|z|
+        np.exp(e, out=e)                                     # e = exp(-|z|)
+        _sigmoid_from_exp(y, e, x.dtype.type(1))             # y = (1 or e) / (1 + e)
+    else:
+        _bias_act(y, bias, has_bias, code, float(slope), y)  # (no scratch: t is only written for the sigmoid)
+        if code == _TANH:
+            np.tanh(y, out=y)
     return y
 
 
@@ -321,4 +350,5 @@ def warm_up(dtypes=(np.float32, np.float64)):
         cross_entropy(np.ones((2, 4), dt), np.array([0, 3]))
         p = np.ones(3, dt)
         sgd_update(p, np.ones(3, dt), None, 0.1, 0.9)
-        adam_update(p, np.ones(3, dt), np.zeros(3, dt), np.zeros(3, dt), None, 1, 0.1, 0.9, 0.999, 1e-8)
+        for vmax in (None, np.zeros(3, dt)):                 # Adam, AMSGrad
+            adam_update(p, np.ones(3, dt), np.zeros(3, dt), np.zeros(3, dt), vmax, 1, 0.1, 0.9, 0.999, 1e-8)
