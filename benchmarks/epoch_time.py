@@ -148,7 +148,9 @@ def run_config(arch, bs, dtype, args, x, y):
                **common.summarize(times[k])}
         for ref in ("torch", "gemm"):
             if ref in times and k != ref:
-                row[f"x_{ref}"] = statistics.median(a / b for a, b in zip(times[k], times[ref]))
+                ratios = [a / b for a, b in zip(times[k], times[ref])]         # one per round
+                row[f"x_{ref}"] = statistics.median(ratios)
+                row[f"x_{ref}_range"] = [min(ratios), max(ratios)]
         rows.append(row)
     return rows, notes
 
@@ -165,8 +167,17 @@ def print_rows(rows):
               f"{r['median'] * 1e3:>7.0f}ms{r['min'] * 1e3:>7.0f}ms{r['max'] * 1e3:>7.0f}ms{xt:>9}{xg:>8}")
 
 
+def ratio(row, ref):
+    """The median of the per-round ratios to ``ref``, with their range: "0.55 (0.52-0.60)"."""
+    if not row or f"x_{ref}" not in row:
+        return "-"
+    lo, hi = row.get(f"x_{ref}_range", (row[f"x_{ref}"],) * 2)
+    return f"{row[f'x_{ref}']:.2f} ({lo:.2f}-{hi:.2f})"
+
+
 def markdown(rows):
-    """The nnumpy rows as a Markdown table (what the README shows)."""
+    """The nnumpy rows as a Markdown table (what the README shows): medians of
+    the epoch times; ratios as the median of per-round ratios (range)."""
     ref = {(r["arch"], r["batch"], r["dtype"]): r for r in rows}
     out = ["| architecture | batch | nnumpy numba | nnumpy numpy | PyTorch | scikit-learn | GEMMs alone "
            "| numba / PyTorch | numba / GEMMs |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -178,9 +189,8 @@ def markdown(rows):
     for key in ref:
         nb, r_nb = ms(key, "nnumpy-numba")
         cells = [nb, ms(key, "nnumpy-numpy")[0], ms(key, "torch")[0], ms(key, "sklearn")[0], ms(key, "gemm")[0]]
-        xt = f"{r_nb['x_torch']:.2f}" if r_nb and "x_torch" in r_nb else "-"
-        xg = f"{r_nb['x_gemm']:.2f}" if r_nb and "x_gemm" in r_nb else "-"
-        out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {xt} | {xg} |")
+        out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells)
+                   + f" | {ratio(r_nb, 'torch')} | {ratio(r_nb, 'gemm')} |")
     return "\n".join(out)
 
 
