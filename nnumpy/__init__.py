@@ -11,6 +11,7 @@
 __version__ = "0.1.0"
 
 from . import backend, functional, interop, nn, optim
+from ._checks import ArgumentTypeError
 from .backend import get_backend, set_backend
 from .datasets.splits import iterate_minibatches, train_val_split
 from .functional import one_hot
@@ -29,5 +30,5 @@ __all__ = [
     "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted",
     "iterate_minibatches", "train_val_split",
     "summary", "Summary", "save", "load", "ModelFileError", "gradcheck", "GradcheckReport",
-    "manual_seed",
+    "manual_seed", "ArgumentTypeError",
 ]

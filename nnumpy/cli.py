@@ -55,7 +55,7 @@ def _gradcheck(args):
 
 
 def _run_config(args):
-    from .experiments import RunConfig
+    from .runconfig import RunConfig
     return RunConfig(arch=args.arch, activation=args.activation, optimizer=args.optimizer, lr=args.lr,
                      momentum=args.momentum, schedule=args.schedule, epochs=args.epochs,
                      batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed,
@@ -65,11 +65,11 @@ def _run_config(args):
 
 def _train(args):
     from .experiments import train_run
-    cfg = _run_config(args)
+    cfg = _run_config(args).validate()
     out = args.out or f"runs/{'-'.join(map(str, cfg.arch))}-{cfg.activation}-lr{cfg.lr:g}"
     print(f"training {'-'.join(map(str, cfg.arch))} ({cfg.activation}) on {cfg.dataset}: {cfg.optimizer} lr "
           f"{cfg.lr:g}, {cfg.epochs} epochs, batch {cfg.batch_size}; writing {out}/", flush=True)
-    m = train_run(cfg, out, progress=None if not args.quiet else False, verbose=True)
+    m = train_run(cfg, out, progress=None if not args.quiet else False, verbose=True, overwrite=args.overwrite)
     print(f"validation accuracy {100 * m['val_acc']:.2f} %, test accuracy {100 * m['test_acc']:.2f} % "
           f"({m['seconds']:.1f} s); files in {out}/")
     return 0
@@ -84,14 +84,16 @@ def _sweep(args):
                  if v is not None}
     if args.offline:
         overrides["download"] = False
-    spec = {"settings": {**spec["settings"], **{k: v for k, v in overrides.items()
-                                                 if k in ("epochs", "tune_epochs")}},
-            "variants": spec["variants"]}
     out = args.out or f"runs/sweep-{args.preset or 'config'}"
     print(f"sweep of {len(spec['variants'])} variants, {args.jobs} process(es); writing {out}/", flush=True)
-    results = sweep(spec, out, jobs=args.jobs, overrides=overrides, progress=False if args.quiet else None)
-    fav = next(r for r in results if "test_acc" in r)
+    results = sweep(spec, out, jobs=args.jobs, overrides=overrides, progress=False if args.quiet else None,
+                    overwrite=args.overwrite)
     print(open(f"{out}/summary.md").read())
+    fav = next((r for r in results if "test_acc" in r), None)
+    if fav is None:
+        print(f"nnumpy sweep: no variant finished training (every learning rate diverged); the summary is in "
+              f"{out}/", file=sys.stderr)
+        return 1
     print(f"favourite: {fav['variant']}, test accuracy {100 * fav['test_acc']:.2f} %; files in {out}/")
     return 0
 
@@ -127,6 +129,8 @@ def _data_arguments(p):
     p.add_argument("--limit-train", type=_positive_int, help="use only the first N training images")
     p.add_argument("--limit-test", type=_positive_int, help="use only the first N test images")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output folder if it holds an earlier run (never a folder nnumpy did not write)")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -147,11 +151,16 @@ class _RawDescription(HelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Sub-command parsers share the help formatter."""
+    """Sub-command parsers share the help formatter and the --debug option."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+    def error(self, message):
+        """A bad argument: one line saying which and where the help is, exit code 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser():
@@ -227,17 +236,39 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run the command; a user error or an environment problem is one line on
+    stderr (exit 2 for a bad argument or configuration, 1 for a run that
+    failed), never a traceback; ``--debug`` shows the traceback too."""
     from .datasets import DatasetNotFoundError, DownloadError
-    from .experiments import ConfigError
+    from .parallel import WorkerDied
+    from .rundir import RunFolderError, RunFolderExistsError
+    from .runconfig import ConfigError
+    from .serialization import ModelFileError
+    from .training import TrainingDivergedError
     args = build_parser().parse_args(argv)
+    name = f"nnumpy {args.command}"
     try:
         return args.run(args)
-    except ConfigError as e:
-        print(f"nnumpy {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except (DatasetNotFoundError, DownloadError) as e:
-        print(f"nnumpy {args.command}: error: {e.message(cli=True)}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt as e:
-        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
+        print(f"{name}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        if isinstance(e, (ConfigError, RunFolderExistsError)):
+            code, text = 2, str(e)
+        elif isinstance(e, (DatasetNotFoundError, DownloadError)):
+            code, text = 1, e.message(cli=True)
+        elif isinstance(e, (TrainingDivergedError, ModelFileError, RunFolderError, WorkerDied)):
+            code, text = 1, str(e)
+        elif isinstance(e, OSError):            # the environment: permissions, a full disk, a missing folder
+            code, text = 1, _os_error(e)
+        else:                                   # nnumpy's own bug: the traceback is for us
+            raise
+        print(f"{name}: error: {text}", file=sys.stderr)
+        return code
+
+
+def _os_error(e):
+    where = f": {e.filename}" if getattr(e, "filename", None) else ""
+    return f"{e.strerror or e}{where}"

@@ -10,20 +10,27 @@ A run folder (``train``) holds:
     model.npz       the trained model (nnumpy.save)
     metrics.json    final training/validation figures and the test loss and accuracy
 
-A sweep folder (``sweep``) holds ``summary.md`` / ``summary.csv`` (one row per
-variant, then the favourite's test row), ``tuning.csv`` (every learning rate
-tried), ``comparison.png`` and one run folder per variant under ``variants/``.
+A sweep folder (``sweep``) holds ``config.json`` (the sweep), ``summary.md`` /
+``summary.csv`` (one row per variant, then the favourite's test row),
+``tuning.csv`` (every learning rate tried, diverged ones marked),
+``comparison.png`` and one run folder per variant under ``variants/``.
 ``evaluate`` adds ``evaluation/`` to a run folder: per-class accuracy, a
 confusion matrix (PNG and text) and a grid of misclassified test images.
+
+Every folder is one run: it is written under a temporary name beside its
+destination and renamed into place when the run ends, finished or
+interrupted (see :mod:`nnumpy.rundir`); on Ctrl-C the saved model is the
+one of the last finished epoch, so model, history and metrics agree.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
+import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,65 +38,13 @@ import numpy as np
 from . import nn, optim, plots
 from .datasets import fetch, get_spec, load_dataset, train_val_split
 from .parallel import run_parallel
+from .rundir import is_run_folder, run_folder, write_text
+from .runconfig import PRESETS, ConfigError, RunConfig, check_sweep, load_sweep_config, slug, variant_config
 from .serialization import load, save
-from .training import TrainingInterrupted, evaluate, fit, predict
+from .training import TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = ["RunConfig", "train_run", "sweep", "evaluate_run", "PRESETS", "load_sweep_config", "SweepInterrupted",
            "ConfigError"]
-
-
-class ConfigError(ValueError):
-    """A run or sweep is configured wrongly (the command line exits with code 2)."""
-
-
-@dataclass
-class RunConfig:
-    """Everything that determines a training run (same config, same numbers)."""
-
-    arch: list = field(default_factory=lambda: [784, 100, 10])
-    activation: str = "relu"
-    optimizer: str = "sgd"            # "sgd" (with momentum) or "adam"
-    lr: float = 0.05
-    momentum: float = 0.9
-    schedule: str = "cosine"          # "cosine" (to 0 over the epochs) or "constant"
-    epochs: int = 20
-    batch_size: int = 64
-    val_fraction: float = 0.1
-    seed: int = 0
-    dataset: str = "mnist"
-    data_root: str | None = None
-    download: bool = True
-    mirrors: list | None = None       # base URLs to download from instead of the dataset's own
-    limit_train: int | None = None    # use only the first N training images (quick runs, tests)
-    limit_test: int | None = None
-
-    def validate(self):
-        problems = []
-        if len(self.arch) < 2 or min(self.arch) < 1:
-            problems.append(f"arch needs at least two positive sizes, got {self.arch}")
-        elif self.arch[0] != 784:
-            problems.append(f"arch must start with 784 (28x28 images), got {self.arch[0]}")
-        elif self.arch[-1] != 10:
-            problems.append(f"arch must end with 10 (classes), got {self.arch[-1]}")
-        if self.activation not in nn.ACTIVATIONS:
-            problems.append(f"activation must be one of {sorted(nn.ACTIVATIONS)}, got {self.activation!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            problems.append(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.schedule not in ("cosine", "constant"):
-            problems.append(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if not self.lr > 0:
-            problems.append(f"lr must be positive, got {self.lr}")
-        if self.epochs < 1 or self.batch_size < 1:
-            problems.append("epochs and batch size must be positive")
-        if not 0 < self.val_fraction < 1:
-            problems.append(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        try:
-            get_spec(self.dataset)
-        except ValueError as e:
-            problems.append(str(e))
-        if problems:
-            raise ConfigError("; ".join(problems))
-        return self
 
 
 def load_data(cfg):
@@ -114,13 +69,19 @@ def _build(cfg):
     return model, opt, sched
 
 
-def _write_history(history, out):
+def _csv(fieldnames, rows):
+    """CSV text of dict rows (written atomically by the caller)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _write_history(history, folder):
     d = history.to_dict()
-    (out / "history.json").write_text(json.dumps(d, indent=1))
-    with open(out / "history.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(list(d))
-        w.writerows(zip(*d.values()))
+    write_text(folder / "history.json", json.dumps(d, indent=1))
+    write_text(folder / "history.csv", _csv(list(d), [dict(zip(d, row)) for row in zip(*d.values())]))
 
 
 def _title(cfg):
@@ -128,38 +89,45 @@ def _title(cfg):
             f"batch {cfg.batch_size}, {cfg.dataset}")
 
 
-def train_run(cfg, out, data=None, progress=None, verbose=False, test=True):
+def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, overwrite=False):
     """Train one model as configured and write its run folder ``out``.
 
-    Returns the metrics dict.  On Ctrl-C the finished epochs are written
-    (history, curves, model, metrics with ``"interrupted": true``) before
-    :class:`~nnumpy.training.TrainingInterrupted` propagates.
+    The configuration and the data are checked before any folder is made;
+    the folder is written under a temporary name and renamed onto ``out``
+    at the end (an existing ``out`` is replaced only with ``overwrite`` and
+    only if nnumpy wrote it).  Returns the metrics dict.  On Ctrl-C the
+    finished epochs are written (history, curves, the model as it was after
+    the last finished epoch, metrics with ``"interrupted": true``) before
+    :class:`~nnumpy.training.TrainingInterrupted` propagates.  A diverging
+    run (:class:`~nnumpy.training.TrainingDivergedError`) writes nothing.
     """
     cfg.validate()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
     train, val, tst = data if data is not None else load_data(cfg)
     model, opt, sched = _build(cfg)
-    crit = nn.CrossEntropyLoss()
-    t0 = time.perf_counter()
-    interrupted = None
-    try:
-        history = fit(model, crit, opt, train, val, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                      scheduler=sched, progress=progress, verbose=verbose)
-    except TrainingInterrupted as e:
-        history, interrupted = e.history, e
-    metrics = {"arch": cfg.arch, "activation": cfg.activation, "lr": cfg.lr, "epochs_run": len(history),
-               "seconds": time.perf_counter() - t0, "interrupted": interrupted is not None}
-    if len(history):
-        _write_history(history, out)
-        plots.learning_curves(history.to_dict(), out / "curves.png", _title(cfg))
-        save(model, out / "model.npz")
-        metrics.update(train_loss=history.train_loss[-1], train_acc=history.train_acc[-1],
-                       val_loss=history.val_loss[-1], val_acc=history.val_acc[-1])
-        if test and interrupted is None:
-            metrics["test_loss"], metrics["test_acc"] = evaluate(model, *tst)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    with run_folder(out, overwrite=overwrite, kind="run", config=dataclasses.asdict(cfg)) as staged:
+        folder = staged.path
+        t0 = time.perf_counter()
+        interrupted = None
+        try:
+            history = fit(model, nn.CrossEntropyLoss(), opt, train, val, epochs=cfg.epochs,
+                          batch_size=cfg.batch_size, seed=cfg.seed, scheduler=sched, progress=progress,
+                          verbose=verbose)
+        except TrainingInterrupted as e:
+            history, interrupted = e.history, e
+            if getattr(e, "state", None) is not None:
+                model.load_state_dict(e.state)            # the model of the last finished epoch
+        metrics = {"arch": cfg.arch, "activation": cfg.activation, "lr": cfg.lr, "epochs_run": len(history),
+                   "seconds": time.perf_counter() - t0, "interrupted": interrupted is not None}
+        if len(history):
+            _write_history(history, folder)
+            plots.learning_curves(history.to_dict(), folder / "curves.png", _title(cfg))
+            save(model, folder / "model.npz")
+            metrics.update(train_loss=history.train_loss[-1], train_acc=history.train_acc[-1],
+                           val_loss=history.val_loss[-1], val_acc=history.val_acc[-1])
+            if test and interrupted is None:
+                metrics["test_loss"], metrics["test_acc"] = evaluate(model, *tst)
+        write_text(folder / "metrics.json", json.dumps(metrics, indent=1))
+        staged.commit()
     if interrupted is not None:
         raise interrupted
     return metrics
@@ -168,153 +136,132 @@ def train_run(cfg, out, data=None, progress=None, verbose=False, test=True):
 # ---------------------------------------------------------------------------------------------
 # Sweeps
 # ---------------------------------------------------------------------------------------------
-#: The practical's exercise 2: at least five architectures, ReLU and sigmoid, batch 64.
-PRESETS = {
-    "practical": {
-        "settings": {"epochs": 20, "tune_epochs": 3, "batch_size": 64, "optimizer": "sgd", "momentum": 0.9,
-                     "val_fraction": 0.1, "seed": 0, "dataset": "mnist"},
-        "variants": [
-            {"name": "A 784-100-10 relu", "arch": "784-100-10", "activation": "relu",
-             "lrs": [0.01, 0.03, 0.1, 0.3]},
-            {"name": "B 784-300-100-10 relu", "arch": "784-300-100-10", "activation": "relu",
-             "lrs": [0.01, 0.03, 0.1, 0.3]},
-            {"name": "C 784-100-200-50-10 relu", "arch": "784-100-200-50-10", "activation": "relu",
-             "lrs": [0.01, 0.03, 0.1, 0.3]},
-            {"name": "D 784-100-200-50-10 sigmoid", "arch": "784-100-200-50-10", "activation": "sigmoid",
-             "lrs": [0.03, 0.1, 0.3, 1.0]},
-            {"name": "E 784-500-150-10 relu", "arch": "784-500-150-10", "activation": "relu",
-             "lrs": [0.01, 0.03, 0.1, 0.3]},
-            {"name": "F 784-300-10 sigmoid", "arch": "784-300-10", "activation": "sigmoid",
-             "lrs": [0.03, 0.1, 0.3, 1.0]},
-        ],
-    },
-}
-
-
-def load_sweep_config(path):
-    """A sweep from a TOML file: a ``[settings]`` table (as in the presets) and
-    ``[[variants]]`` tables with name, arch, activation and lrs."""
-    try:
-        import tomllib
-    except ImportError:                   # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            spec = tomllib.load(f)
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from None
-    if not spec.get("variants"):
-        raise ConfigError(f"{path}: no [[variants]] tables")
-    for v in spec["variants"]:
-        if not isinstance(v, dict) or not {"name", "arch", "lrs"} <= set(v) or not v["lrs"]:
-            raise ConfigError(f"{path}: every [[variants]] table needs name, arch and a non-empty lrs list")
-    return {"settings": spec.get("settings", {}), "variants": spec["variants"]}
-
-
-def _variant_config(variant, settings, overrides, lr, epochs):
-    try:
-        arch = [int(s) for s in str(variant["arch"]).split("-")]
-    except ValueError:
-        raise ConfigError(f"variant {variant.get('name')!r}: arch must look like 784-100-10") from None
-    keys = {f.name for f in dataclasses.fields(RunConfig)}
-    base = {k: v for k, v in {**settings, **overrides}.items() if k in keys}
-    return RunConfig(**{**base, "arch": arch, "activation": variant.get("activation", "relu"), "lr": float(lr),
-                        "epochs": int(epochs)}).validate()
-
-
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during a sweep; the finished variants were written."""
 
 
+def _diverged(e):
+    where = f"epoch {e.epoch}" if getattr(e, "epoch", None) is not None else "training"
+    if getattr(e, "step", None) is not None:
+        where += f", step {e.step}"
+    return f"diverged ({where})"
+
+
 def _tune_and_train(variant, settings, overrides, out, progress=False, data=None):
     """Try each of the variant's learning rates for a few epochs, keep the best
-    on the validation set, train that one fully.  Returns the variant's result.
+    on the validation set, train that one fully into ``out/variants/<name>``.
+    A learning rate whose training diverges is recorded as such and ruled
+    out.  Returns the variant's result (``status`` says whether it finished).
     ``data``: the (train, val, test) splits, or None to load them here (a worker)."""
-    name = variant["name"]
-    tune_epochs = int(settings.get("tune_epochs", 3))
+    name, lrs = variant["name"], variant["lrs"]
+    tune_epochs, epochs = int(settings["tune_epochs"]), int(settings["epochs"])
+    cfg = variant_config(variant, settings, overrides, lrs[0], tune_epochs)
     if data is None:
-        data = load_data(_variant_config(variant, settings, overrides, variant["lrs"][0], tune_epochs))
-    trials = []
-    for lr in variant["lrs"]:
-        cfg = _variant_config(variant, settings, overrides, lr, tune_epochs)
+        data = load_data(cfg)
+    result = {"variant": name, "arch": "-".join(map(str, cfg.arch)), "layers": len(cfg.arch) - 1,
+              "units": "-".join(map(str, cfg.arch[1:-1])) or "-", "activation": cfg.activation,
+              "epochs": epochs, "trials": [], "run": None}
+    for lr in lrs:
+        cfg = variant_config(variant, settings, overrides, lr, tune_epochs)
         model, opt, sched = _build(cfg)
-        h = fit(model, nn.CrossEntropyLoss(), opt, data[0], data[1], epochs=cfg.epochs,
-                batch_size=cfg.batch_size, seed=cfg.seed, scheduler=sched, progress=False)
-        trials.append({"variant": name, "lr": lr, "epochs": cfg.epochs, "val_loss": h.val_loss[-1],
-                       "val_acc": h.val_acc[-1]})
-    best = max(trials, key=lambda t: (t["val_acc"], -t["val_loss"]))
-    cfg = _variant_config(variant, settings, overrides, best["lr"], settings.get("epochs", 20))
-    run_dir = Path(out) / "variants" / _slug(name)
-    metrics = train_run(cfg, run_dir, data=data, progress=progress, test=False)
-    return {"variant": name, "arch": "-".join(map(str, cfg.arch)), "layers": len(cfg.arch) - 1,
-            "units": "-".join(map(str, cfg.arch[1:-1])) or "-", "activation": cfg.activation,
-            "best_lr": best["lr"], "epochs": cfg.epochs, "train_loss": metrics["train_loss"],
-            "train_acc": metrics["train_acc"], "val_loss": metrics["val_loss"], "val_acc": metrics["val_acc"],
-            "seconds": metrics["seconds"], "run": str(run_dir), "trials": trials}
+        trial = {"variant": name, "lr": lr, "epochs": tune_epochs, "val_loss": math.nan, "val_acc": math.nan,
+                 "diverged": ""}
+        try:
+            h = fit(model, nn.CrossEntropyLoss(), opt, data[0], data[1], epochs=tune_epochs,
+                    batch_size=cfg.batch_size, seed=cfg.seed, scheduler=sched, progress=False)
+            trial.update(val_loss=h.val_loss[-1], val_acc=h.val_acc[-1])
+        except TrainingDivergedError as e:
+            trial["diverged"] = _diverged(e)
+        result["trials"].append(trial)
+    tried = [t for t in result["trials"] if not t["diverged"]]
+    if not tried:
+        return {**result, "status": "every learning rate diverged"}
+    best = max(tried, key=lambda t: (t["val_acc"], -t["val_loss"]))
+    result["best_lr"] = best["lr"]
+    cfg = variant_config(variant, settings, overrides, best["lr"], epochs)
+    run = Path("variants") / slug(name)
+    try:
+        metrics = train_run(cfg, Path(out) / run, data=data, progress=progress, test=False)
+    except TrainingDivergedError as e:
+        return {**result, "status": f"final training {_diverged(e)}"}
+    return {**result, "train_loss": metrics["train_loss"], "train_acc": metrics["train_acc"],
+            "val_loss": metrics["val_loss"], "val_acc": metrics["val_acc"], "seconds": metrics["seconds"],
+            "run": str(run), "status": "finished"}
 
 
-def _slug(name):
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_")
-
-
-def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print):
+def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite=False):
     """Tune and train every variant of ``spec`` (a preset or
     :func:`load_sweep_config`), pick the favourite by validation accuracy,
     test it once, and write the sweep folder ``out``.  ``jobs`` > 1 trains
     variants in parallel processes with one BLAS thread each.  Returns the
     summary rows (the favourite's has ``test_loss``/``test_acc``).
 
-    Everything is checked before anything is written or trained: the
-    variants, and the data (found, verified, downloaded if allowed) once,
-    here, so that parallel workers never download.  The first failure of
-    any variant stops the sweep and is raised as it was raised in its
-    worker."""
-    out = Path(out)
-    settings, variants, overrides = dict(spec["settings"]), list(spec["variants"]), dict(overrides or {})
-    names = [v.get("name") for v in variants]
-    if len(set(names)) != len(names) or None in names:
-        raise ConfigError("every variant needs a distinct name")
-    configs = [_variant_config(v, settings, overrides, v["lrs"][0], 1) for v in variants]   # fail early
+    Everything is checked before anything is written or trained: the sweep
+    (:func:`~nnumpy.runconfig.check_sweep`: keys, types, names, every
+    learning rate) and the data (found, verified, downloaded if allowed)
+    once, here, so that parallel workers never download.  A diverging
+    learning rate is recorded and ruled out, and the summary is always
+    written, also when every rate of a variant diverged.  The first failure
+    of another kind stops the sweep, writes nothing, and is raised as it was
+    raised in its worker.  On Ctrl-C the finished variants are summarised
+    and the folder is written (:class:`SweepInterrupted`)."""
+    overrides = dict(overrides or {})
+    settings, variants = check_sweep(spec, overrides)
+    settings = {**settings, **{k: overrides.pop(k) for k in ("epochs", "tune_epochs") if k in overrides}}
+    first = variant_config(variants[0], settings, overrides, variants[0]["lrs"][0], 1)
     if jobs <= 1:
-        data, worker_overrides = load_data(configs[0]), overrides
+        data, worker_overrides = load_data(first), overrides
     else:
-        c = configs[0]
-        fetch(c.dataset, root=c.data_root, download=c.download, mirrors=c.mirrors, progress=progress)
+        fetch(first.dataset, root=first.data_root, download=first.download, mirrors=first.mirrors,
+              progress=progress)
         data, worker_overrides = None, {**overrides, "download": False}     # the workers only read
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps({"settings": settings, "variants": variants,
-                                                "overrides": overrides}, indent=1))
-    tasks = [(v, settings, worker_overrides, str(out)) for v in variants]
-    results, t0 = [], time.perf_counter()
+    names = [v["name"] for v in variants]
+    config = {"settings": settings, "variants": variants, "overrides": overrides}
+    with run_folder(out, overwrite=overwrite, kind="sweep", config=config) as staged:
+        folder = staged.path
+        tasks = [(v, settings, worker_overrides, str(folder)) for v in variants]
+        results, t0 = [], time.perf_counter()
 
-    def finished(r):
-        results.append(r)
-        log(f"  {r['variant']}: lr {r['best_lr']:g}, validation accuracy {100 * r['val_acc']:.2f} %")
+        def finished(r):
+            results.append(r)
+            log(f"  {r['variant']}: " + (f"lr {r['best_lr']:g}, validation accuracy {100 * r['val_acc']:.2f} %"
+                                         if r["status"] == "finished" else r["status"]))
 
-    try:
-        if jobs <= 1:
-            for task in tasks:
-                finished(_tune_and_train(*task, progress=progress, data=data))
-        else:
-            run_parallel(_tune_and_train, tasks, jobs, finished)
-    except KeyboardInterrupt:
-        if results:
-            _write_sweep(out, sorted(results, key=lambda r: names.index(r["variant"])), None, t0)
-        raise SweepInterrupted(f"sweep stopped; {len(results)} of {len(tasks)} variant(s) had finished"
-                               + (f" and are summarised in {out}" if results else "")) from None
-    results.sort(key=lambda r: names.index(r["variant"]))
-    fav = max(results, key=lambda r: (r["val_acc"], -r["val_loss"]))
-    model = load(Path(fav["run"]) / "model.npz")
-    _, _, tst = data if data is not None else load_data(configs[0])
-    fav["test_loss"], fav["test_acc"] = evaluate(model, *tst)
-    metrics_path = Path(fav["run"]) / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    metrics.update(test_loss=fav["test_loss"], test_acc=fav["test_acc"])
-    metrics_path.write_text(json.dumps(metrics, indent=1))
-    _write_sweep(out, results, fav, t0)
+        try:
+            if jobs <= 1:
+                for task in tasks:
+                    finished(_tune_and_train(*task, progress=progress, data=data))
+            else:
+                run_parallel(_tune_and_train, tasks, jobs, finished)
+        except KeyboardInterrupt:
+            results.sort(key=lambda r: names.index(r["variant"]))
+            if results:
+                _tidy(folder / "variants")
+                _write_sweep(folder, results, None, t0, interrupted=True)
+                staged.commit()
+            raise SweepInterrupted(f"sweep stopped; {len(results)} of {len(tasks)} variant(s) had finished"
+                                   + (f" and are summarised in {out}" if results else "; nothing was written")
+                                   ) from None
+        results.sort(key=lambda r: names.index(r["variant"]))
+        done = [r for r in results if r["status"] == "finished"]
+        fav = max(done, key=lambda r: (r["val_acc"], -r["val_loss"])) if done else None
+        if fav is not None:
+            model = load(folder / fav["run"] / "model.npz")
+            _, _, tst = data if data is not None else load_data(first)
+            fav["test_loss"], fav["test_acc"] = evaluate(model, *tst)
+            metrics_path = folder / fav["run"] / "metrics.json"
+            metrics = json.loads(metrics_path.read_text())
+            metrics.update(test_loss=fav["test_loss"], test_acc=fav["test_acc"])
+            write_text(metrics_path, json.dumps(metrics, indent=1))
+        _write_sweep(folder, results, fav, t0)
+        staged.commit()
     return results
+
+
+def _tidy(variants):
+    """Remove what stopped workers left in ``variants/``: their temporary folders and locks."""
+    for p in variants.glob(".*") if variants.is_dir() else ():
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 _COLUMNS = ["variant", "layers", "units", "activation", "best_lr", "epochs", "train_loss", "train_acc",
@@ -338,51 +285,60 @@ def _duration(seconds):
     return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
-def _write_sweep(out, results, fav, t0):
-    rows = [dict(r) for r in results]
+def _write_sweep(folder, results, fav, t0, interrupted=False):
+    """summary.csv/.md, tuning.csv and comparison.png of ``results`` into ``folder``."""
+    rows = [{k: v for k, v in r.items() if k not in ("test_loss", "test_acc")} for r in results]
     for r in rows:
-        r.pop("test_loss", None), r.pop("test_acc", None)
+        r["note"] = "" if r["status"] == "finished" else r["status"]
     if fav is not None:
-        rows.append({**{k: fav[k] for k in _COLUMNS if k in fav}, "variant": f"favourite: {fav['variant']}"})
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    with open(out / "tuning.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["variant", "lr", "epochs", "val_loss", "val_acc"])
-        w.writeheader()
-        for r in results:
-            w.writerows(r["trials"])
-    head = ["variant", "layers", "units", "activation", "best lr", "epochs", "train loss", "train acc",
-            "val loss", "val acc", "test loss", "test acc"]
+        rows.append({**{k: fav[k] for k in _COLUMNS if k in fav}, "variant": f"favourite: {fav['variant']}",
+                     "note": ""})
+    columns = _COLUMNS + (["note"] if any(r["note"] for r in rows) else [])
+    write_text(folder / "summary.csv", _csv(columns, rows))
+    write_text(folder / "tuning.csv", _csv(["variant", "lr", "epochs", "val_loss", "val_acc", "diverged"],
+                                           [t for r in results for t in r["trials"]]))
+    head = [c.replace("_", " ") for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append("| " + " | ".join(_fmt(k, r.get(k)) for k in _COLUMNS) + " |")
-    seconds = time.perf_counter() - t0
-    note = (f"\nFavourite by validation accuracy: **{fav['variant']}**, test accuracy "
-            f"**{100 * fav['test_acc']:.2f} %** (evaluated once on the test set).\n" if fav else
-            "\nInterrupted: only the finished variants are listed; no favourite was tested.\n")
-    (out / "summary.md").write_text("\n".join(lines) + "\n" + note + f"\nWall time: {_duration(seconds)}.\n")
-    histories = {}
-    for r in results:
-        h = json.loads((Path(r["run"]) / "history.json").read_text())
-        histories[r["variant"]] = h
-    plots.compare_runs(histories, out / "comparison.png", "final training runs, each at its best learning rate")
+    lines += ["| " + " | ".join(_fmt(k, r.get(k)) for k in columns) + " |" for r in rows]
+    if fav is not None:
+        note = (f"Favourite by validation accuracy: **{fav['variant']}**, test accuracy "
+                f"**{100 * fav['test_acc']:.2f} %** (evaluated once on the test set).")
+    elif interrupted:
+        note = "Interrupted: only the finished variants are listed; no favourite was tested."
+    else:
+        note = "No variant finished (see the note column and tuning.csv): no favourite was tested."
+    write_text(folder / "summary.md", "\n".join(lines) + f"\n\n{note}\n\nWall time: "
+               f"{_duration(time.perf_counter() - t0)}.\n")
+    histories = {r["variant"]: json.loads((folder / r["run"] / "history.json").read_text())
+                 for r in results if r["run"] is not None}
+    if histories:
+        plots.compare_runs(histories, folder / "comparison.png", "final training runs, each at its best "
+                                                                 "learning rate")
 
 
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------
+def _run_config_of(run_dir):
+    """The RunConfig stored in a run folder (ConfigError if it is not one)."""
+    if not (run_dir / "config.json").is_file() or not (run_dir / "model.npz").is_file():
+        missing = "config.json" if not (run_dir / "config.json").is_file() else "model.npz"
+        raise ConfigError(f"{run_dir} is not a run folder of 'nnumpy train' ({missing} is missing)")
+    try:
+        raw = json.loads((run_dir / "config.json").read_text())
+        cfg = RunConfig(**{k: v for k, v in raw.items() if k in {f.name for f in dataclasses.fields(RunConfig)}})
+        return cfg.validate()
+    except (ValueError, TypeError, AttributeError, OSError) as e:
+        raise ConfigError(f"{run_dir}/config.json is not a valid run configuration: {e}") from None
+
+
 def evaluate_run(run_dir):
     """Test a run folder's model: loss, accuracy, per-class accuracy, a
     confusion matrix (PNG and text) and misclassified images, written to
-    ``run_dir/evaluation/``.  Returns the figures as a dict."""
+    ``run_dir/evaluation/`` (as one piece, replacing an earlier evaluation).
+    Returns the figures as a dict."""
     run_dir = Path(run_dir)
-    for name in ("config.json", "model.npz"):
-        if not (run_dir / name).is_file():
-            raise ConfigError(f"{run_dir} is not a run folder of 'nnumpy train': {name} is missing")
-    raw = json.loads((run_dir / "config.json").read_text())
-    cfg = RunConfig(**{k: v for k, v in raw.items() if k in {f.name for f in dataclasses.fields(RunConfig)}})
+    cfg = _run_config_of(run_dir)
     model = load(run_dir / "model.npz")
     _, _, (xt, yt) = load_data(cfg)
     loss, acc = evaluate(model, xt, yt)
@@ -392,20 +348,22 @@ def evaluate_run(run_dir):
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (yt, pred), 1)
     per_class = (np.diag(cm) / np.maximum(cm.sum(axis=1), 1)).tolist()
-    out = run_dir / "evaluation"
-    out.mkdir(exist_ok=True)
-    plots.confusion_matrix_figure(cm, classes, out / "confusion.png")
-    wrong = np.flatnonzero(pred != yt)[:40]
-    plots.misclassified_grid(xt[wrong].reshape(-1, 28, 28), pred[wrong], yt[wrong], classes,
-                             out / "misclassified.png")
-    width = max(len(c) for c in classes) + 2
-    lines = [f"test loss {loss:.4f}, test accuracy {100 * acc:.2f} % on {len(yt)} images", "",
-             "confusion matrix (rows: true class, columns: predicted class)",
-             " " * width + "".join(f"{c[:5]:>6}" for c in classes)]
-    lines += [f"{classes[i]:<{width}}" + "".join(f"{v:>6}" for v in row) for i, row in enumerate(cm)]
-    lines += ["", "per-class accuracy"] + [f"{c:<{width}}{100 * a:6.2f} %" for c, a in zip(classes, per_class)]
-    (out / "confusion.txt").write_text("\n".join(lines) + "\n")
     result = {"test_loss": loss, "test_acc": acc, "per_class_acc": dict(zip(classes, per_class)),
               "confusion_matrix": cm.tolist(), "misclassified": int((pred != yt).sum())}
-    (out / "evaluation.json").write_text(json.dumps(result, indent=1))
+    out = run_dir / "evaluation"
+    with run_folder(out, overwrite=is_run_folder(out), kind="evaluation") as staged:
+        folder = staged.path
+        plots.confusion_matrix_figure(cm, classes, folder / "confusion.png")
+        wrong = np.flatnonzero(pred != yt)[:40]
+        plots.misclassified_grid(xt[wrong].reshape(-1, 28, 28), pred[wrong], yt[wrong], classes,
+                                 folder / "misclassified.png")
+        width = max(len(c) for c in classes) + 2
+        lines = [f"test loss {loss:.4f}, test accuracy {100 * acc:.2f} % on {len(yt)} images", "",
+                 "confusion matrix (rows: true class, columns: predicted class)",
+                 " " * width + "".join(f"{c[:5]:>6}" for c in classes)]
+        lines += [f"{classes[i]:<{width}}" + "".join(f"{v:>6}" for v in row) for i, row in enumerate(cm)]
+        lines += ["", "per-class accuracy"] + [f"{c:<{width}}{100 * a:6.2f} %" for c, a in zip(classes, per_class)]
+        write_text(folder / "confusion.txt", "\n".join(lines) + "\n")
+        write_text(folder / "evaluation.json", json.dumps(result, indent=1))
+        staged.commit()
     return result

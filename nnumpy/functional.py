@@ -66,14 +66,18 @@ def linear_backward(dy, x, W, need_bias=True, need_dx=True):
 # Jacobian is diagonal, so dx = dy * f'(x) with every array of x's shape.
 # ---------------------------------------------------------------------------
 def relu_forward(x):
-    """``y = max(x, 0)``.  Returns y and the mask ``x > 0`` (bool, x's shape),
-    one byte per element: all that backward needs."""
-    mask = x > 0
+    """``y = max(x, 0)``, with NaN kept as NaN (as in PyTorch: a NaN input must
+    not turn into a harmless-looking 0).  Returns y and the mask ``not x <= 0``
+    (bool, x's shape: true where x > 0 or x is NaN), one byte per element: all
+    that backward needs."""
+    mask = x <= 0                    # false for NaN, so NaN passes through
+    np.logical_not(mask, out=mask)
     return np.where(mask, x, x.dtype.type(0)), mask
 
 
 def relu_backward(dy, mask):
-    """``f'(x) = 1[x > 0]``, so ``dx = dy * mask`` (the kink at 0 gets 0)."""
+    """``f'(x) = 1[x > 0]``, so ``dx = dy * mask`` (the kink at 0 gets 0; a
+    NaN input passes dy on, like PyTorch's ReLU backward)."""
     return np.where(mask, dy, dy.dtype.type(0))
 
 

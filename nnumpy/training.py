@@ -4,31 +4,63 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from ._checks import ArgumentTypeError, describe, flag, positive_int, seed_rng
 from ._progress import progress_bar
-from .datasets.splits import _check_pair, iterate_minibatches, num_batches
+from .datasets.splits import _batch_indices, _check_pair, iterate_minibatches, num_batches
 from .nn.container import Sequential
 from .nn.loss import CrossEntropyLoss, MSELoss
+from .nn.module import Module
+from .optim.lr_scheduler import LRScheduler
+from .optim.optimizer import Optimizer
 
 __all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted"]
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite during training."""
+    """Training stopped because a loss (or the model's parameters) stopped being finite.
+
+    Attributes: ``epoch`` (1-based), ``step`` (the 1-based step within the
+    epoch whose loss was not finite; None when the validation loss after
+    the epoch, or the parameters at its end, were not finite) and ``what``:
+    ``"training loss"``, ``"validation loss"`` or ``"parameters"`` (the last
+    update of an epoch without validation data made them NaN or inf).
+    The message says why when it can tell: NaN/inf in the input batch or
+    its targets (naming the samples), parameters that were not finite
+    before training, or divergence (try a lower learning rate).
+
+        TrainingDivergedError("the training loss became nan at epoch 2, step 7 of 844 ...",
+                              epoch=2, step=7, what="training loss")
+    """
+
+    def __init__(self, message, epoch=None, step=None, what="training loss"):
+        super().__init__(message)
+        self.epoch, self.step, self.what = epoch, step, what
+
+    def __reduce__(self):                 # pickled with its fields (it crosses process boundaries)
+        return type(self), (self.args[0] if self.args else "", self.epoch, self.step, self.what)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`fit`; ``.history`` holds the epochs that finished."""
+    """Ctrl-C during :func:`fit`.  ``.history`` holds the epochs that finished
+    and ``.state`` the model's ``state_dict()`` as it was at the end of the
+    last of them (None if no epoch finished), so that model, history and
+    metrics can be saved in agreement (the model itself may already hold
+    part of the next epoch's updates).
 
-    def __init__(self, history):
+        TrainingInterrupted(history, state=model.state_dict())
+    """
+
+    def __init__(self, history, state=None):
         super().__init__(f"training interrupted after {len(history)} finished epoch(s)")
         self.history = history
+        self.state = state
 
-    def __reduce__(self):                 # pickled with its history (it crosses process boundaries)
-        return type(self), (self.history,)
+    def __reduce__(self):                 # pickled with its history and state (it crosses process boundaries)
+        return type(self), (self.history, self.state)
 
 
 @dataclass
@@ -36,9 +68,10 @@ class History:
     """Per-epoch records of a :func:`fit` run (lists of equal length).
 
     train_loss / train_acc: means over the epoch's mini-batches, in training
-    mode, weighted by batch size (what the optimizer saw).  val_loss /
-    val_acc: the validation set after the epoch, in evaluation mode (NaN
-    without validation data).  lr: the rate used in the epoch.  seconds:
+    mode, weighted by batch size (what the optimizer saw); the loss as
+    ``reduction="mean"`` reports it, whatever the loss function's
+    reduction.  val_loss / val_acc: the validation set after the epoch, in
+    evaluation mode (NaN without validation data).  lr: the rate used in the epoch.  seconds:
     wall time of the epoch including its evaluation.
     """
 
@@ -89,6 +122,88 @@ def _default_loss(y):
     return CrossEntropyLoss() if np.asarray(y).ndim == 1 else MSELoss()
 
 
+def _reduction(loss_fn):
+    return getattr(loss_fn, "reduction", "mean")
+
+
+def _mean_loss(loss_fn, loss, out):
+    """The batch's loss as ``reduction="mean"`` reports it, whatever the
+    loss's reduction: "sum" divided by the number of terms (samples for
+    cross-entropy, elements for MSE), "none" averaged."""
+    reduction = _reduction(loss_fn)
+    if reduction == "sum":
+        count = loss_fn.num_terms(out) if hasattr(loss_fn, "num_terms") else len(out)
+        return float(loss) / max(count, 1)
+    if reduction == "none":
+        return float(np.mean(loss))
+    return float(loss)
+
+
+def _check_model(model, owner):
+    if isinstance(model, type):
+        raise ArgumentTypeError(f"{owner}: model must be a module instance, got the class {model.__name__} "
+                                f"(did you mean {model.__name__}(...)?)")
+    if not isinstance(model, Module):
+        raise ArgumentTypeError(f"{owner}: model must be an nnumpy Module, got {describe(model)}")
+
+
+def _check_loss(loss_fn, owner):
+    if isinstance(loss_fn, type):
+        raise ArgumentTypeError(f"{owner}: loss_fn must be a loss instance, got the class {loss_fn.__name__} "
+                                f"(did you mean {loss_fn.__name__}()?)")
+    if not callable(loss_fn) or not callable(getattr(loss_fn, "backward", None)):
+        raise ArgumentTypeError(f"{owner}: loss_fn must be an nnumpy loss such as CrossEntropyLoss() (callable, "
+                                f"with a backward method), got {describe(loss_fn)}")
+
+
+def _pair(data, what, owner):
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ArgumentTypeError(f"{owner}: {what} must be an (x, y) pair of arrays, got {describe(data)}")
+    x, y = data
+    _check_pair(x, y, f"{what} inputs and targets")
+    if len(x) == 0:
+        raise ValueError(f"{owner}: the {what} set has 0 samples (x has shape {x.shape}): nothing to "
+                         f"{'train on' if what == 'training' else 'validate on'}")
+    return x, y
+
+
+def _nonfinite_rows(a, rows):
+    """Sample numbers (``rows[i]``) of the rows of ``a`` holding NaN or inf
+    (only for float arrays; integer data cannot hold them)."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating) or a.size == 0:
+        return []
+    bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    return [int(i) for i in np.asarray(rows)[bad]]
+
+
+def _samples(rows, what):
+    shown = ", ".join(map(str, rows[:5])) + (f", ... ({len(rows)} in all)" if len(rows) > 5 else "")
+    return f"{what} sample{'s' if len(rows) > 1 else ''} {shown}"
+
+
+def _params_finite(model):
+    return all(np.isfinite(p.data).all() for p in model.parameters())
+
+
+def _why(model, x, y, rows, data, before_training):
+    """Why a loss is not finite, in words (called only when it is not: no
+    extra pass over the data on the hot path)."""
+    bad = _nonfinite_rows(x, rows)
+    if bad:
+        return (f"the {data} input{' batch' if data == 'training' else 's'} hold{'s' if data == 'training' else ''} "
+                f"NaN or inf ({_samples(bad, data)}); clean the data first "
+                f"(np.isfinite(x).reshape(len(x), -1).all(axis=1) marks the good rows)")
+    bad = _nonfinite_rows(y, rows)
+    if bad:
+        return (f"the {data} targets hold NaN or inf ({_samples(bad, data)}); clean the targets first")
+    if not _params_finite(model):
+        if before_training:
+            return "the model's parameters held NaN or inf before training began"
+        return "the model's parameters became NaN or inf; training diverged: try a lower learning rate"
+    return "training diverged: try a lower learning rate"
+
+
 def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, seed=0,
         scheduler=None, drop_last=False, progress=None, verbose=False):
     """Train ``model`` with mini-batch gradient descent and return a :class:`History`.
@@ -103,78 +218,145 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
     (For a Sequential model, backward is asked for no input gradient: the
     data needs none.)
 
-    train, val: ``(x, y)`` pairs; y holds integer labels (cross-entropy) or
-    targets of the output's shape.  seed: the batch order of every epoch
-    comes from ``numpy.random.default_rng(seed)``, so the same seed (and the
-    same initial model) gives the same history.  scheduler: stepped after
-    every epoch.  progress: a progress bar (None: only on a terminal).
-    verbose: print a line per epoch.
+    train, val: ``(x, y)`` pairs with at least one sample each; y holds
+    integer labels (cross-entropy) or targets of the output's shape.
+    epochs, batch_size: positive integers (``epochs=0`` is refused: there
+    would be nothing to return).  seed: the batch order of every epoch comes
+    from ``numpy.random.default_rng(seed)``, so the same seed (and the same
+    initial model) gives the same history.  scheduler: stepped after every
+    epoch; it must drive ``optimizer``.  progress: a progress bar (None: only
+    on a terminal).  verbose: print a line per epoch.
 
-    Raises :class:`TrainingDivergedError` naming the epoch and step when the
-    loss stops being finite, and :class:`TrainingInterrupted` (a
-    KeyboardInterrupt carrying the finished epochs' history) on Ctrl-C.
+    Losses: the optimizer minimises whatever ``loss_fn`` returns (with
+    ``reduction="sum"`` the gradients are sums), but the History always
+    reports the loss as ``reduction="mean"`` would (per sample for
+    cross-entropy, per element for MSE), so runs with different reductions
+    compare.  ``reduction="none"`` is refused: there is no scalar to minimise.
+
+    Raises :class:`TrainingDivergedError` (with ``epoch``, ``step`` and
+    ``what``) when the training loss of a step, the validation loss after an
+    epoch, or the parameters at the end of an epoch are not finite, saying
+    why when it can tell (NaN/inf in the data, naming the samples); and
+    :class:`TrainingInterrupted` (a KeyboardInterrupt carrying the finished
+    epochs' history and the model's state after the last of them) on Ctrl-C.
     """
-    x_tr, y_tr = train
-    _check_pair(x_tr, y_tr, "training inputs and targets")
+    owner = "fit"
+    _check_model(model, owner)
+    _check_loss(loss_fn, owner)
+    if _reduction(loss_fn) == "none":
+        raise ValueError(f"fit: {type(loss_fn).__name__}(reduction='none') returns one loss per sample, not a "
+                         f"scalar to minimise: use reduction='mean' (or 'sum')")
+    if not isinstance(optimizer, Optimizer):
+        raise ArgumentTypeError(f"fit: optimizer must be an nnumpy optimizer such as "
+                                f"nnumpy.optim.SGD(model.parameters(), lr=0.1), got {describe(optimizer)}")
+    own = {id(p) for p in model.parameters()}
+    if not any(id(p) in own for g in optimizer.param_groups for p in g["params"]):
+        raise ValueError("fit: the optimizer holds none of the model's parameters (was it built for another "
+                         "model?); create it with the model's: SGD(model.parameters(), ...)")
+    if scheduler is not None:
+        if not isinstance(scheduler, LRScheduler):
+            raise ArgumentTypeError(f"fit: scheduler must be an nnumpy learning-rate scheduler or None, got "
+                                    f"{describe(scheduler)}")
+        if scheduler.optimizer is not optimizer:
+            raise ValueError("fit: the scheduler drives another optimizer than the one given to fit")
+    x_tr, y_tr = _pair(train, "training", owner)
     if val is not None:
-        _check_pair(val[0], val[1], "validation inputs and targets")
-    if int(epochs) < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    rng = np.random.default_rng(seed)
+        val = _pair(val, "validation", owner)
+    epochs = positive_int("epochs", epochs, owner=owner)
+    batch_size = positive_int("batch_size", batch_size, owner=owner)
+    drop_last = flag("drop_last", drop_last, owner=owner)
+    if drop_last and len(x_tr) < batch_size:
+        raise ValueError(f"fit: drop_last=True with batch_size={batch_size} leaves no batch of the "
+                         f"{len(x_tr)} training sample(s)")
+    rng = seed_rng("seed", seed, owner=owner)
     history = History()
+    finished = (0, None)                  # (epochs finished, the model's state after the last of them)
+
+    def done(n, state):
+        nonlocal finished
+        finished = (n, state)
+
     try:
-        _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, rng, scheduler,
-                    drop_last, progress, verbose, history)
+        with np.errstate(over="ignore", invalid="ignore"):    # a run going to inf/NaN is reported below,
+            _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, rng, scheduler,
+                        drop_last, progress, verbose, history, done)   # once, as TrainingDivergedError
     except KeyboardInterrupt:
+        n, state = finished
+        for f in fields(history):         # an interrupt between two appends leaves no ragged row
+            del getattr(history, f.name)[n:]
+        raise TrainingInterrupted(history, state) from None
+    finally:
         model.clear_cache()
-        raise TrainingInterrupted(history) from None
-    model.clear_cache()
+        if callable(getattr(loss_fn, "clear_cache", None)):
+            loss_fn.clear_cache()
     return history
 
 
 def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, rng, scheduler, drop_last,
-                progress, verbose, history):
-    steps = num_batches(len(x_tr), batch_size, drop_last)
-    for epoch in range(1, int(epochs) + 1):
+                progress, verbose, history, done):
+    n = len(x_tr)
+    steps = num_batches(n, batch_size, drop_last)
+    sequential = isinstance(model, Sequential)
+    for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
         lr = float(optimizer.param_groups[0]["lr"])
         total_loss, total_correct, seen = 0.0, 0, 0
-        batches = iterate_minibatches(x_tr, y_tr, batch_size, shuffle=True, rng=rng, drop_last=drop_last)
+        batches = _batch_indices(n, batch_size, True, rng, drop_last, "fit")
         bar = progress_bar(progress, total=steps, desc=f"epoch {epoch}/{epochs}", unit="batch")
-        for step, (xb, yb) in enumerate(batches, start=1):
-            optimizer.zero_grad()
-            out = model(xb)
-            loss = loss_fn(out, yb)
-            if not math.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"the loss became {loss} at epoch {epoch}, step {step} of {steps} (learning rate "
-                    f"{lr:g}); training diverged: try a lower learning rate")
-            if isinstance(model, Sequential):       # the data needs no gradient: skip the first dx
-                model.backward(loss_fn.backward(), input_grad=False)
-            else:
-                model.backward(loss_fn.backward())
-            optimizer.step()
-            total_loss += loss * len(xb)
-            total_correct += _correct(out, yb)
-            seen += len(xb)
+        try:
+            for step, idx in enumerate(batches, start=1):
+                xb, yb = x_tr[idx], y_tr[idx]
+                optimizer.zero_grad()
+                out = model(xb)
+                loss = loss_fn(out, yb)
+                if not math.isfinite(loss):
+                    rows = np.arange(n)[idx]
+                    raise TrainingDivergedError(
+                        f"the training loss became {float(loss)} at epoch {epoch}, step {step} of {steps} "
+                        f"(learning rate {lr:g}): "
+                        f"{_why(model, xb, yb, rows, 'training', epoch == 1 and step == 1)}",
+                        epoch=epoch, step=step, what="training loss")
+                if sequential:                          # the data needs no gradient: skip the first dx
+                    model.backward(loss_fn.backward(), input_grad=False)
+                else:
+                    model.backward(loss_fn.backward())
+                optimizer.step()
+                total_loss += _mean_loss(loss_fn, loss, out) * len(xb)
+                total_correct += _correct(out, yb)
+                seen += len(xb)
+                if bar is not None:
+                    bar.update()
+                    if step % 20 == 0:
+                        bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        finally:
             if bar is not None:
-                bar.update()
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-        if bar is not None:
-            bar.close()
+                bar.close()
         if scheduler is not None:
             scheduler.step()
-        v_loss, v_acc = (evaluate(model, val[0], val[1], loss_fn) if val is not None
-                         else (float("nan"), float("nan")))
+        if val is not None:
+            v_loss, v_acc = evaluate(model, val[0], val[1], loss_fn)
+            if not math.isfinite(v_loss):
+                raise TrainingDivergedError(
+                    f"the validation loss became {v_loss} after epoch {epoch} (learning rate {lr:g}): "
+                    f"{_why(model, val[0], val[1], np.arange(len(val[0])), 'validation', False)}",
+                    epoch=epoch, step=None, what="validation loss")
+        else:
+            v_loss, v_acc = float("nan"), float("nan")
+        if not _params_finite(model):
+            raise TrainingDivergedError(
+                f"the model's parameters became NaN or inf in epoch {epoch} (learning rate {lr:g}), after the "
+                f"last finite training loss; training diverged: try a lower learning rate",
+                epoch=epoch, step=None, what="parameters")
+        state = model.state_dict()                      # one copy per epoch: TrainingInterrupted.state
         history.epoch.append(epoch)
-        history.train_loss.append(total_loss / max(seen, 1))
-        history.train_acc.append(total_correct / max(seen, 1))
+        history.train_loss.append(total_loss / seen)
+        history.train_acc.append(total_correct / seen)
         history.val_loss.append(v_loss)
         history.val_acc.append(v_acc)
         history.lr.append(lr)
         history.seconds.append(time.perf_counter() - t0)
+        done(epoch, state)
         if verbose:
             print(f"epoch {epoch:>3}/{epochs}: train loss {history.train_loss[-1]:.4f} "
                   f"acc {history.train_acc[-1]:.4f} | val loss {v_loss:.4f} acc {v_acc:.4f} "
@@ -185,28 +367,42 @@ def evaluate(model, x, y, loss_fn=None, batch_size=1000):
     """Mean loss and accuracy of ``model`` on ``(x, y)``, in evaluation mode
     (dropout off), in batches.  loss_fn defaults to cross-entropy for integer
     labels and MSE otherwise.  Returns ``(loss, accuracy)`` as floats.  The
-    model's training/eval mode is restored afterwards."""
+    model's training/eval mode is restored afterwards.
+
+    The loss is reported as ``reduction="mean"`` would report it, whatever
+    the loss's reduction ("sum" divided by the number of terms, "none"
+    averaged), so it does not depend on the batch size.  A NaN or inf loss
+    is returned as it is (see :func:`fit` for a check that stops)."""
+    _check_model(model, "evaluate")
     _check_pair(x, y)
     if len(x) == 0:
         raise ValueError("evaluate needs at least one sample")
-    loss_fn = _default_loss(y) if loss_fn is None else loss_fn
+    batch_size = positive_int("batch_size", batch_size, owner="evaluate")
+    if loss_fn is None:
+        loss_fn = _default_loss(y)
+    _check_loss(loss_fn, "evaluate")
     was_training = model.training
     model.eval()
     try:
         total, correct = 0.0, 0
         for xb, yb in iterate_minibatches(x, y, batch_size, shuffle=False):
             out = model(xb)
-            total += loss_fn(out, yb) * len(xb)
+            total += _mean_loss(loss_fn, loss_fn(out, yb), out) * len(xb)
             correct += _correct(out, yb)
     finally:
         model.train(was_training)
         model.clear_cache()
-        loss_fn.clear_cache()
+        if callable(getattr(loss_fn, "clear_cache", None)):
+            loss_fn.clear_cache()
     return total / len(x), correct / len(x)
 
 
 def predict(model, x, batch_size=1000):
     """Predicted class indices (argmax of the outputs), in evaluation mode."""
+    _check_model(model, "predict")
+    batch_size = positive_int("batch_size", batch_size, owner="predict")
+    if not isinstance(x, np.ndarray) or x.ndim == 0:
+        raise ArgumentTypeError(f"predict: x must be a NumPy array with one row per sample, got {describe(x)}")
     was_training = model.training
     model.eval()
     try:

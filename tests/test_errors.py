@@ -17,9 +17,11 @@ import pytest
 
 import nnumpy
 import workers
+from nnumpy._checks import ArgumentTypeError
 from nnumpy.datasets import ChecksumError, DatasetNotFoundError, DatasetWarning, DownloadError, IDXFormatError
 from nnumpy.experiments import ConfigError, SweepInterrupted
 from nnumpy.parallel import WorkerDied, run_parallel
+from nnumpy.rundir import RunFolderError, RunFolderExistsError
 from nnumpy.nn import StateDictError
 from nnumpy.serialization import ModelFileError
 from nnumpy.training import History, TrainingDivergedError, TrainingInterrupted
@@ -33,10 +35,14 @@ EXAMPLES = {
     IDXFormatError: lambda: IDXFormatError("x.idx: bad leading bytes"),
     ChecksumError: lambda: ChecksumError("x.gz: checksum mismatch"),
     ConfigError: lambda: ConfigError("lr must be positive, got -1.0"),
-    TrainingDivergedError: lambda: TrainingDivergedError("the loss became nan at epoch 2, step 7 of 844"),
+    TrainingDivergedError: lambda: TrainingDivergedError("the training loss became nan at epoch 2, step 7 of 844",
+                                                         epoch=2, step=7, what="training loss"),
     TrainingInterrupted: lambda: TrainingInterrupted(HISTORY),
     SweepInterrupted: lambda: SweepInterrupted("sweep interrupted; 2 of 6 variant(s) finished"),
     WorkerDied: lambda: WorkerDied("a worker process died while running task 3 (exit code -9)"),
+    ArgumentTypeError: lambda: ArgumentTypeError("fit: epochs must be a positive integer, got 2.7"),
+    RunFolderError: lambda: RunFolderError("another nnumpy run is writing runs/a"),
+    RunFolderExistsError: lambda: RunFolderExistsError("runs/a already exists; pass --overwrite"),
     DatasetWarning: lambda: DatasetWarning("not using /data/x.gz: checksum mismatch"),
     DownloadError: lambda: DownloadError("train-images-idx3-ubyte.gz",
                                          [("https://a/x.gz", "HTTP 500"), ("https://a/x.gz", "HTTP 500"),
@@ -159,7 +165,7 @@ def test_ctrl_c_stops_a_parallel_sweep_with_one_message(tmp_path, mnist_dir):
                           "--out", str(out), "--data-root", str(mnist_dir), "--limit-train", "5000", "--quiet"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not (out / "sweep.json").exists() and time.monotonic() < deadline and p.poll() is None:
+    while not (tmp_path / ".sweep.lock").exists() and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.2)
     time.sleep(3)                                 # the workers are training now
     os.killpg(p.pid, signal.SIGINT)               # Ctrl-C in a terminal reaches the whole process group

@@ -133,7 +133,7 @@ def test_practical_preset_in_parallel(tmp_path, mnist_dir):
 @pytest.mark.parametrize("args,message", [
     (["train", "--arch", "784-x"], "expected layer sizes"),
     (["train", "--arch", "100-10"], "must start with 784"),
-    (["train", "--lr", "-1"], "lr must be positive"),
+    (["train", "--lr", "-1"], "lr must be a positive finite number"),
     (["train", "--epochs", "0"], "positive integer"),
     (["train", "--activation", "gelu"], "invalid choice"),
     (["sweep"], "one of the arguments --preset --config is required"),

@@ -47,15 +47,16 @@ _IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
 @njit(cache=True)
 def _bias_act(y, b, has_bias, act, slope, t):
     """In place, one pass over the GEMM's output y (N, M), with z = y + b
-    (b (M,)): y <- act(z) for the piecewise-linear activations, y <- z for
-    tanh and the sigmoid, and for the sigmoid also t <- -|z| (t (N, M),
-    written only for the sigmoid)."""
+    (b (M,)): y <- act(z) for the piecewise-linear activations (NaN and
+    +-inf propagate as in PyTorch: relu(NaN) = NaN), y <- z for tanh and
+    the sigmoid, and for the sigmoid also t <- -|z| (t (N, M), written only
+    for the sigmoid)."""
     n, m = y.shape
     for i in range(n):
         for j in range(m):
             v = y[i, j] + b[j] if has_bias else y[i, j]
             if act == _RELU:
-                v = v if v > 0 else 0.0
+                v = 0.0 if v <= 0 else v         # NaN stays NaN (as in PyTorch)
             elif act == _LEAKY:
                 v = v if v > 0 else v * slope
             elif act == _SIGMOID:
@@ -87,7 +88,7 @@ def _act_grad_bias(dy, y, act, slope, dz, gb, has_bias, acc_b):
         for j in range(m):
             d = dy[i, j]
             if act == _RELU:
-                d = d if y[i, j] > 0 else 0.0
+                d = 0.0 if y[i, j] <= 0 else d   # a NaN output passes d on (PyTorch's rule)
             elif act == _LEAKY:
                 d = d if y[i, j] > 0 else d * slope
             elif act == _SIGMOID:

@@ -37,10 +37,10 @@ def activation_forward(z, act, slope=0.0):
 
 def activation_backward(dy, y, act, slope=0.0):
     """dz = dy * f'(z), with f'(z) written through the output y = f(z):
-    ReLU 1[y > 0]; LeakyReLU 1 or slope (slope > 0, so y > 0 iff z > 0);
+    ReLU 1[not y <= 0] (1 where y > 0 or y is NaN, as PyTorch); LeakyReLU 1 or slope (slope > 0, so y > 0 iff z > 0);
     sigmoid y (1 - y); tanh 1 - y^2 = (1 - y)(1 + y); identity 1.  dy, y, dz: (N, M)."""
     if act == "relu":
-        return F.relu_backward(dy, y > 0)
+        return F.relu_backward(dy, ~(y <= 0))
     if act == "leaky_relu":
         return F.leaky_relu_backward(dy, y > 0, slope)
     if act == "sigmoid":

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .._checks import flag, positive_int, real, seed_rng
 from ..random import resolve_rng
 
 __all__ = ["train_val_split", "iterate_minibatches", "num_batches"]
@@ -12,7 +13,9 @@ __all__ = ["train_val_split", "iterate_minibatches", "num_batches"]
 
 def _check_pair(x, y, what="x and y"):
     if not hasattr(x, "shape") or not hasattr(y, "shape"):
-        raise TypeError(f"{what} must be NumPy arrays")
+        raise TypeError(f"{what} must be NumPy arrays, got {type(x).__name__} and {type(y).__name__}")
+    if len(x.shape) == 0 or len(y.shape) == 0:
+        raise ValueError(f"{what} must be arrays with one row per sample, got shapes {x.shape} and {y.shape}")
     if len(x) != len(y):
         raise ValueError(f"{what} differ in length: {len(x)} samples vs {len(y)} targets")
 
@@ -30,13 +33,14 @@ def train_val_split(x, y, val_fraction=0.1, seed=0, stratify=False):
     in shuffled order.
     """
     _check_pair(x, y)
-    if not 0.0 < float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+    val_fraction = real("val_fraction", val_fraction, 0.0, 1.0, low_open=True, high_open=True,
+                        owner="train_val_split")
+    stratify = flag("stratify", stratify, owner="train_val_split")
     n = len(x)
     if n < 2:
         raise ValueError(f"cannot split {n} sample(s) into training and validation parts")
     k = min(max(int(round(n * float(val_fraction))), 1), n - 1)       # validation size
-    rng = np.random.default_rng(seed)
+    rng = seed_rng("seed", seed, owner="train_val_split")
     if stratify:
         y = np.asarray(y)
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
@@ -61,6 +65,7 @@ def train_val_split(x, y, val_fraction=0.1, seed=0, stratify=False):
 
 def num_batches(n, batch_size, drop_last=False):
     """How many mini-batches :func:`iterate_minibatches` yields for n samples."""
+    batch_size = positive_int("batch_size", batch_size, owner="num_batches")
     return n // batch_size if drop_last else math.ceil(n / batch_size)
 
 
@@ -70,18 +75,22 @@ def iterate_minibatches(x, y, batch_size=64, shuffle=True, rng=None, drop_last=F
     shuffle: visit the samples in an order drawn from ``rng`` (an int seed or
     a Generator; a Generator carried across epochs gives a new order each
     epoch, reproducibly).  drop_last: skip the final partial batch.
+    batch_size: a positive integer (checked when the call is made, not at
+    the first batch).
     """
     _check_pair(x, y)
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    batch_size = int(batch_size)
-    n = len(x)
+    batches = _batch_indices(len(x), batch_size, shuffle, rng, drop_last, "iterate_minibatches")
+    return ((x[idx], y[idx]) for idx in batches)
+
+
+def _batch_indices(n, batch_size, shuffle, rng, drop_last, owner):
+    """The checked arguments' batches: an iterator of slices (no shuffle) or
+    index arrays into the n samples, drawing the order from ``rng`` now."""
+    batch_size = positive_int("batch_size", batch_size, owner=owner)
+    shuffle = flag("shuffle", shuffle, owner=owner)
+    drop_last = flag("drop_last", drop_last, owner=owner)
     order = resolve_rng(rng).permutation(n) if shuffle else None
     stop = (n // batch_size) * batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        if order is None:
-            sl = slice(start, start + batch_size)
-            yield x[sl], y[sl]
-        else:
-            idx = order[start:start + batch_size]
-            yield x[idx], y[idx]
+    if order is None:
+        return (slice(start, start + batch_size) for start in range(0, stop, batch_size))
+    return (order[start:start + batch_size] for start in range(0, stop, batch_size))

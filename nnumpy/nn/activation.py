@@ -4,6 +4,7 @@ Tanh their output.  Input and output have the same shape and dtype."""
 from __future__ import annotations
 
 from .. import functional as F
+from .._checks import real
 from .module import Module, check_input
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity"]
@@ -32,7 +33,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = real("negative_slope", negative_slope, owner="LeakyReLU")
 
     def forward(self, x):
         check_input(self, x)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import backend
+from .._checks import ArgumentTypeError, describe, flag, positive_int, real
 from ..random import resolve_rng
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers import Dropout
@@ -47,7 +48,7 @@ class Sequential(Module):
         super().__init__()
         for i, m in enumerate(modules):
             self.add_module(str(i), m)
-        self.input_grad = bool(input_grad)
+        self.input_grad = flag("input_grad", input_grad, owner=type(self).__name__)
         self.__dict__["_buffers"] = {}
 
     def add_module(self, name, module):
@@ -194,18 +195,31 @@ class MLP(Sequential):
 
     def __init__(self, sizes, activation="relu", dropout=0.0, bias=True, dtype=None, rng=None,
                  input_grad=True):
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or any(s < 1 for s in sizes):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or not hasattr(sizes, "__iter__"):
+            raise ArgumentTypeError(f"MLP: sizes must be a list of layer sizes such as [784, 100, 10], "
+                                    f"got {describe(sizes)}")
+        sizes = [positive_int(f"sizes[{i}]", s, owner="MLP") for i, s in enumerate(sizes)]
+        if len(sizes) < 2:
             raise ValueError(f"MLP needs at least two positive layer sizes (input and output), got {sizes}")
         n_hidden = len(sizes) - 2
-        acts = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+        if isinstance(activation, str):
+            acts = [activation] * n_hidden
+        elif isinstance(activation, (list, tuple)):
+            acts = list(activation)
+        else:
+            raise ArgumentTypeError(f"MLP: activation must be a name from {sorted(ACTIVATIONS)} or a list "
+                                    f"of names, one per hidden layer, got {describe(activation)}")
         if len(acts) != n_hidden:
             raise ValueError(f"MLP with sizes {sizes} has {n_hidden} hidden layer(s) but "
                              f"{len(acts)} activation(s) were given")
         for a in acts:
+            if not isinstance(a, str):
+                raise ArgumentTypeError(f"MLP: activations are names from {sorted(ACTIVATIONS)}, got "
+                                        f"{describe(a)}")
             if a not in ACTIVATIONS:
                 raise ValueError(f"unknown activation {a!r}; choose from {sorted(ACTIVATIONS)}")
-        dropout = float(dropout)
+        dropout = real("dropout", dropout, 0.0, 1.0, owner="MLP")
+        bias = flag("bias", bias, owner="MLP")
         dt = as_float_dtype(dtype)
         gen = resolve_rng(rng)
         layers = []

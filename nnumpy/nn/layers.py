@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from .._checks import integer, real
 from ..random import resolve_rng
 from .module import Module, check_input
 
@@ -15,7 +16,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+        self.start_dim = integer("start_dim", start_dim, owner="Flatten")
+        self.end_dim = integer("end_dim", end_dim, owner="Flatten")
 
     def forward(self, x):
         check_input(self, x)
@@ -56,10 +58,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout probability must lie in [0, 1], got {p}")
-        self.p = p
+        self.p = real("p (the Dropout probability)", p, 0.0, 1.0, owner="Dropout")
         self.rng = resolve_rng(rng)
 
     def forward(self, x, mask=None):

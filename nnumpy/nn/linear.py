@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import functional as F
+from .._checks import flag, positive_int
 from ..random import resolve_rng
 from .module import Module, Parameter, as_float_dtype, check_input
 
@@ -30,12 +29,10 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=None, rng=None):
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
+        self.in_features = positive_int("in_features", in_features, owner="Linear")
+        self.out_features = positive_int("out_features", out_features, owner="Linear")
+        bias = flag("bias", bias, owner="Linear")
         dt = as_float_dtype(dtype)
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
         gen = resolve_rng(rng)
         bound = 1.0 / math.sqrt(self.in_features)
         self.weight = Parameter(gen.uniform(-bound, bound, (self.out_features, self.in_features)).astype(dt))

@@ -19,9 +19,16 @@ class Loss(Module):
 
     def __init__(self, reduction="mean"):
         super().__init__()
-        if reduction not in _REDUCTIONS:
+        if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
+
+    def num_terms(self, output):
+        """How many terms ``reduction="mean"`` averages over for this output:
+        one per sample (``len(output)``) unless a loss says otherwise.  A
+        ``"sum"`` loss divided by this is the ``"mean"`` loss (what
+        :func:`~nnumpy.fit` and :func:`~nnumpy.evaluate` report)."""
+        return len(output)
 
     def _result(self, loss):
         return float(loss) if self.reduction != "none" else loss
@@ -113,6 +120,10 @@ class MSELoss(Loss):
         loss, diff = F.mse_forward(pred, target.astype(pred.dtype, copy=False), self.reduction)
         self._save(diff=diff)
         return self._result(loss)
+
+    def num_terms(self, output):
+        """Every element of the prediction is a term of the mean."""
+        return int(np.size(output))
 
     def backward(self, dloss=None):
         diff = self._take_cache()["diff"]

@@ -4,9 +4,19 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .._checks import ArgumentTypeError, describe, flag, real
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
+
+
+def _betas(name, value, owner):
+    """(beta1, beta2), each a finite number in [0, 1)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ArgumentTypeError(f"{owner}: {name} must be a pair (beta1, beta2), got {describe(value)}")
+    b1, b2 = value
+    return (real(f"{name}[0] (beta1)", b1, 0.0, 1.0, high_open=True, owner=owner),
+            real(f"{name}[1] (beta2)", b2, 0.0, 1.0, high_open=True, owner=owner))
 
 
 class Adam(Optimizer):
@@ -20,20 +30,33 @@ class Adam(Optimizer):
 
     State per parameter: ``step``, ``exp_avg`` (m), ``exp_avg_sq`` (v) and,
     with amsgrad, ``max_exp_avg_sq``.  Everything is updated in place.
+
+    Hyper-parameters (checked in the constructor, per group and at every
+    step, as ``torch.optim.Adam`` checks them but also refusing NaN and inf):
+    ``lr >= 0``, ``betas`` a pair in [0, 1), ``eps >= 0``,
+    ``weight_decay >= 0``, ``amsgrad`` a bool.
     """
 
     _decoupled = False
+    _hyper = {
+        "lr": lambda n, v, o: real(f"{n} (the learning rate)", v, low=0.0, owner=o),
+        "betas": lambda n, v, o: _betas(n, v, o),
+        "eps": lambda n, v, o: real(n, v, low=0.0, owner=o),
+        "weight_decay": lambda n, v, o: real(n, v, low=0.0, owner=o),
+        "amsgrad": lambda n, v, o: flag(n, v, owner=o),
+    }
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
-        b1, b2 = (float(b) for b in betas)
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ValueError(f"invalid betas {betas}: each must lie in [0, 1)")
-        if eps < 0.0:
-            raise ValueError(f"invalid eps: {eps}")
-        super().__init__(params, dict(lr=float(lr), betas=(b1, b2), eps=float(eps),
-                                      weight_decay=float(weight_decay), amsgrad=bool(amsgrad)))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+
+    def _state_spec(self, group):
+        spec = {"step": "count", "exp_avg": "array", "exp_avg_sq": "array>=0"}
+        if group["amsgrad"]:
+            spec["max_exp_avg_sq"] = "array>=0"
+        return spec
 
     def step(self):
+        self._check_groups()                   # a NaN/inf lr written into a group raises here, first
         update = backend.ops().adam_update     # the formulas above: see backend/numpy_ops.py
         for group in self.param_groups:
             lr, (b1, b2) = float(group["lr"]), group["betas"]

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import numpy as np
 
-from ..nn.module import Parameter
+from .._checks import ArgumentTypeError, describe, integer, real
+from ..nn.module import Module, Parameter
 
 __all__ = ["Optimizer"]
+
+
+def _nonneg(name, value, owner=None):
+    return real(name, value, low=0.0, owner=owner)
 
 
 class Optimizer:
@@ -18,40 +24,111 @@ class Optimizer:
 
     ``params`` is an iterable of Parameters (e.g. ``model.parameters()``) or of
     dicts ``{"params": [...], "lr": ...}`` for per-group hyperparameters.
+
+    Every hyper-parameter is checked where it enters: in the constructor, in
+    :meth:`add_param_group` (per-group overrides), in :meth:`load_state_dict`
+    and, cheaply, at every :meth:`step` (a scheduler or user code may write
+    ``group["lr"]``): NaN, inf, out-of-range values and wrong types raise a
+    ValueError (or :class:`~nnumpy._checks.ArgumentTypeError`) naming the
+    argument, or the group and key, before any parameter is touched.  A group
+    may hold only ``"params"``, the optimizer's hyper-parameters and
+    ``"initial_lr"`` (set by schedulers): a misspelt key is an error, not
+    silently ignored.
     """
 
+    #: hyper-parameter name -> check(name, value, owner) returning the normalised value
+    _hyper = {}
+
     def __init__(self, params, defaults):
-        params = list(params)
+        owner = type(self).__name__
+        if isinstance(params, (Parameter, Module, Mapping, str, bytes)):
+            hint = (" (pass model.parameters(), not the model)" if isinstance(params, Module) else
+                    " (wrap it in a list: [param])" if isinstance(params, Parameter) else
+                    " (wrap the group in a list: [{'params': ...}])" if isinstance(params, Mapping) else "")
+            raise ArgumentTypeError(f"{owner}: params must be an iterable of Parameters or of dicts, got "
+                                    f"a {type(params).__name__}{hint}")
+        try:
+            params = list(params)
+        except TypeError:
+            raise ArgumentTypeError(f"{owner}: params must be an iterable of Parameters or of dicts, got "
+                                    f"{describe(params)}") from None
         if not params:
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
-        groups = params if isinstance(params[0], dict) else [{"params": params}]
-        self.defaults = dict(defaults)
+            raise ValueError(f"{owner} got an empty parameter list")
+        self.defaults = self._check_values(defaults, "", owner)
+        if isinstance(params[0], Mapping):
+            if not all(isinstance(g, Mapping) for g in params):
+                raise ArgumentTypeError(f"{owner}: params mixes parameter-group dicts and other objects")
+            groups = params
+        else:
+            groups = [{"params": params}]
         self.param_groups = []
         self.state = {}
         for g in groups:
             self.add_param_group(g)
 
+    # -- checks -------------------------------------------------------------------
+    def _check_values(self, group, prefix, owner):
+        """The group's hyper-parameters (and initial_lr, if present), each
+        checked and normalised; named ``prefix['key']`` (or ``key`` without a
+        prefix) in errors."""
+        out = {}
+        for key, check in self._hyper.items():
+            name = f"{prefix}[{key!r}]" if prefix else key
+            if key not in group:
+                raise ValueError(f"{owner}: {prefix or 'the group'} has no {key!r} entry")
+            out[key] = check(name, group[key], owner)
+        if "initial_lr" in group:
+            out["initial_lr"] = _nonneg(f"{prefix}['initial_lr']" if prefix else "initial_lr",
+                                        group["initial_lr"], owner)
+        self._check_combination(out, prefix, owner)
+        return out
+
+    def _check_combination(self, values, prefix, owner):
+        """Constraints between hyper-parameters (overridden by subclasses)."""
+
+    def _check_groups(self, verb="step"):
+        """Check every group's hyper-parameters (cheap: a few comparisons per
+        group) before anything is updated."""
+        owner = f"{type(self).__name__}.{verb}"
+        for i, g in enumerate(self.param_groups):
+            self._check_values(g, f"param_groups[{i}]", owner)
+
     def add_param_group(self, group):
-        group = dict(group)
+        """Add a group ``{"params": [...], **overrides}``; missing hyper-parameters
+        come from the constructor's defaults."""
+        owner = type(self).__name__
+        i = len(self.param_groups)
+        if not isinstance(group, Mapping):
+            raise ArgumentTypeError(f"{owner}: a parameter group must be a dict with a 'params' key, got "
+                                    f"{describe(group)}")
+        if "params" not in group:
+            raise ValueError(f"{owner}: parameter group {i} has no 'params' entry")
+        unknown = sorted(str(k) for k in group if k not in self._hyper and k not in ("params", "initial_lr"))
+        if unknown:
+            raise ValueError(f"{owner}: parameter group {i} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                             f"{owner}'s hyper-parameters are {', '.join(self._hyper)}")
         ps = group["params"]
-        ps = [ps] if isinstance(ps, Parameter) else list(ps)
+        if isinstance(ps, Parameter):
+            ps = [ps]
+        elif isinstance(ps, (Module, Mapping, str, bytes)):
+            raise ArgumentTypeError(f"{owner}: parameter group {i}: 'params' must be Parameters, got a "
+                                    f"{type(ps).__name__}" + (" (use model.parameters())"
+                                                              if isinstance(ps, Module) else ""))
+        else:
+            try:
+                ps = list(ps)
+            except TypeError:
+                raise ArgumentTypeError(f"{owner}: parameter group {i}: 'params' must be an iterable of "
+                                        f"Parameters, got {describe(ps)}") from None
         for p in ps:
             if not isinstance(p, Parameter):
-                raise TypeError(f"{type(self).__name__} optimizes nnumpy Parameters, got {type(p).__name__}")
+                raise ArgumentTypeError(f"{owner} optimizes nnumpy Parameters, got {type(p).__name__}")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in ps) or len({id(p) for p in ps}) != len(ps):
             raise ValueError("a parameter appears more than once in the optimizer's parameter groups")
-        for k, v in self.defaults.items():
-            group.setdefault(k, v)
-        group["params"] = ps
-        self._validate(group)
-        self.param_groups.append(group)
-
-    def _validate(self, group):
-        if not group["lr"] >= 0.0:
-            raise ValueError(f"invalid learning rate: {group['lr']}")
-        if group.get("weight_decay", 0.0) < 0.0:
-            raise ValueError(f"invalid weight_decay: {group['weight_decay']}")
+        merged = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
+        checked = self._check_values(merged, f"param_groups[{i}]", owner)
+        self.param_groups.append({"params": ps, **checked})
 
     def zero_grad(self):
         """Reset every gradient to zero (see :class:`~nnumpy.nn.Parameter`)."""
@@ -63,6 +140,12 @@ class Optimizer:
         raise NotImplementedError
 
     # -- state ------------------------------------------------------------------
+    def _state_spec(self, group):
+        """What this optimizer keeps per parameter in a group: key -> kind,
+        one of "array" (the parameter's shape, finite), "array>=0" (also no
+        negative entry), "count" (an integer >= 0).  Overridden by subclasses."""
+        return {}
+
     def state_dict(self):
         """``{"state": {index: {name: array or number}}, "param_groups": [...]}``
         with parameters replaced by their running index, as in PyTorch."""
@@ -81,28 +164,131 @@ class Optimizer:
                                            for k, v in self.state[p].items()}
         return {"state": state, "param_groups": copy.deepcopy(groups)}
 
+    @classmethod
+    def _looks_like(cls, keys):
+        """Names of the optimizer classes whose groups have exactly ``keys``."""
+        found, todo = [], [Optimizer]
+        while todo:
+            c = todo.pop()
+            todo.extend(c.__subclasses__())
+            if c._hyper and set(c._hyper) == set(keys) and c.__name__ not in found:
+                found.append(c.__name__)
+        return sorted(found)
+
     def load_state_dict(self, state_dict):
-        groups = state_dict["param_groups"]
-        if len(groups) != len(self.param_groups) or any(
-                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
-            raise ValueError("optimizer state dict does not match this optimizer's parameter groups")
-        params = [p for g in self.param_groups for p in g["params"]]
-        self.state = {}
-        for i, s in state_dict["state"].items():
-            p = params[int(i)]
-            entry = {}
-            for k, v in s.items():
-                if isinstance(v, np.ndarray):
-                    if v.shape != p.data.shape:
-                        raise ValueError(f"optimizer state {k!r} of parameter {i} has shape {v.shape}, "
-                                         f"the parameter {p.data.shape}")
-                    v = v.astype(p.data.dtype, copy=True)
-                entry[k] = v
-            self.state[p] = entry
-        for g, saved in zip(self.param_groups, groups):
-            for k, v in saved.items():
-                if k != "params":
-                    g[k] = v
+        """Load a :meth:`state_dict` (of an optimizer of the same type over
+        parameters of the same shapes, in the same groups).
+
+        Everything is checked before anything changes: the dict's layout, the
+        group count and sizes, each group's keys and hyper-parameters (as the
+        constructor checks them), and each parameter's state (exactly the
+        keys this optimizer keeps, arrays of the parameter's shape holding
+        finite numbers).  A mismatch raises ValueError (or
+        :class:`~nnumpy._checks.ArgumentTypeError`) and leaves the optimizer
+        as it was.
+        """
+        name = type(self).__name__
+        owner = f"{name}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise ArgumentTypeError(f"{owner}: expected a dict with 'state' and 'param_groups' "
+                                    f"(from optimizer.state_dict()), got {describe(state_dict)}")
+        if set(state_dict) != {"state", "param_groups"}:
+            missing = sorted({"state", "param_groups"} - set(state_dict))
+            extra = sorted(map(str, set(state_dict) - {"state", "param_groups"}))
+            raise ValueError(f"{owner}: an optimizer state dict has exactly the keys 'state' and 'param_groups'"
+                             + (f"; missing {', '.join(missing)}" if missing else "")
+                             + (f"; unexpected {', '.join(extra)}" if extra else ""))
+        groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in groups):
+            raise ArgumentTypeError(f"{owner}: 'param_groups' must be a list of dicts, got {describe(groups)}")
+        if not isinstance(state, Mapping):
+            raise ArgumentTypeError(f"{owner}: 'state' must be a dict, got {describe(state)}")
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"{owner}: the state dict has {len(groups)} parameter group(s), this {name} "
+                             f"{len(self.param_groups)}")
+        expected = set(self._hyper) | {"params"}
+        new_groups, id_map = [], {}
+        for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
+            keys = set(saved) - {"initial_lr"}
+            if keys != expected:
+                missing = sorted(expected - keys)
+                extra = sorted(map(str, keys - expected))
+                like = self._looks_like(keys - {"params"})
+                raise ValueError(
+                    f"{owner}: param_groups[{i}] does not hold {name}'s hyper-parameters"
+                    + (f"; missing {', '.join(missing)}" if missing else "")
+                    + (f"; unexpected {', '.join(extra)}" if extra else "")
+                    + (f" (it looks like the state of {'/'.join(like)}: load it into that optimizer)"
+                       if like else ""))
+            ids = saved["params"]
+            if not isinstance(ids, (list, tuple)):
+                raise ArgumentTypeError(f"{owner}: param_groups[{i}]['params'] must be a list of parameter "
+                                        f"indices, got {describe(ids)}")
+            if len(ids) != len(own["params"]):
+                raise ValueError(f"{owner}: param_groups[{i}] holds {len(ids)} parameter(s) in the state dict, "
+                                 f"{len(own['params'])} in this {name}")
+            values = self._check_values(saved, f"param_groups[{i}]", owner)
+            for j, (pid, p) in enumerate(zip(ids, own["params"])):
+                pid = integer(f"param_groups[{i}]['params'][{j}]", pid, low=0, owner=owner)
+                if pid in id_map:
+                    raise ValueError(f"{owner}: parameter index {pid} appears more than once in 'param_groups'")
+                id_map[pid] = (p, values)
+            new_groups.append(values)
+        new_state = {}
+        for key, entry in state.items():
+            where = f"state[{key!r}]"
+            k = integer(f"the key of {where}", key, low=0, owner=owner)
+            if k not in id_map:
+                raise ValueError(f"{owner}: {where} belongs to no parameter of 'param_groups' (indices "
+                                 f"0..{len(id_map) - 1})")
+            if not isinstance(entry, Mapping):
+                raise ArgumentTypeError(f"{owner}: {where} must be a dict, got {describe(entry)}")
+            p, values = id_map[k]
+            parsed = self._check_param_state(entry, p, values, where, owner)
+            if parsed:
+                new_state[p] = parsed
+        # -- everything fits: commit ------------------------------------------------
+        self.state = new_state
+        for own, values in zip(self.param_groups, new_groups):
+            params = own["params"]
+            own.clear()
+            own["params"] = params
+            own.update(values)
+
+    def _check_param_state(self, entry, p, group, where, owner):
+        spec = self._state_spec(group)
+        name = type(self).__name__
+        entry = {k: v for k, v in entry.items() if v is not None or k not in spec}
+        if not entry:
+            return {}
+        if set(entry) != set(spec):
+            missing = sorted(set(spec) - set(entry))
+            extra = sorted(map(str, set(entry) - set(spec)))
+            raise ValueError(f"{owner}: {where} has keys {sorted(map(str, entry))}, but {name} keeps "
+                             f"{sorted(spec)} per parameter"
+                             + (f"; missing {', '.join(missing)}" if missing else "")
+                             + (f"; unexpected {', '.join(extra)}" if extra else "")
+                             + " (is it the state of another optimizer?)")
+        out = {}
+        for k, kind in spec.items():
+            v = entry[k]
+            if hasattr(v, "detach"):                  # a torch tensor: no torch import needed
+                v = v.detach().cpu().numpy()
+            if kind == "count":
+                out[k] = integer(f"{where}[{k!r}]", v, low=0, owner=owner)
+                continue
+            if not isinstance(v, np.ndarray):
+                raise ArgumentTypeError(f"{owner}: {where}[{k!r}] must be a NumPy array, got {describe(v)}")
+            if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+                raise ArgumentTypeError(f"{owner}: {where}[{k!r}] has dtype {v.dtype}, not a number type")
+            if v.shape != p.data.shape:
+                raise ValueError(f"{owner}: {where}[{k!r}] has shape {v.shape}, the parameter {p.data.shape}")
+            if not np.isfinite(v).all():
+                raise ValueError(f"{owner}: {where}[{k!r}] holds NaN or inf")
+            if kind == "array>=0" and v.size and v.min() < 0:
+                raise ValueError(f"{owner}: {where}[{k!r}] holds negative values (it is a mean of squares)")
+            out[k] = v.astype(p.data.dtype, order="C", copy=True)
+        return out
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import backend
+from .._checks import flag, real
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -18,18 +19,38 @@ class SGD(Optimizer):
 
     (the momentum lines only when momentum != 0).  ``p`` is updated in place;
     ``p.grad`` is left as it was.  State per parameter: ``momentum_buffer``.
+
+    Hyper-parameters (checked in the constructor, per group and at every
+    step; each must be a finite number): ``lr >= 0``, ``momentum >= 0``,
+    ``0 <= dampening <= 1`` (PyTorch does not check dampening; outside
+    [0, 1] the gradient's weight 1 - dampening would be negative or above
+    one), ``weight_decay >= 0``; ``nesterov`` (a bool) needs momentum > 0
+    and dampening = 0.
     """
 
+    _hyper = {
+        "lr": lambda n, v, o: real(f"{n} (the learning rate)", v, low=0.0, owner=o),
+        "momentum": lambda n, v, o: real(n, v, low=0.0, owner=o),
+        "dampening": lambda n, v, o: real(n, v, low=0.0, high=1.0, owner=o),
+        "weight_decay": lambda n, v, o: real(n, v, low=0.0, owner=o),
+        "nesterov": lambda n, v, o: flag(n, v, owner=o),
+    }
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-        defaults = dict(lr=float(lr), momentum=float(momentum), dampening=float(dampening),
-                        weight_decay=float(weight_decay), nesterov=bool(nesterov))
-        if momentum < 0.0:
-            raise ValueError(f"invalid momentum: {momentum}")
-        if nesterov and (momentum <= 0.0 or dampening != 0.0):
-            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
-        super().__init__(params, defaults)
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _check_combination(self, values, prefix, owner):
+        if values["nesterov"] and (values["momentum"] <= 0.0 or values["dampening"] != 0.0):
+            where = f" ({prefix})" if prefix else ""
+            raise ValueError(f"{owner}: Nesterov momentum needs momentum > 0 and dampening = 0{where}, got "
+                             f"momentum={values['momentum']:g}, dampening={values['dampening']:g}")
+
+    def _state_spec(self, group):
+        return {"momentum_buffer": "array"}
 
     def step(self):
+        self._check_groups()                   # a NaN/inf lr written into a group raises here, first
         update = backend.ops().sgd_update      # the formulas above: see backend/numpy_ops.py
         for group in self.param_groups:
             lr, mu = float(group["lr"]), float(group["momentum"])
