@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 import numpy as np
 
@@ -28,7 +29,16 @@ def parse_arch(text):
 
 def _gradcheck(args):
     import nnumpy as nnp
+    from .runconfig import ConfigError
 
+    if args.no_fd and not args.torch:
+        raise ConfigError("--no-fd without --torch leaves nothing to check")
+    if args.torch:
+        from .interop import require_torch
+        try:
+            require_torch()                       # before the finite differences, not after
+        except ImportError as e:
+            raise ConfigError(str(e)) from None
     rng = np.random.default_rng(args.seed)
     model = nnp.MLP(args.arch, activation=args.activation, rng=args.seed)
     x = rng.random((args.batch, args.arch[0]))            # pixel-like inputs in [0, 1)
@@ -43,14 +53,10 @@ def _gradcheck(args):
         ok &= report.ok
     if args.torch:
         from .interop import compare_with_torch
-        try:
-            for dt in args.dtype:
-                report = compare_with_torch(model, x, y, crit, dtype=dt)
-                print(report, end="\n\n")
-                ok &= report.ok
-        except ImportError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+        for dt in args.dtype:
+            report = compare_with_torch(model, x, y, crit, dtype=dt)
+            print(report, end="\n\n")
+            ok &= report.ok
     return 0 if ok else 1
 
 
@@ -117,6 +123,17 @@ def _positive_int(text):
     return v
 
 
+def _seed(text):
+    """An integer seed >= 0 (what numpy.random.default_rng takes)."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}")
+    return v
+
+
 def _data_arguments(p):
     from .datasets import DATASETS
     p.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="dataset")
@@ -179,7 +196,7 @@ def build_parser():
                    help="layer sizes (default: 784-100-200-50-10)")
     g.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS), help="hidden activation")
     g.add_argument("--batch", type=_positive_int, default=16, help="batch size")
-    g.add_argument("--seed", type=int, default=0, help="seed of the weights, inputs and checked entries")
+    g.add_argument("--seed", type=_seed, default=0, help="seed of the weights, inputs and checked entries")
     g.add_argument("--max-checks", type=_positive_int, default=50,
                    help="finite differences: entries checked per tensor")
     g.add_argument("--no-fd", action="store_true", help="skip the finite-difference check")
@@ -204,7 +221,7 @@ def build_parser():
     t.add_argument("--batch-size", type=_positive_int, default=64, help="mini-batch size")
     t.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of the training images held out for validation (stratified)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batch order")
+    t.add_argument("--seed", type=_seed, default=0, help="seed of the split, the weights and the batch order")
     t.add_argument("--out", help="run folder (default: runs/ARCH-ACTIVATION-lrLR)")
     _data_arguments(t)
     t.set_defaults(run=_train)
@@ -220,7 +237,7 @@ def build_parser():
     w.add_argument("--jobs", type=_positive_int, default=1, help="variants trained in parallel processes")
     w.add_argument("--epochs", type=_positive_int, help="override the final training epochs")
     w.add_argument("--tune-epochs", type=_positive_int, help="override the epochs per learning-rate trial")
-    w.add_argument("--seed", type=int, help="override the sweep's seed")
+    w.add_argument("--seed", type=_seed, help="override the sweep's seed")
     _data_arguments(w)
     w.set_defaults(run=_sweep)
 
@@ -247,6 +264,11 @@ def main(argv=None):
     from .training import TrainingDivergedError
     args = build_parser().parse_args(argv)
     name = f"nnumpy {args.command}"
+
+    def show(message, category, filename, lineno, file=None, line=None):   # a warning: one line too
+        print(f"{name}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
     try:
         return args.run(args)
     except KeyboardInterrupt as e:
@@ -263,6 +285,8 @@ def main(argv=None):
             code, text = 1, str(e)
         elif isinstance(e, OSError):            # the environment: permissions, a full disk, a missing folder
             code, text = 1, _os_error(e)
+        elif isinstance(e, MemoryError):
+            code, text = 1, f"not enough memory ({e or 'the arrays asked for are too large'}); try smaller sizes"
         else:                                   # nnumpy's own bug: the traceback is for us
             raise
         print(f"{name}: error: {text}", file=sys.stderr)

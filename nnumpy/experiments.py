@@ -31,12 +31,13 @@ import json
 import math
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import nn, optim, plots
-from .datasets import fetch, get_spec, load_dataset, train_val_split
+from .datasets import DatasetWarning, fetch, get_spec, load_dataset, train_val_split
 from .parallel import run_parallel
 from .rundir import is_run_folder, run_folder, write_text
 from .runconfig import PRESETS, ConfigError, RunConfig, check_sweep, load_sweep_config, slug, variant_config
@@ -156,8 +157,10 @@ def _tune_and_train(variant, settings, overrides, out, progress=False, data=None
     name, lrs = variant["name"], variant["lrs"]
     tune_epochs, epochs = int(settings["tune_epochs"]), int(settings["epochs"])
     cfg = variant_config(variant, settings, overrides, lrs[0], tune_epochs)
-    if data is None:
-        data = load_data(cfg)
+    if data is None:                    # a worker: the parent checked the data and reported any warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DatasetWarning)
+            data = load_data(cfg)
     result = {"variant": name, "arch": "-".join(map(str, cfg.arch)), "layers": len(cfg.arch) - 1,
               "units": "-".join(map(str, cfg.arch[1:-1])) or "-", "activation": cfg.activation,
               "epochs": epochs, "trials": [], "run": None}
@@ -232,7 +235,7 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite
                 for task in tasks:
                     finished(_tune_and_train(*task, progress=progress, data=data))
             else:
-                run_parallel(_tune_and_train, tasks, jobs, finished)
+                run_parallel(_tune_and_train, tasks, jobs, finished, name=lambda t: f"variant {t[0]['name']!r}")
         except KeyboardInterrupt:
             results.sort(key=lambda r: names.index(r["variant"]))
             if results:

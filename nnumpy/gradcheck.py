@@ -22,7 +22,7 @@ import numpy as np
 from .nn.container import Sequential
 from .nn.loss import Loss
 from .random import preserve_rng_state
-from .report import ErrorReport, check_positive_finite
+from .report import ErrorReport, check_positive_finite, check_tolerance
 
 __all__ = ["gradcheck", "GradcheckReport"]
 
@@ -41,6 +41,30 @@ def backward_with_input_grad(module, dy):
     if isinstance(module, Sequential) and not module.input_grad:
         return module.backward(dy, input_grad=True)
     return module.backward(dy)
+
+
+def gradient_problem(g, shape, dtype):
+    """Why ``g`` is not a gradient of the given shape and dtype (None if it is):
+    a backward must return a plain NumPy array of its input's shape and dtype,
+    not a list, a scalar, a masked array, or an array of another dtype that
+    a conversion would quietly make look right."""
+    if type(g) is not np.ndarray:
+        return f"backward gave {'None' if g is None else type(g).__name__}, not a NumPy array of shape {shape}"
+    if g.dtype != dtype:
+        return f"backward gave dtype {g.dtype}, not {np.dtype(dtype)}"
+    if g.shape != tuple(shape):
+        return f"backward gave an array of shape {g.shape}, not {tuple(shape)}"
+    return None
+
+
+def _copy(g):
+    return g.copy() if isinstance(g, np.ndarray) else g
+
+
+def _scalar(value):
+    """The value of a loss as one float: reduction "none" gives per-sample
+    losses, whose backward (with dloss = 1) is the gradient of their sum."""
+    return float(np.sum(value))
 
 
 def _check_max_checks(max_checks):
@@ -85,7 +109,7 @@ def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_c
     ``verbose=True``).
     """
     eps = check_positive_finite("eps", eps)
-    tolerance = check_positive_finite("tolerance", tolerance)
+    tolerance = check_tolerance(tolerance)
     max_checks = _check_max_checks(max_checks)
     x = np.array(x, dtype=np.float64)
     if x.size == 0:
@@ -112,14 +136,16 @@ def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_c
         def f():
             rewind()
             if is_loss:
-                return float(mod(x, target))
+                return _scalar(mod(x, target))
             out = mod(x)
             if crit is not None:
-                return float(crit(out, target))
+                return _scalar(crit(out, target))
             return float(np.sum(out * dy))
 
-        # analytic pass
+        # analytic pass; backward gets a copy of its upstream gradient, so a backward that
+        # writes into dy (which the protocol forbids) cannot change what f() computes
         rewind()
+        rows = []
         if is_loss:
             mod(x, target)
             dx = mod.backward()
@@ -132,19 +158,18 @@ def gradcheck(module, x, target=None, loss=None, eps=1e-5, tolerance=1e-6, max_c
                 dy = rng.standard_normal(out.shape)
                 dout = dy
             mod.zero_grad()
-            dx = backward_with_input_grad(mod, dout)
-
-        tensors = []
-        if check_input:
-            tensors.append(("input", x, None if dx is None else np.array(dx, dtype=np.float64)))
-        tensors += [(name, p.data, p.grad.copy()) for name, p in params]
-
-        rows = []
-        for name, arr, analytic in tensors:
-            if analytic is None or analytic.shape != arr.shape:
-                got = "None" if analytic is None else f"an array of shape {analytic.shape}"
+            given = np.array(dout, copy=True)
+            dx = backward_with_input_grad(mod, given)
+            if not np.array_equal(given, dout, equal_nan=True):
                 rows.append(GradcheckReport.failed_row(
-                    name, arr.shape, f"backward gave {got}, not a gradient of shape {arr.shape}", checked=0))
+                    "dy", np.shape(dout), "backward wrote into its upstream gradient dy (it must not)", checked=0))
+
+        tensors = [("input", x, dx)] if check_input else []
+        tensors += [(name, p.data, _copy(p.grad)) for name, p in params]
+        for name, arr, analytic in tensors:
+            problem = gradient_problem(analytic, arr.shape, arr.dtype)
+            if problem is not None:
+                rows.append(GradcheckReport.failed_row(name, arr.shape, problem, checked=0))
                 continue
             flat_idx = np.arange(arr.size)
             if max_checks is not None and arr.size > max_checks:

@@ -17,8 +17,8 @@ import copy
 import numpy as np
 
 from . import nn
-from .gradcheck import backward_with_input_grad
-from .report import ErrorReport, check_positive_finite
+from .gradcheck import backward_with_input_grad, gradient_problem
+from .report import ErrorReport, check_tolerance
 
 __all__ = ["to_torch", "from_torch", "compare_with_torch", "require_torch", "TorchComparisonReport"]
 
@@ -165,8 +165,7 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
     """
     torch = require_torch()
     dt = np.dtype(dtype)
-    tolerance = check_positive_finite("tolerance", tolerance if tolerance is not None
-                                      else (1e-6 if dt == np.float64 else 1e-4))
+    tolerance = check_tolerance(tolerance if tolerance is not None else (1e-6 if dt == np.float64 else 1e-4))
     x = np.array(x, dtype=dt)
     if x.ndim == 0 or x.shape[0] == 0 or x.size == 0:
         raise ValueError(f"compare_with_torch: x has shape {x.shape} and no samples or no entries: "
@@ -175,32 +174,40 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
     ours = copy.deepcopy(model).to(dt).eval()
     theirs = to_torch(ours).eval()
     y = np.asarray(y)
-    y_ours = y if np.issubdtype(y.dtype, np.integer) else y.astype(dt)
+    if y.dtype == np.bool_ or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise TypeError(f"compare_with_torch: targets must be integer class indices or float arrays, got dtype "
+                        f"{y.dtype}")
+    y_ours = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(dt)
 
-    # nnumpy: explicit forward and backward
+    # nnumpy: explicit forward and backward (backward gets a copy of d loss/d logits, so a
+    # backward that writes into its dy, which the protocol forbids, cannot hide behind it)
     ours.zero_grad()
     out = ours(x)
     value = crit(out, y_ours)
     dout = crit.backward()
-    dx = backward_with_input_grad(ours, dout)
+    given = np.array(dout, copy=True)
+    dx = backward_with_input_grad(ours, given)
 
     # PyTorch: autograd
     xt = torch.tensor(x, requires_grad=True)
-    yt = torch.as_tensor(y_ours if y_ours.dtype != np.uint8 else y_ours.astype(np.int64))
+    yt = torch.as_tensor(y_ours)
     out_t = theirs(xt)
     out_t.retain_grad()
     value_t = _torch_loss(torch, crit)(out_t, yt)
     value_t.backward(torch.ones_like(value_t) if value_t.ndim else None)
 
     def row(name, a, b):
-        if b is not None and hasattr(b, "detach"):
-            b = b.detach().cpu().numpy()
-        if a is None:
-            return TorchComparisonReport.failed_row(name, np.shape(b), "nnumpy's backward returned None")
+        b = b.detach().cpu().numpy()
+        problem = gradient_problem(a, b.shape, dt)
+        if problem is not None:
+            return TorchComparisonReport.failed_row(name, b.shape, problem.replace("backward", "nnumpy"))
         return TorchComparisonReport.row(name, a, b)
 
-    rows = [row("loss", np.asarray(value), value_t), row("logits", out, out_t),
+    rows = [row("loss", np.asarray(value, dtype=dt), value_t), row("logits", out, out_t),
             row("d loss/d logits", dout, out_t.grad), row("d loss/d x", dx, xt.grad)]
+    if not np.array_equal(given, dout, equal_nan=True):
+        rows.append(TorchComparisonReport.failed_row(
+            "dy", dout.shape, "nnumpy's backward wrote into its upstream gradient dy (it must not)"))
     tparams = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         rows.append(row(name + ".grad", p.grad, tparams[name].grad))

@@ -90,7 +90,7 @@ def _spawning():
                 os.environ[k] = v
 
 
-def run_parallel(fn, tasks, jobs, on_result):
+def run_parallel(fn, tasks, jobs, on_result, name=lambda task: "a task"):
     """Run ``fn(*task)`` for every task of ``tasks`` in ``min(jobs, len(tasks))``
     spawned worker processes, calling ``on_result(result)`` in this process
     as each one finishes (in order of completion).
@@ -98,7 +98,7 @@ def run_parallel(fn, tasks, jobs, on_result):
     ``fn`` must be importable by name (a module-level function).  The first
     task that raises stops every worker and its exception is raised here;
     Ctrl-C (KeyboardInterrupt) does the same.  A worker that dies raises
-    :class:`WorkerDied`.  No worker outlives the call.
+    :class:`WorkerDied` naming the task (``name(task)``).  No worker outlives the call.
     """
     tasks = list(enumerate(tasks))
     if not tasks:
@@ -143,7 +143,7 @@ def run_parallel(fn, tasks, jobs, on_result):
                 elif process.is_alive():
                     continue
                 process.join()
-                raise WorkerDied(f"a worker process died while running task {index} (exit code "
+                raise WorkerDied(f"a worker process died while running {name(tasks[index][1])} (exit code "
                                  f"{process.exitcode}: killed, out of memory or crashed?)")
         done = True
     finally:

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["ErrorReport", "tensor_errors", "check_positive_finite"]
+__all__ = ["ErrorReport", "tensor_errors", "check_positive_finite", "check_tolerance"]
 
 
 def check_positive_finite(name, value):
@@ -24,6 +24,17 @@ def check_positive_finite(name, value):
     value = float(value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return value
+
+
+def check_tolerance(value):
+    """A tolerance on the relative error: finite, > 0 and < 1 (the normwise
+    relative error of two arrays is at most 2, and a gradient that is all
+    zeros scores exactly 1: a tolerance of 1 or more passes anything)."""
+    value = check_positive_finite("tolerance", value)
+    if value >= 1:
+        raise ValueError(f"tolerance must be below 1, got {value!r}: a relative error of 1 is what a gradient of "
+                         f"zeros scores, so such a check would pass a backward that computes nothing")
     return value
 
 
@@ -99,7 +110,7 @@ def _plain(v):
 
 
 def _fmt_value(v, width):
-    return f"{'-':>{width}}" if v is None else f"{v:>{width}.4e}"
+    return f"{'-':>{width}}" if v is None else f"{v:>{width}.6e}"
 
 
 class ErrorReport:
@@ -126,7 +137,7 @@ class ErrorReport:
 
     def __init__(self, title, rows, tolerance):
         self.title = str(title)
-        self.tolerance = check_positive_finite("tolerance", tolerance)
+        self.tolerance = check_tolerance(tolerance)
         self.rows = [self._finish(r) for r in rows]
         if not self.rows:
             raise ValueError(f"{type(self).__name__} with no rows: nothing was checked, and a check "
@@ -208,7 +219,7 @@ class ErrorReport:
         wn = max(16, 2 + max(len(r["name"]) for r in self.rows))
         ws = max(12, 2 + max(len(str(r["shape"])) for r in self.rows))
         wi = max(10, 2 + max(map(len, idx.values())))
-        wv = max(12, 2 + len(la), 2 + len(lb))
+        wv = max(16, 2 + len(la), 2 + len(lb))
         head = (f"{'tensor':<{wn}}{'shape':<{ws}}" + (f"{'checked':>7}" if checked else "")
                 + f"{'max abs err':>13}{'max rel err':>13}  ok   {'worst at':<{wi}}{la:>{wv}}{lb:>{wv}}")
         lines = [self.title, head]
@@ -225,7 +236,7 @@ class ErrorReport:
         w, la, lb = self.worst_row, *self.labels
         where = f" at {w['index']}" if w["index"] is not None else ""
         if w["note"] is not None:
-            values = f" ({la} {w[la]:.4e}, {lb} {w[lb]:.4e})" if w["index"] is not None else ""
+            values = f" ({la} {w[la]:.6e}, {lb} {w[lb]:.6e})" if w["index"] is not None else ""
             text = f"worst: {w['name']}, {w['note']}{where}{values}"
         else:
             text = f"worst relative error {w['rel_err']:.3e} in {w['name']}{where}"

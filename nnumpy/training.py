@@ -41,7 +41,7 @@ class TrainingDivergedError(FloatingPointError):
         self.epoch, self.step, self.what = epoch, step, what
 
     def __reduce__(self):                 # pickled with its fields (it crosses process boundaries)
-        return type(self), (self.args[0] if self.args else "", self.epoch, self.step, self.what)
+        return type(self), (self.args[0] if self.args else "", self.epoch, self.step, self.what), self.__dict__
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -60,7 +60,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.state = state
 
     def __reduce__(self):                 # pickled with its history and state (it crosses process boundaries)
-        return type(self), (self.history, self.state)
+        return type(self), (self.history, self.state), self.__dict__
 
 
 @dataclass

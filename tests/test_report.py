@@ -9,6 +9,7 @@ import pytest
 
 import nnumpy as nnp
 from conftest import away_from_zero
+from nnumpy.interop import compare_with_torch
 from nnumpy.report import ErrorReport, tensor_errors
 
 TOL = 1e-6
@@ -191,7 +192,7 @@ def test_the_worst_entry_is_located_and_printed(rng):
     scale = max(np.abs(ref.weight.grad + bug).max(), np.abs(ref.weight.grad).max())
     assert w["rel_err"] == pytest.approx(1e-3 / scale, rel=1e-6)
     line = printed_row(report, "weight")
-    assert "(2, 3)" in line and f"{w['analytic']:.4e}" in line and f"{w['numeric']:.4e}" in line
+    assert "(2, 3)" in line and f"{w['analytic']:.6e}" in line and f"{w['numeric']:.6e}" in line
     assert report.worst_row is w
     assert "in weight at (2, 3); 1 of 3 tensors fail (tolerance 1e-06): FAILED" in str(report)
     # the tolerance given is the one the verdict uses
@@ -265,7 +266,7 @@ def test_torch_comparison_locates_the_worst_entry(torch, rng):
     report = compare_with_torch(model, *xy(rng), tolerance=1e-9)
     b = row(report, "0.bias.grad")
     assert b["index"] == (1,) and b["nnumpy"] - b["torch"] == pytest.approx(0.5, rel=1e-12)
-    assert f"{b['nnumpy']:.4e}" in printed_row(report, "0.bias.grad")
+    assert f"{b['nnumpy']:.6e}" in printed_row(report, "0.bias.grad")
     assert report.tolerance == 1e-9 and not report and report.worst_row is b
 
 
@@ -293,3 +294,97 @@ def test_torch_comparison_of_nothing_is_an_error(torch, rng):
     for tol in (0, -1e-6, np.nan, np.inf):
         with pytest.raises(ValueError, match="tolerance must be a positive finite number"):
             compare_with_torch(nnp.MLP([6, 3], rng=0), *xy(rng), tolerance=tol)
+
+
+# -- backward passes that break the protocol in ways a conversion would hide -----------------------------
+class WritesIntoDy(nnp.Linear):
+    """A Linear whose backward scales its upstream gradient in place first
+    (so it returns 2x the right gradients, and corrupts the caller's dy)."""
+
+    def backward(self, dy, input_grad=True):
+        dy *= 2
+        return super().backward(dy, input_grad)
+
+
+def test_a_backward_that_writes_into_dy_fails(rng):
+    x = away_from_zero((4, 3), rng)
+    report = nnp.gradcheck(WritesIntoDy(3, 2, rng=0, dtype=np.float64), x)
+    assert not report.ok and "wrote into its upstream gradient" in str(report)
+    assert all(not r["ok"] for r in report.rows if r["name"] in ("input", "weight", "bias"))
+
+
+class ReturnsAs(nnp.Linear):
+    """A Linear whose backward returns the right dx, converted by ``convert``."""
+
+    def __init__(self, *args, convert, **kw):
+        super().__init__(*args, **kw)
+        self.convert = convert
+
+    def backward(self, dy, input_grad=True):
+        return self.convert(super().backward(dy, input_grad))
+
+
+@pytest.mark.parametrize("convert,words", [
+    (lambda g: g.tolist(), "list"),
+    (lambda g: g.astype(np.float32), "dtype float32"),
+    (lambda g: g + 0j, "dtype complex128"),
+    (lambda g: g.astype(object), "dtype object"),
+    (lambda g: np.ma.masked_array(g, mask=True), "MaskedArray"),
+    (lambda g: np.rint(g * 0).astype(np.int64), "dtype int64"),
+    (lambda g: "abc", "str"),
+    (lambda g: (g,), "tuple"),
+], ids=["list", "float32", "complex", "object", "masked", "int", "str", "tuple"])
+def test_an_input_gradient_of_the_wrong_kind_fails(convert, words, rng):
+    report = nnp.gradcheck(ReturnsAs(3, 2, rng=0, dtype=np.float64, convert=convert), away_from_zero((4, 3), rng))
+    row = report.rows[0]
+    assert row["name"] == "input" and not row["ok"] and words in row["note"] and not report.ok
+
+
+@pytest.mark.parametrize("value", [[0.0, 0.0], None, 0.0, np.zeros(2, np.float32)], ids=["list", "None", "float", "f32"])
+def test_a_parameter_gradient_of_the_wrong_kind_fails(value, rng):
+    class Replaces(nnp.Linear):
+        def backward(self, dy, input_grad=True):
+            dx = super().backward(dy, input_grad)
+            self.bias.grad = value
+            return dx
+    report = nnp.gradcheck(Replaces(3, 2, rng=0, dtype=np.float64), away_from_zero((4, 3), rng))
+    bias = next(r for r in report.rows if r["name"] == "bias")
+    assert not bias["ok"] and bias["note"].startswith("backward gave") and not report.ok
+
+
+@pytest.mark.parametrize("tolerance", [1.0, 2.0, 1e300])
+def test_a_tolerance_that_passes_anything_is_refused(tolerance, rng):
+    with pytest.raises(ValueError, match="tolerance must be below 1"):
+        nnp.gradcheck(nnp.Linear(3, 2, rng=0), rng.standard_normal((2, 3)), tolerance=tolerance)
+
+
+@pytest.mark.parametrize("loss", [nnp.MSELoss("none"), nnp.CrossEntropyLoss("none")], ids=["mse", "ce"])
+def test_losses_without_reduction_are_checked_as_the_sum_of_their_terms(loss, rng):
+    x = away_from_zero((5, 3), rng)
+    target = rng.standard_normal((5, 3)) if isinstance(loss, nnp.MSELoss) else rng.integers(0, 3, 5)
+    assert nnp.gradcheck(loss, x, target=target).ok
+    assert nnp.gradcheck(nnp.Linear(3, 3, rng=0, dtype=np.float64), x, target=target, loss=loss).ok
+
+
+def test_nested_and_empty_containers(rng):
+    inner = nnp.Sequential(nnp.Tanh(), nnp.Linear(4, 2, rng=1, dtype=np.float64), input_grad=False)
+    model = nnp.Sequential(nnp.Linear(3, 4, rng=0, dtype=np.float64), inner)
+    for backend in ("numpy", "numba"):
+        with nnp.backend.use(backend):
+            assert nnp.gradcheck(model, rng.standard_normal((5, 3))).ok
+            assert nnp.gradcheck(nnp.Sequential(nnp.Sequential(), nnp.Tanh()), rng.standard_normal((2, 3))).ok
+
+
+def test_torch_comparison_of_a_backward_that_writes_into_dy_fails(torch, rng):
+    report = compare_with_torch(nnp.Sequential(WritesIntoDy(3, 2, rng=0)), rng.standard_normal((4, 3)),
+                                rng.integers(0, 2, 4))
+    assert not report.ok and "wrote into its upstream gradient" in str(report)
+    assert next(r for r in report.rows if r["name"] == "d loss/d logits")["ok"]      # the loss is not to blame
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int32, np.uint8])
+def test_torch_comparison_takes_any_integer_labels(torch, dtype, rng):
+    model = nnp.MLP([3, 4, 2], rng=0)
+    assert compare_with_torch(model, rng.standard_normal((4, 3)), rng.integers(0, 2, 4).astype(dtype)).ok
+    with pytest.raises(TypeError, match="dtype bool"):
+        compare_with_torch(model, rng.standard_normal((4, 3)), np.array([True, False, True, False]))

@@ -46,6 +46,7 @@ class Sequential(Module):
 
     def __init__(self, *modules, input_grad=True):
         super().__init__()
+        self.__dict__["_plans"] = {}
         for i, m in enumerate(modules):
             self.add_module(str(i), m)
         self.input_grad = flag("input_grad", input_grad, owner=type(self).__name__)
@@ -149,9 +150,12 @@ class Sequential(Module):
             if act is None or not cache.get("fused"):
                 if act is not None:        # this pair ran unfused (N-d input)
                     dy = act_mod.backward(dy) if act_mod is not None else dy
-                if not need and isinstance(m, (Linear, Sequential)):
-                    return m.backward(dy, input_grad=False)
-                dy = m.backward(dy)
+                if isinstance(m, (Linear, Sequential)):    # ask for dx exactly when it is needed
+                    if not need:
+                        return m.backward(dy, input_grad=False)
+                    dy = m.backward(dy, input_grad=True)
+                else:
+                    dy = m.backward(dy)
                 fresh = False
                 continue
             c = m._take_fused_cache()
