@@ -202,6 +202,18 @@ class ErrorReport:
     def __bool__(self):
         return self.ok
 
+    def to_dict(self):
+        """The report as strict JSON values (``json.dumps`` with ``allow_nan=False``
+        works): title, tolerance, ok, worst and the rows, with every
+        non-finite number written as the string "nan", "inf" or "-inf"."""
+        def plain(v):
+            if isinstance(v, float) and not math.isfinite(v):
+                return str(v)
+            return list(v) if isinstance(v, tuple) else v
+        rows = [{k: plain(v) for k, v in r.items()} for r in self.rows]
+        return {"title": self.title, "tolerance": self.tolerance, "ok": self.ok,
+                "worst": self.worst_row["name"], "rows": rows}
+
     @property
     def worst_row(self):
         """The first row with a note (non-finite, missing) if any, else the

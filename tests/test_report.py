@@ -388,3 +388,12 @@ def test_torch_comparison_takes_any_integer_labels(torch, dtype, rng):
     assert compare_with_torch(model, rng.standard_normal((4, 3)), rng.integers(0, 2, 4).astype(dtype)).ok
     with pytest.raises(TypeError, match="dtype bool"):
         compare_with_torch(model, rng.standard_normal((4, 3)), np.array([True, False, True, False]))
+
+
+def test_a_report_is_strict_json(rng):
+    report = nnp.gradcheck(SpoiledLinear(3, 2, rng=0, dtype=np.float64, spoil=("bias", 0, np.inf)),
+                           away_from_zero((4, 3), rng))
+    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert d["ok"] is False and d["worst"] == "bias"
+    bias = next(r for r in d["rows"] if r["name"] == "bias")
+    assert bias["rel_err"] == "inf" and bias["analytic"] == "inf" and bias["index"] == [0]

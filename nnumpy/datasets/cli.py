@@ -79,6 +79,9 @@ def list_datasets():
 
 def run_action(action, args):
     """Download or verify ``args.names``; prints what was found; returns an exit code."""
+    if args.root is not None and not args.root.strip():
+        print("error: --data-root needs a folder name", file=sys.stderr)
+        return 2
     if args.root and len(args.names) > 1:
         print("error: --data-root names the folder of one dataset; give a single NAME", file=sys.stderr)
         return 2
@@ -96,6 +99,11 @@ def run_action(action, args):
                 print(f"warning: {w.message}", file=sys.stderr)
         except (DatasetNotFoundError, DownloadError) as e:
             print(f"error: {e.message(cli=True)}", file=sys.stderr)
+            status = 1
+            continue
+        except OSError as e:                 # the folder: not a folder, not writable, a full disk
+            where = f": {e.filename}" if getattr(e, "filename", None) else ""
+            print(f"error: {name}: {e.strerror or e}{where}", file=sys.stderr)
             status = 1
             continue
         print(f"{name}: verified in {time.perf_counter() - t0:.2f} s")
