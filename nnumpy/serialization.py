@@ -2,20 +2,52 @@
 
 The file holds every state-dict entry under its own name ("0.weight", ...)
 and, under ``__nnumpy__``, a JSON string with the format version, the dtype
-and the architecture.  It is read with ``allow_pickle=False``: loading a
-model file never executes code.
+and the architecture.  Loading never executes code: no pickles (an object
+array is refused, never unpickled).
+
+Loading checks everything it can before it allocates anything: the zip
+directory (members, sizes, compression: a member cannot declare more than
+the file holds), the metadata (its JSON types, the module types and their
+configuration), and the ``.npy`` header of every array (shape, dtype,
+size) against the parameters the declared architecture has.  Only a file
+that passes is built into a model, and each array is then read straight
+into its parameter, in pieces: loading takes the memory of the model itself
+(its weights and their gradients) and a few MiB more, never a copy of the
+file's arrays.  A file whose metadata declares a 784-300000-10 network next
+to the arrays of a 784-100-10 one is refused at once, naming the mismatch.
+
+Every defect of a file given to :func:`load` raises :class:`ModelFileError`
+naming the file and the defect.  NaN or infinite weights are not a defect of
+the file: they are loaded as they are (check ``np.isfinite`` yourself if it
+matters; training stops on a NaN loss anyway).
+
+:func:`save` writes atomically (see :mod:`nnumpy._fileio`): an interrupted
+or failed save (Ctrl-C, a full disk) leaves the existing file as it was and
+no temporary file behind.  Through a symbolic link it replaces the file the
+link points to and keeps the link.  Problems with the destination are
+``OSError`` subclasses naming the path (``FileNotFoundError``: the folder
+does not exist; ``IsADirectoryError``: the path is a folder;
+``PermissionError``: the folder is not writable, or the existing file is
+read-only, which ``save`` takes as "do not overwrite"; ``OSError`` with
+``errno.ENOSPC``: the disk is full).
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import stat
+import struct
 import zipfile
+import zlib
+from collections import OrderedDict
 
 import numpy as np
+import numpy.lib.format as npy_format
 
 from . import nn
-from ._fileio import atomic_write
-from .nn.module import StateDictError
+from ._fileio import atomic_write, check_writable_target
 
 __all__ = ["save", "load", "ModelFileError", "describe", "build"]
 
@@ -25,10 +57,22 @@ _META_KEY = "__nnumpy__"
 _CLASSES = {name: getattr(nn, name) for name in
             ("Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten", "Dropout",
              "Sequential", "MLP")}
+_FLOATS = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+_MAX_META_BYTES = 1 << 22        # the JSON of even a very large architecture is far smaller
+_MAX_DEPTH = 64                  # nesting of Sequential in a description
+_MAX_RATIO = 1032                # deflate never expands more than 1032:1
+_CHUNK = 1 << 20                 # read arrays 1 MiB at a time (zipfile holds a few copies of a piece)
+#: What zipfile and numpy raise on a malformed archive or .npy header.
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, IndexError, NotImplementedError,
+               RuntimeError, struct.error, zlib.error, SyntaxError, TypeError)
 
 
 class ModelFileError(ValueError):
     """A model file is missing, unreadable, corrupt, or does not match its architecture."""
+
+
+class _Invalid(ValueError):
+    """A model description (JSON) that is not valid; the message says where and why."""
 
 
 def describe(module):
@@ -43,68 +87,411 @@ def describe(module):
     return desc
 
 
-def build(desc, dtype=None):
-    """Rebuild a module (with fresh weights) from :func:`describe`'s output."""
-    name = desc["type"]
-    cls = _CLASSES.get(name)
-    if cls is None:
-        raise ValueError(f"unknown module type {name!r}")
-    config = dict(desc.get("config", {}))
-    if name == "Sequential":
-        return nn.Sequential(*(build(c, dtype) for c in desc.get("children", [])))
-    if name in ("Linear", "MLP"):
+# -- checking a description (the JSON) ---------------------------------------------------
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _want_int(v, where, low=None):
+    if not _is_int(v) or (low is not None and v < low):
+        what = "an integer" if low is None else ("a positive integer" if low == 1 else f"an integer >= {low}")
+        raise _Invalid(f"{where} must be {what}, got {v!r}")
+    return v
+
+
+def _want_bool(v, where):
+    if not isinstance(v, bool):
+        raise _Invalid(f"{where} must be true or false, got {v!r}")
+    return v
+
+
+def _want_real(v, where, low=None, high=None):
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if ok and ((low is not None and v < low) or (high is not None and v > high)):
+        ok = False
+    if not ok:
+        rng = f" in [{low:g}, {high:g}]" if low is not None and high is not None else ""
+        raise _Invalid(f"{where} must be a finite number{rng}, got {v!r}")
+    return float(v)
+
+
+def _want_sizes(v, where):
+    if not isinstance(v, list) or len(v) < 2:
+        raise _Invalid(f"{where} must be a list of at least two layer sizes, got {v!r}")
+    return [_want_int(s, f"{where}[{i}]", 1) for i, s in enumerate(v)]
+
+
+def _want_activations(v, where):
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list):
+        raise _Invalid(f"{where} must be an activation name or a list of them, got {v!r}")
+    for i, a in enumerate(v):
+        if a not in nn.ACTIVATIONS:
+            raise _Invalid(f"{where}[{i}] must be one of {sorted(nn.ACTIVATIONS)}, got {a!r}")
+    return v
+
+
+#: type -> {config key: (required, checker)}; the checker returns the value to build with.
+_SCHEMA = {
+    "Linear": {"in_features": (True, lambda v, w: _want_int(v, w, 1)),
+               "out_features": (True, lambda v, w: _want_int(v, w, 1)),
+               "bias": (False, _want_bool)},
+    "ReLU": {}, "Sigmoid": {}, "Tanh": {}, "Identity": {},
+    "LeakyReLU": {"negative_slope": (False, _want_real)},
+    "Flatten": {"start_dim": (False, _want_int), "end_dim": (False, _want_int)},
+    "Dropout": {"p": (False, lambda v, w: _want_real(v, w, 0.0, 1.0))},
+    "Sequential": {"input_grad": (False, _want_bool)},
+    "MLP": {"sizes": (True, _want_sizes), "activation": (False, _want_activations),
+            "dropout": (False, lambda v, w: _want_real(v, w, 0.0, 1.0)),
+            "bias": (False, _want_bool), "input_grad": (False, _want_bool)},
+}
+
+
+def _check_desc(desc, where="architecture", depth=0):
+    """A checked copy of a module description, or :class:`_Invalid` saying what is wrong."""
+    if depth > _MAX_DEPTH:
+        raise _Invalid(f"{where}: modules nested more than {_MAX_DEPTH} deep")
+    if not isinstance(desc, dict):
+        raise _Invalid(f"{where} must be an object with a 'type', got {desc!r:.80}")
+    unknown = sorted(set(desc) - {"type", "config", "children"})
+    if unknown:
+        raise _Invalid(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+    kind = desc.get("type")
+    if not isinstance(kind, str) or kind not in _SCHEMA:
+        raise _Invalid(f"{where}.type must be one of {sorted(_SCHEMA)}, got {kind!r:.80}")
+    config = desc.get("config", {})
+    if not isinstance(config, dict):
+        raise _Invalid(f"{where}.config ({kind}) must be an object, got {config!r:.80}")
+    schema = _SCHEMA[kind]
+    unknown = sorted(set(config) - set(schema))
+    if unknown:
+        raise _Invalid(f"{where}.config: unknown key(s) for {kind}: {', '.join(map(repr, unknown))}"
+                       + (f" (known: {', '.join(schema)})" if schema else " (it takes none)"))
+    out = {}
+    for key, (required, check) in schema.items():
+        if key in config:
+            out[key] = check(config[key], f"{where}.config.{key}")
+        elif required:
+            raise _Invalid(f"{where}.config: {kind} needs {key!r}")
+    if kind == "MLP":
+        n_hidden = len(out["sizes"]) - 2
+        raw = config.get("activation", "relu")
+        acts = [raw] * n_hidden if isinstance(raw, str) else out["activation"]
+        if len(acts) != n_hidden:
+            raise _Invalid(f"{where}.config.activation: {len(acts)} name(s) for {n_hidden} hidden layer(s)")
+        out["activation"] = acts
+    checked = {"type": kind, "config": out}
+    if "children" in desc:
+        if kind != "Sequential":
+            raise _Invalid(f"{where}: a {kind} has no 'children'")
+        children = desc["children"]
+        if not isinstance(children, list):
+            raise _Invalid(f"{where}.children must be a list, got {children!r:.80}")
+        checked["children"] = [_check_desc(c, f"{where}.children[{i}]", depth + 1) for i, c in enumerate(children)]
+    elif kind == "Sequential":
+        checked["children"] = []
+    return checked
+
+
+def _expected_params(desc, prefix=""):
+    """name -> shape of every parameter the (checked) description's model has, in order."""
+    kind, cfg = desc["type"], desc["config"]
+    out = OrderedDict()
+    if kind == "Linear":
+        out[prefix + "weight"] = (cfg["out_features"], cfg["in_features"])
+        if cfg.get("bias", True):
+            out[prefix + "bias"] = (cfg["out_features"],)
+    elif kind == "MLP":
+        sizes, index = cfg["sizes"], 0
+        for i in range(len(sizes) - 1):
+            out[f"{prefix}{index}.weight"] = (sizes[i + 1], sizes[i])
+            if cfg.get("bias", True):
+                out[f"{prefix}{index}.bias"] = (sizes[i + 1],)
+            index += 1
+            if i < len(sizes) - 2:
+                index += 1 + (cfg.get("dropout", 0.0) > 0)       # the activation, and Dropout if any
+    elif kind == "Sequential":
+        for i, child in enumerate(desc["children"]):
+            out.update(_expected_params(child, f"{prefix}{i}."))
+    return out
+
+
+def _build(desc, dtype):
+    kind, config = desc["type"], dict(desc["config"])
+    if kind == "Sequential":
+        return nn.Sequential(*(_build(c, dtype) for c in desc["children"]), **config)
+    if kind in ("Linear", "MLP"):
         config["dtype"] = dtype
         config["rng"] = 0               # the weights are about to be overwritten
-    return cls(**config)
+    return _CLASSES[kind](**config)
 
+
+def build(desc, dtype=None):
+    """Rebuild a module (with fresh weights) from :func:`describe`'s output.
+
+    The description is checked first (module types, configuration keys and
+    value types): a malformed one raises ``ValueError`` saying where."""
+    try:
+        checked = _check_desc(desc)
+    except _Invalid as e:
+        raise ValueError(f"invalid model description: {e}") from None
+    return _build(checked, dtype)
+
+
+# -- save ----------------------------------------------------------------------------------
 
 def save(model, path):
     """Write ``model`` (weights and architecture) to ``path`` (an .npz file).
 
     The file is written to a temporary name in the same folder and renamed
-    into place, so an interrupted save never leaves a partial file.
+    into place, so an interrupted or failed save never leaves a partial file
+    and never damages the existing one.  A symbolic link is written through:
+    ``save(model, "latest.npz")`` with ``latest.npz -> runs/a/model.npz``
+    replaces ``runs/a/model.npz`` and keeps the link.  Errors about the
+    destination are ``OSError`` subclasses naming the path (see the module
+    docstring); a model that is not made of nnumpy's modules is a TypeError.
     """
+    architecture = describe(model)                  # TypeError for what cannot be rebuilt, before any I/O
     meta = {"format": FORMAT, "version": VERSION,
-            "dtype": np.dtype(model.dtype or np.float32).name, "architecture": describe(model)}
-    arrays = model.state_dict()
+            "dtype": np.dtype(model.dtype or np.float32).name, "architecture": architecture}
+    arrays = OrderedDict((k, p.data) for k, p in model.named_parameters())     # no copies
     arrays[_META_KEY] = np.array(json.dumps(meta))
-    with atomic_write(path) as f:
-        np.savez(f, **arrays)
+    shown = os.fspath(path)
+    target = check_writable_target(shown, "save the model")
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(errno.EACCES, "cannot save the model: the existing file is read-only (nnumpy "
+                              "does not overwrite a file protected so; make it writable or choose another "
+                              "name)", shown)
+    try:
+        with atomic_write(shown) as f:
+            np.savez(f, **arrays)
+    except OSError as e:
+        if e.errno is None or e.filename is not None:
+            raise
+        raise type(e)(e.errno, f"cannot save the model: {e.strerror or e}; the existing file, if any, "
+                      f"was left as it was", shown) from e
     return path
+
+
+# -- load ----------------------------------------------------------------------------------
+
+def _open_model_file(path):
+    """Open ``path`` for reading, or raise ModelFileError saying why not."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ModelFileError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist") from None
+        raise ModelFileError(f"{path}: no such model file") from None
+    except NotADirectoryError:
+        raise ModelFileError(f"{path}: no such model file (a part of the path is a file, not a folder)") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelFileError(f"{path}: is a folder, not a model file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(f"{path}: not a regular file (a device, pipe or socket), not a model file")
+    if st.st_size == 0:
+        raise ModelFileError(f"{path}: the file is empty (0 bytes), not a model file (an interrupted copy?)")
+    try:
+        return open(path, "rb"), st.st_size
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def _members(zf, path, size):
+    """key -> ZipInfo for the archive's ``.npy`` members, after checking the
+    zip directory: no stray or duplicate members, no unknown compression,
+    and no member claiming more bytes than the file holds."""
+    out, spans = {}, []
+    for info in zf.infolist():
+        n = info.filename
+        if info.is_dir() or not n.endswith(".npy"):
+            raise ModelFileError(f"{path}: unexpected member {n!r} in the archive (a model file holds "
+                                 f"only .npy arrays)")
+        key = n[:-4]
+        if key in out:
+            raise ModelFileError(f"{path}: the archive holds {n!r} twice")
+        if info.flag_bits & 0x1:
+            raise ModelFileError(f"{path}: member {n!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(f"{path}: member {n!r} uses zip compression method {info.compress_type}; "
+                                 f"model files are stored or deflated")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise ModelFileError(f"{path}: member {n!r} is stored ({info.compress_size:,} bytes) but "
+                                 f"declares {info.file_size:,} bytes")
+        if info.file_size > _MAX_RATIO * info.compress_size + 1024:
+            raise ModelFileError(f"{path}: member {n!r} declares {info.file_size:,} bytes, more than its "
+                                 f"{info.compress_size:,} compressed bytes can hold")
+        start = info.header_offset
+        end = start + 30 + len(n.encode("utf-8")) + info.compress_size
+        if end > size:
+            raise ModelFileError(f"{path}: truncated: member {n!r} extends past the end of the file "
+                                 f"({size:,} bytes)")
+        spans.append((start, end, n))
+        out[key] = info
+    spans.sort()
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise ModelFileError(f"{path}: members {a!r} and {b!r} overlap in the file (a zip bomb?)")
+    return out
+
+
+def _npy_header(zf, info, path):
+    """(dtype, shape, fortran_order, data offset) of a member, from its .npy header only."""
+    key = info.filename[:-4]
+    try:
+        with zf.open(info) as fp:
+            version = npy_format.read_magic(fp)
+            if version == (1, 0):
+                shape, fortran, dtype = npy_format.read_array_header_1_0(fp)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = npy_format.read_array_header_2_0(fp)
+            else:
+                raise ValueError(f".npy format version {version} is not supported")
+            offset = fp.tell()
+    except _ZIP_ERRORS as e:
+        raise ModelFileError(f"{path}: entry {key!r} has no valid .npy header ({e})") from None
+    if dtype.hasobject:
+        raise ModelFileError(f"{path}: entry {key!r} holds Python objects (a pickle); nnumpy model files "
+                             f"never do, and loading one could run code: refused")
+    if any(not isinstance(s, int) or s < 0 for s in shape):
+        raise ModelFileError(f"{path}: entry {key!r}: invalid shape {shape} in its header")
+    count = 1
+    for s in shape:
+        count *= s
+    nbytes = count * dtype.itemsize
+    if offset + nbytes != info.file_size:
+        raise ModelFileError(f"{path}: entry {key!r}: its header declares shape {shape} of {dtype} "
+                             f"({nbytes:,} bytes) but the entry holds {info.file_size - offset:,} bytes")
+    return dtype, tuple(shape), bool(fortran), offset
+
+
+def _read_member(zf, info, offset, nbytes, out, path):
+    """Read a member's data (after its header) into the writable byte view ``out``, in pieces."""
+    key = info.filename[:-4]
+    try:
+        with zf.open(info) as fp:
+            fp.read(offset)
+            pos = 0
+            while pos < nbytes:
+                piece = fp.read(min(_CHUNK, nbytes - pos))
+                if not piece:
+                    raise EOFError(f"the data ends after {pos:,} of {nbytes:,} bytes")
+                if out is not None:
+                    out[pos:pos + len(piece)] = piece
+                pos += len(piece)
+            if fp.read(1):              # also reaches the end, where the CRC is checked
+                raise ValueError("more data than its header declares")
+    except _ZIP_ERRORS as e:
+        raise ModelFileError(f"{path}: entry {key!r} is corrupt ({type(e).__name__}: {e})") from None
+
+
+def _read_meta(zf, info, path):
+    dtype, shape, _, offset = _npy_header(zf, info, path)
+    if dtype.kind != "U" or shape != ():
+        raise ModelFileError(f"{path}: invalid model description: the '{_META_KEY}' entry is not a JSON "
+                             f"string (dtype {dtype}, shape {shape})")
+    if dtype.itemsize > _MAX_META_BYTES:
+        raise ModelFileError(f"{path}: invalid model description: the '{_META_KEY}' entry has "
+                             f"{dtype.itemsize:,} bytes, more than a description can need")
+    buf = bytearray(dtype.itemsize)
+    _read_member(zf, info, offset, dtype.itemsize, memoryview(buf), path)
+    return str(np.frombuffer(bytes(buf), dtype=dtype)[0])
+
+
+def _check_meta(text, path):
+    """(dtype, checked architecture) from the metadata JSON, or ModelFileError."""
+    try:
+        meta = json.loads(text)
+        if not isinstance(meta, dict):
+            raise _Invalid(f"the metadata must be a JSON object, got {type(meta).__name__}")
+        if meta.get("format") != FORMAT:
+            raise _Invalid(f"format is {meta.get('format')!r:.80}, expected {FORMAT!r}")
+        version = meta.get("version")
+        if not _is_int(version) or version != VERSION:
+            raise _Invalid(f"format version {version!r:.80} is not supported (this nnumpy reads version "
+                           f"{VERSION})")
+        dtype = meta.get("dtype")
+        if not isinstance(dtype, str) or dtype not in _FLOATS:
+            raise _Invalid(f"dtype must be 'float32' or 'float64', got {dtype!r:.80}")
+        if "architecture" not in meta:
+            raise _Invalid("no 'architecture'")
+        return _FLOATS[dtype], _check_desc(meta["architecture"])
+    except (ValueError, RecursionError) as e:      # JSONDecodeError and _Invalid are ValueErrors
+        raise ModelFileError(f"{path}: invalid model description: {e}") from None
 
 
 def load(path):
     """Read a model written by :func:`save`.
 
-    Raises :class:`ModelFileError` naming the file and the problem when it
-    is missing, not an nnumpy model file, corrupt, of an unknown format
-    version, or when an entry is missing, unexpected or mis-shaped.
+    Raises :class:`ModelFileError` naming the file and the defect when it is
+    missing, a folder, empty, unreadable, not a zip archive (truncated or
+    corrupt), holds unexpected members or pickled objects, has metadata of
+    the wrong JSON types or an unknown format version, or when an array is
+    missing, unexpected, mis-shaped, of the wrong dtype or corrupt.  All of
+    this is checked from the zip directory and the array headers before the
+    model is built (see the module docstring).  NaN weights are loaded as
+    they are.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: no such model file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
-        raise ModelFileError(f"{path}: not a readable .npz model file ({type(e).__name__}: {e})") from None
-    if _META_KEY not in arrays:
+    f, size = _open_model_file(path)
+    with f:
+        try:
+            zf = zipfile.ZipFile(f)
+        except _ZIP_ERRORS as e:
+            raise ModelFileError(f"{path}: not a readable .npz model file: not a zip archive, or a truncated "
+                                 f"or corrupt one ({type(e).__name__}: {e})") from None
+        with zf:
+            return _load_from_zip(zf, path, size)
+
+
+def _load_from_zip(zf, path, size):
+    members = _members(zf, path, size)
+    if _META_KEY not in members:
         raise ModelFileError(f"{path}: no '{_META_KEY}' entry; this .npz was not written by nnumpy.save")
-    try:
-        meta = json.loads(str(arrays.pop(_META_KEY)))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
-        if meta.get("version") != VERSION:
-            raise ValueError(f"format version {meta.get('version')} is not supported (this nnumpy "
-                             f"reads version {VERSION})")
-        model = build(meta["architecture"], np.dtype(meta["dtype"]))
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{path}: invalid model description: {e}") from None
-    wrong = [f"{k} is {a.dtype}" for k, a in arrays.items() if a.dtype != model.dtype]
+    dtype, arch = _check_meta(_read_meta(zf, members.pop(_META_KEY), path), path)
+    headers = {k: _npy_header(zf, info, path) for k, info in members.items()}
+    expected = _expected_params(arch)
+    problems = []
+    missing = [k for k in expected if k not in headers]
+    unexpected = [k for k in headers if k not in expected]
+    if missing:
+        problems.append("missing key(s): " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected key(s): " + ", ".join(unexpected))
+    for k, shape in expected.items():
+        if k in headers and headers[k][1] != shape:
+            problems.append(f"{k}: shape {headers[k][1]} in the state dict, {shape} in the model")
+    if problems:
+        raise ModelFileError(f"{path}: the arrays do not fit the architecture it declares "
+                             f"({arch['type']}): " + "; ".join(problems))
+    wrong = [f"{k} is {headers[k][0]}" for k in expected if headers[k][0].newbyteorder("=") != dtype]
     if wrong:
-        raise ModelFileError(f"{path}: the model is {model.dtype} but " + ", ".join(wrong))
+        raise ModelFileError(f"{path}: the model is {dtype} but " + ", ".join(wrong))
+    for k in expected:                              # a deflated member must really hold what it declares
+        if members[k].compress_type != zipfile.ZIP_STORED:
+            _read_member(zf, members[k], headers[k][3], members[k].file_size - headers[k][3], None, path)
     try:
-        model.load_state_dict(arrays, strict=True)
-    except StateDictError as e:
-        raise ModelFileError(f"{path}: {e}") from None
+        model = _build(arch, dtype)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: invalid model description: {e}") from None
+    params = OrderedDict(model.named_parameters())
+    if [(k, p.data.shape) for k, p in params.items()] != list(expected.items()):
+        raise ModelFileError(f"{path}: the architecture's parameters ({', '.join(params)}) are not the "
+                             f"ones expected from its description ({', '.join(expected)})")
+    for k, p in params.items():
+        file_dtype, shape, fortran, offset = headers[k]
+        dest = np.empty(shape[::-1], file_dtype) if fortran else p.data
+        _read_member(zf, members[k], offset, dest.nbytes, memoryview(dest.reshape(-1).view(np.uint8)), path)
+        if fortran:
+            p.data[...] = dest.T                    # converts the byte order too
+        elif file_dtype.itemsize > 1 and not file_dtype.isnative:
+            dest.byteswap(inplace=True)             # raw big-endian bytes in a native array
     return model

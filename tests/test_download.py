@@ -121,21 +121,33 @@ def test_ctrl_c_mid_download_leaves_nothing(server, tmp_path):
     assert_clean(tmp_path)
 
 
-def test_corrupt_cached_file_is_replaced(server, mnist_dir, tmp_path):
+def test_corrupt_file_in_root_is_kept_and_a_verified_copy_is_downloaded_beside(server, mnist_dir, tmp_path,
+                                                                              monkeypatch):
+    # root is the user's folder: a file there that fails verification is never replaced; the fresh
+    # copy goes to the download folder ($NNUMPY_DATA/mnist here) and is used from there
+    monkeypatch.setenv("NNUMPY_DATA", str(tmp_path / "data"))
+    root = tmp_path / "root"
+    root.mkdir()
     for p in mnist_dir.iterdir():
         if p.name.endswith(".gz"):
-            (tmp_path / p.name).write_bytes(p.read_bytes())
-    bad = bytearray((tmp_path / LABELS.filename).read_bytes())
+            (root / p.name).write_bytes(p.read_bytes())
+    bad = bytearray((root / LABELS.filename).read_bytes())
     bad[-100] ^= 0xFF
-    (tmp_path / LABELS.filename).write_bytes(bytes(bad))
+    (root / LABELS.filename).write_bytes(bytes(bad))
     with pytest.warns(DatasetWarning, match="train-labels-idx1-ubyte.gz"):
-        (x, y), _ = load_mnist(root=tmp_path, mirrors=[server.url("m")], progress=False)
+        (x, y), _ = load_mnist(root=root, mirrors=[server.url("m")], progress=False)
     assert np.bincount(y).tolist() == COUNTS
     assert [n for _, n, _ in server.requests] == [LABELS.filename]      # only the bad file
-    assert (tmp_path / LABELS.filename).read_bytes() == (mnist_dir / LABELS.filename).read_bytes()
+    assert (root / LABELS.filename).read_bytes() == bytes(bad)          # the user's file is untouched
+    assert (tmp_path / "data" / "mnist" / LABELS.filename).read_bytes() == (mnist_dir / LABELS.filename).read_bytes()
+    with pytest.warns(DatasetWarning) as caught:                        # the next call: no download
+        load_mnist(root=root, mirrors=[server.url("m")], progress=False)
+    assert any("left as it is" in str(w.message) for w in caught)
+    assert len(server.requests) == 1
 
 
-def test_corrupt_file_is_reported_offline(mnist_dir, tmp_path):
+def test_corrupt_file_is_reported_offline(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("NNUMPY_DATA", str(tmp_path / "empty"))    # no verified copy elsewhere to fall back on
     for p in mnist_dir.iterdir():
         if p.name.endswith(".gz"):
             (tmp_path / p.name).write_bytes(p.read_bytes())

@@ -72,6 +72,7 @@ def test_every_public_exception_class_has_an_example():
 @pytest.mark.parametrize("cls", list(EXAMPLES), ids=lambda c: c.__name__)
 def test_exceptions_survive_pickling(cls):
     e = EXAMPLES[cls]()
+    e.added = {"note": "an attribute set after construction"}
     back = pickle.loads(pickle.dumps(e))
     assert type(back) is cls and str(back) == str(e) and back.args == e.args
     assert vars(back) == vars(e)

@@ -56,7 +56,7 @@ def train(mnist_dir, tmp_path):
     (["--lr", "0"], "lr must be a positive finite number"),
     (["--momentum", "-1"], "momentum must lie in [0, 1)"),
     (["--momentum", "1.5"], "momentum must lie in [0, 1)"),
-    (["--seed", "-1"], "seed must be an integer >= 0"),
+    (["--seed", "-1"], "integer seed >= 0"),
     (["--val-fraction", "1.5"], "val_fraction must lie in (0, 1)"),
     (["--val-fraction", "nan"], "val_fraction must lie in (0, 1)"),
     (["--limit-train", "1"], "limit_train must be an integer >= 2"),

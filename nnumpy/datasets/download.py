@@ -47,7 +47,7 @@ class DownloadError(OSError):
         super().__init__(self.message())
 
     def __reduce__(self):                 # pickled with its fields (it crosses process boundaries)
-        return type(self), (self.target, self.failures, self.dataset, self.root)
+        return type(self), (self.target, self.failures, self.dataset, self.root), self.__dict__
 
     def __str__(self):
         return self.message()
@@ -63,7 +63,7 @@ class DownloadError(OSError):
         for url, reasons in attempts.items():
             count = f" ({len(reasons)} attempts)" if len(reasons) > 1 else ""
             lines.append(f"  {url}: {reasons[-1]}{count}")
-        if attempts and all(r[-1].startswith("connection failed") for r in attempts.values()):
+        if attempts and all("resolve" in r[-1] for r in attempts.values()):     # no host name resolved
             lines.append("No server could be reached: is this machine offline?")
         if self.dataset is not None:
             lines.append(local_files_advice(self.dataset, self.root, cli))
@@ -177,7 +177,11 @@ def download(urls, dest, verify, timeout=(10.0, 30.0), retries=2, backoff=1.0, m
     seconds.  max_bytes: refuse larger bodies.  max_seconds: limit of one
     attempt.  progress: a byte progress bar (None: only on a terminal).
 
-    Returns the path written.  Raises :class:`DownloadError`.
+    Returns the path written.  Raises :class:`DownloadError` when every URL
+    failed, and an ``OSError`` naming ``dest`` when the file cannot be
+    written (a read-only folder, a full disk); either way no partial file is
+    left.  A symbolic link at ``dest`` is written through (see
+    :mod:`nnumpy._fileio`); the loaders never download onto one.
     """
     import requests
 
@@ -190,6 +194,12 @@ def download(urls, dest, verify, timeout=(10.0, 30.0), retries=2, backoff=1.0, m
             _download_first(session, urls, dest, verify, failures, timeout, retries, backoff, max_bytes,
                             max_seconds, progress)
         return dest
+    except OSError as e:
+        if isinstance(e, DownloadError) or e.errno is None or e.filename is not None:
+            raise
+        # writing failed (a full disk, say): name the file; nothing partial was left
+        raise type(e)(e.errno, f"could not save the download: {e.strerror or e}; nothing was written",
+                      dest) from e
     finally:
         if own_session:
             session.close()

@@ -11,15 +11,28 @@ Layout (all integers big-endian)::
 
 Files may be gzip-compressed; compression is recognised by the gzip magic
 bytes, never by the file name.  Every defect raises :class:`IDXFormatError`
-naming the file, and the payload length is checked against the header
-before an array is made from it, so a tiny file declaring a huge array
-fails at once.  Decompression stops as soon as the output would exceed what
-the header declares (or ``max_bytes``): no gzip bomb fills the memory.
+naming the file.
+
+Memory is bounded by what the file really holds.  The header is read (and
+decompressed) first, on its own, and checked before anything is allocated:
+a declared size above ``max_bytes`` is refused at once, and so is one that
+the data cannot hold (an uncompressed file of another length; a gzip file
+declaring more than deflate's 1032:1 ratio allows).  The result array is
+then allocated once and the data is read (or decompressed, 4 MiB at a
+time) straight into it, so the peak is the array plus a few MiB, never
+twice the payload.  Decompression stops as soon as the output would exceed
+what the header declares: a gzip that holds more than it declares ("trailing
+bytes"), or less ("truncated"), is an IDXFormatError, and no gzip bomb fills
+the memory.  (The array is allocated for the declared size before the data
+is known to fill it; the system commits its pages only as they are written,
+so a file that holds less costs what it holds.)
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import stat
 import struct
 import zlib
 
@@ -40,7 +53,9 @@ IDX_TYPES = {
 }
 _CODES = {dt.newbyteorder("="): code for code, dt in IDX_TYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 22                 # decompress at most 4 MiB of output at a time
+_CHUNK = 1 << 22                 # decompress (or copy) at most 4 MiB at a time
+_READ = 1 << 20                  # read compressed input 1 MiB at a time
+_MAX_RATIO = 1032                # deflate never expands more than 1032:1 (258 bytes in 2 bits)
 DEFAULT_MAX_BYTES = 1 << 33      # 8 GiB: far above any MNIST-family file
 
 
@@ -84,46 +99,203 @@ def _parse_header(head, name, total=None, max_bytes=DEFAULT_MAX_BYTES):
     return IDX_TYPES[code], shape, header_len, payload_len
 
 
-def _gunzip_bounded(data, name, max_bytes):
-    """Decompress gzip ``data``, stopping once the output passes what the IDX
-    header inside declares.  Returns the IDX bytes (exact length checked by
-    the caller)."""
-    out = bytearray()
-    limit = None                    # the full IDX size, once the header is known
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    src = bytes(data)
-    try:
-        while True:
-            cap = _CHUNK if limit is None else min(max(limit + 1 - len(out), 1), _CHUNK)
-            chunk = d.decompress(src, cap)
-            out += chunk
-            src = d.unconsumed_tail
-            if limit is None and len(out) >= 4 and len(out) >= 4 + 4 * out[3]:
-                _, _, hl, pl = _parse_header(out, name, max_bytes=max_bytes)
-                limit = hl + pl
-            if limit is not None and len(out) > limit:
-                raise IDXFormatError(f"{name}: trailing bytes: the decompressed data is longer than "
-                                     f"the {limit:,} bytes its header declares")
-            if d.eof:
-                rest = d.unused_data
-                if not rest:
-                    break
-                if rest[:2] != _GZIP_MAGIC:
-                    raise IDXFormatError(f"{name}: {len(rest)} byte(s) of garbage after the gzip stream")
-                d, src = zlib.decompressobj(16 + zlib.MAX_WBITS), rest   # a further gzip member
-            elif not src and not chunk:
-                raise IDXFormatError(f"{name}: the gzip stream is truncated (it ends before its end marker)")
-    except zlib.error as e:
-        raise IDXFormatError(f"{name}: corrupt gzip data ({e})") from None
-    return out
+# -- reading: bounded pieces from a file or a buffer ---------------------------------------
+
+class _Input:
+    """The bytes of a file (a path) or of a buffer, handed out in bounded
+    pieces; ``size`` is the total when known (a regular file or a buffer)."""
+
+    def __init__(self, source):
+        self._pending = b""
+        self._file = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            mv = memoryview(source)
+            if mv.ndim != 1 or mv.format not in ("B", "b", "c"):
+                mv = mv.cast("B")
+            self.name, self._mv, self._pos, self.size = "<bytes>", mv, 0, mv.nbytes
+        else:
+            self.name = os.fspath(source)
+            self._file = open(self.name, "rb")       # FileNotFoundError, IsADirectoryError, PermissionError
+            st = os.fstat(self._file.fileno())
+            self.size = st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def unread(self, data):
+        self._pending = bytes(data) + self._pending
+
+    def read(self, n):
+        """Up to ``n`` bytes (fewer only at the end); b"" at the end."""
+        if self._pending:
+            out, self._pending = self._pending[:n], self._pending[n:]
+            return out
+        if self._file is not None:
+            return self._file.read(n)
+        out = self._mv[self._pos:self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def readinto(self, mv):
+        """Fill (part of) the writable memoryview ``mv``; returns the byte count (0 at the end)."""
+        if self._pending:
+            out = self.read(len(mv))
+            mv[:len(out)] = out
+            return len(out)
+        if self._file is not None:
+            return self._file.readinto(mv) or 0
+        out = self.read(len(mv))
+        mv[:len(out)] = out
+        return len(out)
+
+
+class _Gunzip:
+    """The decompressed bytes of a gzip stream (several members allowed), in
+    pieces of at most the size asked for; every defect is an IDXFormatError."""
+
+    def __init__(self, inp, name):
+        self.inp, self.name = inp, name
+        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.tail = b""
+        self.in_eof = False
+        self.done = False
+
+    def _more(self, n=_READ):
+        data = self.inp.read(n)
+        if not data:
+            self.in_eof = True
+        return bytes(data)
+
+    def read(self, n):
+        """Up to ``n`` decompressed bytes; b"" only at the verified end of the last member."""
+        try:
+            while not self.done:
+                if self.d.eof:
+                    rest = self.d.unused_data
+                    while len(rest) < 2 and not self.in_eof:
+                        rest += self._more()
+                    if not rest:
+                        self.done = True
+                        break
+                    if rest[:2] != _GZIP_MAGIC:
+                        raise IDXFormatError(f"{self.name}: garbage after the gzip stream (it does not start "
+                                             f"a further gzip member)")
+                    self.d, self.tail = zlib.decompressobj(16 + zlib.MAX_WBITS), rest
+                if not self.tail and not self.in_eof:
+                    self.tail = self._more()
+                out = self.d.decompress(self.tail, n)
+                self.tail = self.d.unconsumed_tail
+                if out:
+                    return out
+                if not self.d.eof and not self.tail and self.in_eof:
+                    raise IDXFormatError(f"{self.name}: the gzip stream is truncated (it ends before its "
+                                         f"end marker)")
+        except zlib.error as e:
+            raise IDXFormatError(f"{self.name}: corrupt gzip data ({e})") from None
+        return b""
+
+    def readinto(self, mv):
+        out = self.read(len(mv))
+        mv[:len(out)] = out
+        return len(out)
+
+
+def _read_upto(stream, n):
+    """Exactly ``n`` bytes from ``stream``, or fewer at its end."""
+    parts, got = [], 0
+    while got < n:
+        piece = stream.read(n - got)
+        if not piece:
+            break
+        parts.append(bytes(piece))
+        got += len(piece)
+    return b"".join(parts)
+
+
+def _open_stream(inp):
+    """(stream of the IDX bytes, compressed?) for the input: gunzipped when
+    it starts with the gzip magic, else the input itself."""
+    magic = _read_upto(inp, 2)
+    inp.unread(magic)
+    if magic == _GZIP_MAGIC:
+        return _Gunzip(inp, inp.name), True
+    return inp, False
+
+
+def _read_header(stream, name, inp, compressed, max_bytes):
+    """Read and check the header; returns (dtype, shape, header bytes, payload_len)."""
+    head = _read_upto(stream, 4)
+    if len(head) == 4:
+        head += _read_upto(stream, 4 * head[3])
+    dtype, shape, hl, pl = _parse_header(head, name, total=None if compressed else inp.size,
+                                         max_bytes=max_bytes)
+    if compressed and inp.size is not None and hl + pl > _MAX_RATIO * inp.size + 1024:
+        raise IDXFormatError(f"{name}: truncated: the header declares shape {shape} ({hl + pl:,} bytes with "
+                             f"the header), more than a gzip file of {inp.size:,} bytes can hold (deflate "
+                             f"compresses at most {_MAX_RATIO}:1)")
+    return dtype, shape, head[:hl], pl
+
+
+def _fill(stream, buf, name, shape, dtype, hl, pl, digest=None):
+    """Read the payload into the writable byte view ``buf`` (pl bytes), then
+    check that the stream ends there."""
+    pos = 0
+    while pos < pl:
+        got = stream.readinto(buf[pos:pos + min(_CHUNK, pl - pos)])
+        if not got:
+            raise IDXFormatError(f"{name}: truncated: the header declares shape {shape} of "
+                                 f"{dtype.name.lstrip('>')} ({hl + pl:,} bytes with the header), the data "
+                                 f"ends after {hl + pos:,} bytes")
+        if digest is not None:
+            digest.update(buf[pos:pos + got])
+        pos += got
+    if stream.read(1):
+        raise IDXFormatError(f"{name}: trailing bytes: the data is longer than the {hl + pl:,} bytes its "
+                             f"header declares (shape {shape})")
+
+
+def _decode(source, name=None, max_bytes=DEFAULT_MAX_BYTES, sha256=False):
+    """Read an IDX file (a path or bytes, gzip or not) with bounded memory.
+
+    Returns ``(array, hexdigest)``: a native-endian writable array, and the
+    SHA-256 of the uncompressed IDX bytes when ``sha256`` (else None)."""
+    with _Input(source) as inp:
+        name = inp.name if name is None else name
+        stream, compressed = _open_stream(inp)
+        dtype, shape, head, pl = _read_header(stream, name, inp, compressed, max_bytes)
+        digest = hashlib.sha256(head) if sha256 else None
+        try:
+            arr = np.empty(shape, dtype.newbyteorder("="))
+        except MemoryError:
+            raise MemoryError(f"{name}: not enough memory for the declared shape {shape} "
+                              f"({pl:,} bytes)") from None
+        _fill(stream, memoryview(arr.reshape(-1).view(np.uint8)), name, shape, dtype, len(head), pl, digest)
+    if dtype.itemsize > 1 and not dtype.isnative:
+        arr.byteswap(inplace=True)
+    return arr, None if digest is None else digest.hexdigest()
 
 
 def decompress_idx(data, name="<bytes>", max_bytes=DEFAULT_MAX_BYTES):
-    """The uncompressed IDX bytes of ``data``: gunzipped (bounded by the
-    header it contains) when it starts with the gzip magic, else as is."""
-    if bytes(data[:2]) == _GZIP_MAGIC:
-        return bytes(_gunzip_bounded(data, name, max_bytes))
-    return bytes(data)
+    """The uncompressed IDX bytes of ``data``: gunzipped when it starts with
+    the gzip magic (a ``bytearray``: the header is checked first, then the
+    declared size is decompressed into one buffer, and more or less data
+    than declared is an IDXFormatError), else ``data`` as ``bytes``."""
+    if bytes(data[:2]) != _GZIP_MAGIC:
+        return bytes(data)
+    inp = _Input(data)
+    stream = _Gunzip(inp, name)
+    dtype, shape, head, pl = _read_header(stream, name, inp, True, max_bytes)
+    out = bytearray(len(head) + pl)
+    out[:len(head)] = head
+    _fill(stream, memoryview(out)[len(head):], name, shape, dtype, len(head), pl)
+    return out
 
 
 def parse_idx(raw, name="<bytes>", max_bytes=DEFAULT_MAX_BYTES):
@@ -137,16 +309,13 @@ def read_idx(source, max_bytes=DEFAULT_MAX_BYTES):
     """Read an IDX file (a path, or the file's bytes), gzip-compressed or not.
 
     Returns a native-endian, writable NumPy array of the declared shape.
-    Raises :class:`IDXFormatError` for any malformed input, and
-    ``FileNotFoundError`` for a missing path.
+    Raises :class:`IDXFormatError` for any malformed input (a declared size
+    above ``max_bytes`` is refused before anything is decompressed), and the
+    usual ``OSError`` for a path that cannot be read (``FileNotFoundError``,
+    ``IsADirectoryError``, ``PermissionError``).  Peak memory: the array plus
+    a few MiB (see the module docstring).
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        name, data = "<bytes>", bytes(source)
-    else:
-        name = os.fspath(source)
-        with open(name, "rb") as f:
-            data = f.read()
-    return parse_idx(decompress_idx(data, name, max_bytes), name, max_bytes)
+    return _decode(source, None, max_bytes)[0]
 
 
 def write_idx(array, path, compress=None):
@@ -154,7 +323,9 @@ def write_idx(array, path, compress=None):
     ``compress`` is true (None: when the name ends in ".gz").
 
     Supported dtypes: uint8, int8, int16, int32, float32, float64, with 1 to
-    255 dimensions.  Written to a temporary file and renamed into place.
+    255 dimensions.  Written in pieces (no full copy of a C-contiguous
+    array) to a temporary file that is renamed into place; a symbolic link
+    is written through (see :mod:`nnumpy._fileio`).
     """
     arr = np.asarray(array)
     dt = arr.dtype.newbyteorder("=") if arr.dtype.byteorder not in ("=", "|") else arr.dtype
@@ -166,13 +337,19 @@ def write_idx(array, path, compress=None):
         raise ValueError(f"write_idx: IDX stores 1 to 255 dimensions, the array has {arr.ndim}")
     if any(s >= 2 ** 32 for s in arr.shape):
         raise ValueError(f"write_idx: dimension sizes must be below 2**32, got {arr.shape}")
-    payload = (struct.pack(">BBBB", 0, 0, code, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
-               + np.ascontiguousarray(arr, dtype=IDX_TYPES[code]).tobytes())
+    header = struct.pack(">BBBB", 0, 0, code, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
     path = os.fspath(path)
     if compress is None:
         compress = path.endswith(".gz")
-    if compress:
-        payload = gzip.compress(payload, mtime=0)
+    flat = arr.reshape(-1)                  # a view when C-contiguous
+    step = max(1, _CHUNK // arr.dtype.itemsize)
     with atomic_write(path, prefix=".idx-") as f:
-        f.write(payload)
+        out = gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) if compress else f
+        try:
+            out.write(header)
+            for i in range(0, flat.size, step):
+                out.write(memoryview(np.ascontiguousarray(flat[i:i + step], dtype=IDX_TYPES[code]).view(np.uint8)))
+        finally:
+            if compress:
+                out.close()                 # writes the gzip trailer; leaves f open
     return path

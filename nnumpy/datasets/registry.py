@@ -4,7 +4,9 @@ Two checksums per file, because mirrors and distributions (Debian, for one)
 recompress the files: the MD5 of the ``.gz`` exactly as the original
 servers publish it, and the SHA-256 of the decompressed IDX payload, which
 does not depend on how the file was compressed.  A local or downloaded file
-is accepted when either matches.  Payload SHA-256 values for MNIST and
+is accepted when either matches; one that matches neither is compared
+against every registered file (:func:`identify`), so the error can say
+"these are Fashion-MNIST's files".  Payload SHA-256 values for MNIST and
 Fashion-MNIST were computed from verified copies of the original files;
 for KMNIST only the published ``.gz`` MD5 is known, so a recompressed KMNIST
 file cannot be verified and is rejected.
@@ -12,11 +14,12 @@ file cannot be verified and is rejected.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 
-from .idx import IDXFormatError, decompress_idx, parse_idx
+from .idx import IDXFormatError, _decode
 
-__all__ = ["FileSpec", "DatasetSpec", "DATASETS", "get_spec", "ROLES", "local_files_advice"]
+__all__ = ["FileSpec", "DatasetSpec", "DATASETS", "get_spec", "ROLES", "local_files_advice", "identify"]
 
 #: The four files of every MNIST-family dataset, in the order they are returned.
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -45,42 +48,108 @@ class FileSpec:
         """The file name without ``.gz`` (how an uncompressed copy is named)."""
         return self.filename[:-3] if self.filename.endswith(".gz") else self.filename
 
+    def check(self, source, name=None):
+        """Verify a file (a path, or its bytes; gzip or not) against this spec
+        and read it, with memory bounded by the array (see :mod:`.idx`).
+
+        Returns ``(array, how)``, ``how`` saying which checksum matched; raises
+        :class:`ChecksumError` saying what is wrong and, when the file is
+        another registered file (another dataset's, or another role's), which.
+        """
+        name = (source if not isinstance(source, (bytes, bytearray, memoryview)) else "<bytes>") \
+            if name is None else name
+        md5 = _md5(source)
+        published = md5 == self.md5
+        try:
+            arr, sha = _decode(source, name, max_bytes=max(self.payload_bytes, _largest_payload()),
+                               sha256=not published)
+        except IDXFormatError as e:
+            why = str(e)[len(f"{name}: "):] if str(e).startswith(f"{name}: ") else str(e)
+            raise ChecksumError(f"{name}: neither checksum matches and the data is not a valid "
+                                f"IDX file ({why})") from None
+        if published:
+            how = "md5 of the .gz as published"
+        elif self.sha256 is not None and sha == self.sha256:
+            how = "sha256 of the decompressed payload"
+        else:
+            size = 4 + 4 * arr.ndim + arr.nbytes
+            if size != self.payload_bytes:
+                why = f"the decompressed data has {size:,} bytes, expected {self.payload_bytes:,}"
+            elif self.sha256 is None:
+                why = (f"its MD5 is not the published {self.md5} and no payload checksum is known for "
+                       f"this dataset to verify a recompressed copy")
+            else:
+                why = (f"checksum mismatch: the decompressed payload has SHA-256 {sha}, expected "
+                       f"{self.sha256} (and the file's MD5 is not {self.md5})")
+            matches = identify(md5, sha)
+            err = ChecksumError(f"{name}: {why}{self._which(matches)}")
+            err.matches = tuple(matches)
+            raise err
+        if arr.shape != tuple(self.shape):
+            raise ChecksumError(f"{name}: shape {arr.shape}, expected {tuple(self.shape)}")
+        return arr, how
+
+    def _which(self, matches):
+        """"; it is ..." naming the registered file(s) that the rejected data is, or ""."""
+        mine = {(d, r) for d, spec in DATASETS.items() for r, fs in spec.files.items() if fs is self}
+        others = [m for m in matches if (m[0], m[1]) not in mine]
+        if not others:
+            return ""
+        dataset, role, filename = others[0]
+        words = role.replace("_", " ")
+        if any(d == dataset for d, _ in mine):
+            return f"; it is {dataset}'s {words} file ({filename}): the files are misnamed or swapped"
+        return (f"; it is the genuine {words} file of the dataset {dataset!r} ({filename}), not of this "
+                f"dataset: did you mean {dataset!r}?")
+
     def verify(self, data, name):
         """Check ``data`` (a file's bytes, gzip or not) against this spec.
 
         Returns ``(payload, how)`` with the uncompressed IDX bytes and which
         checksum matched, or raises :class:`ChecksumError` saying what is wrong.
+        (:meth:`check` returns the array instead, without this extra copy.)
         """
-        if hashlib.md5(data, usedforsecurity=False).hexdigest() == self.md5:
-            return decompress_idx(data, name), "md5 of the .gz as published"
-        try:
-            payload = decompress_idx(data, name, max_bytes=self.payload_bytes)
-        except IDXFormatError as e:
-            raise ChecksumError(f"{name}: neither checksum matches and the data is not a valid "
-                                f"IDX file ({e})") from None
-        if len(payload) != self.payload_bytes:
-            raise ChecksumError(f"{name}: the decompressed data has {len(payload):,} bytes, "
-                                f"expected {self.payload_bytes:,}")
-        if self.sha256 is None:
-            raise ChecksumError(f"{name}: its MD5 is not the published {self.md5} and no payload "
-                                f"checksum is known for this dataset to verify a recompressed copy")
-        digest = hashlib.sha256(payload).hexdigest()
-        if digest != self.sha256:
-            raise ChecksumError(f"{name}: checksum mismatch: the decompressed payload has SHA-256 "
-                                f"{digest}, expected {self.sha256} (and the file's MD5 is not {self.md5})")
-        return payload, "sha256 of the decompressed payload"
+        arr, how = self.check(data, name)
+        header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+        return header + arr.astype(">u1", copy=False).tobytes(), how
 
     def load(self, data, name):
-        """Verify ``data`` and parse it; returns ``(array, how)``."""
-        payload, how = self.verify(data, name)
-        arr = parse_idx(payload, name)
-        if arr.shape != tuple(self.shape):
-            raise ChecksumError(f"{name}: shape {arr.shape}, expected {tuple(self.shape)}")
-        return arr, how
+        """Verify ``data`` (a file's bytes, or a path) and parse it; returns ``(array, how)``."""
+        return self.check(data, name)
+
+
+def _md5(source):
+    """The MD5 of a file (a path, read in pieces) or of bytes."""
+    h = hashlib.md5(usedforsecurity=False)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        h.update(source)
+        return h.hexdigest()
+    with open(source, "rb") as f:
+        while True:
+            piece = f.read(1 << 20)
+            if not piece:
+                return h.hexdigest()
+            h.update(piece)
+
+
+def _largest_payload():
+    return max(fs.payload_bytes for spec in DATASETS.values() for fs in spec.files.values())
+
+
+def identify(md5=None, sha256=None):
+    """The registered files whose published ``.gz`` MD5 is ``md5`` or whose
+    payload SHA-256 is ``sha256``: a list of (dataset, role, filename)."""
+    return [(d, role, fs.filename) for d, spec in DATASETS.items() for role, fs in spec.files.items()
+            if (md5 is not None and fs.md5 == md5) or (sha256 is not None and fs.sha256 == sha256)]
 
 
 class ChecksumError(ValueError):
-    """A file's contents are not the published data set file."""
+    """A file's contents are not the published data set file.
+
+    ``matches``: the registered files that the contents are instead, as
+    (dataset, role, filename) tuples (empty when none, or not computed)."""
+
+    matches = ()
 
 
 @dataclass(frozen=True)
