@@ -8,6 +8,7 @@ once if missing; ``--data-root DIR`` uses the four IDX files in DIR, and
 the test accuracy, and saves the model as an .npz file.
 """
 import argparse
+import os
 import sys
 import time
 
@@ -15,8 +16,12 @@ import nnumpy as nnp
 from nnumpy.datasets import DatasetNotFoundError, DownloadError, load_mnist
 
 
+class Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and each option's default."""
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     p.add_argument("--data-root", help="folder with the four MNIST IDX files (default: search, then download)")
     p.add_argument("--offline", action="store_true", help="never download")
     p.add_argument("--arch", default="784-100-10", help="layer sizes, e.g. 784-100-200-50-10")
@@ -28,7 +33,7 @@ def main(argv=None):
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="held out for validation, stratified (as in nnumpy train)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="mnist_mlp.npz", help="where to save the trained model")
+    p.add_argument("--out", default="runs/mnist_mlp.npz", help="where to save the trained model")
     args = p.parse_args(argv)
     try:
         sizes = [int(s) for s in args.arch.split("-")]
@@ -39,7 +44,7 @@ def main(argv=None):
         (x, y), (x_test, y_test) = load_mnist(args.data_root, download=not args.offline,
                                               flatten=True, scale=True)
     except (DatasetNotFoundError, DownloadError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {e.message(cli=True)}")
     train, val = nnp.train_val_split(x, y, args.val_fraction, seed=args.seed, stratify=True)
     print(f"training {len(train[0])}, validation {len(val[0])}, test {len(x_test)} samples")
 
@@ -51,6 +56,7 @@ def main(argv=None):
             batch_size=args.batch_size, seed=args.seed, verbose=True)
     loss, acc = nnp.evaluate(model, x_test, y_test)
     print(f"test loss {loss:.4f}, test accuracy {acc:.2%} ({time.perf_counter() - t0:.1f} s in all)")
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     nnp.save(model, args.out)
     print(f"model saved to {args.out}")
 

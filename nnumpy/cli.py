@@ -4,12 +4,13 @@
     nnumpy sweep --preset practical --out runs/NAME [--jobs 2]             the practical's exercise 2
     nnumpy evaluate runs/NAME                                              test a trained run
     nnumpy gradcheck --arch 784-100-200-50-10 [--torch]   check backprop by finite differences / PyTorch
-    nnumpy download mnist fashion-mnist [--root DIR]       fetch and verify datasets
+    nnumpy download mnist fashion-mnist [--mirror URL]     fetch and verify datasets
     nnumpy verify mnist                                    check local dataset copies
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -63,9 +64,9 @@ def _gradcheck(args):
 def _run_config(args):
     from .runconfig import RunConfig
     return RunConfig(arch=args.arch, activation=args.activation, optimizer=args.optimizer, lr=args.lr,
-                     momentum=args.momentum, schedule=args.schedule, epochs=args.epochs,
+                     dataset=args.dataset or "mnist", momentum=args.momentum, schedule=args.schedule, epochs=args.epochs,
                      batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed,
-                     dataset=args.dataset, data_root=args.data_root, download=not args.offline,
+                     data_root=args.data_root, download=not args.offline,
                      mirrors=args.mirror, limit_train=args.limit_train, limit_test=args.limit_test)
 
 
@@ -85,7 +86,8 @@ def _sweep(args):
     from .experiments import PRESETS, load_sweep_config, sweep
     spec = PRESETS[args.preset] if args.preset else load_sweep_config(args.config)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("tune_epochs", args.tune_epochs),
-                                   ("seed", args.seed), ("data_root", args.data_root), ("mirrors", args.mirror),
+                                   ("seed", args.seed), ("dataset", args.dataset), ("data_root", args.data_root),
+                                   ("mirrors", args.mirror),
                                    ("limit_train", args.limit_train), ("limit_test", args.limit_test))
                  if v is not None}
     if args.offline:
@@ -136,7 +138,7 @@ def _seed(text):
 
 def _data_arguments(p):
     from .datasets import DATASETS
-    p.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="dataset")
+    p.add_argument("--dataset", choices=list(DATASETS), help="dataset (default: mnist, or the sweep file's)")
     p.add_argument("--data-root", metavar="DIR",
                    help="folder with the dataset's four IDX files (default: search, then download; "
                         "see also NNUMPY_DATA)")
@@ -233,7 +235,7 @@ def build_parser():
     src = w.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=["practical"], help="practical: six MLPs, ReLU and sigmoid, batch 64")
     src.add_argument("--config", metavar="FILE.toml", help="a sweep file ([settings], [[variants]])")
-    w.add_argument("--out", help="sweep folder (default: runs/sweep-PRESET)")
+    w.add_argument("--out", help="sweep folder (default: runs/sweep-PRESET, or runs/sweep-config)")
     w.add_argument("--jobs", type=_positive_int, default=1, help="variants trained in parallel processes")
     w.add_argument("--epochs", type=_positive_int, help="override the final training epochs")
     w.add_argument("--tune-epochs", type=_positive_int, help="override the epochs per learning-rate trial")
@@ -274,6 +276,9 @@ def main(argv=None):
     except KeyboardInterrupt as e:
         print(f"{name}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
+    except BrokenPipeError:                     # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         if args.debug:
             raise

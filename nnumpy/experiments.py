@@ -148,19 +148,18 @@ def _diverged(e):
     return f"diverged ({where})"
 
 
-def _tune_and_train(variant, settings, overrides, out, progress=False, data=None):
-    """Try each of the variant's learning rates for a few epochs, keep the best
-    on the validation set, train that one fully into ``out/variants/<name>``.
-    A learning rate whose training diverges is recorded as such and ruled
-    out.  Returns the variant's result (``status`` says whether it finished).
-    ``data``: the (train, val, test) splits, or None to load them here (a worker)."""
+def _tune_and_train(variant, settings, overrides, out):
+    """In a worker process: try each of the variant's learning rates for a few
+    epochs, keep the best on the validation set, train that one fully into
+    ``out/variants/<name>``.  A learning rate whose training diverges is
+    recorded as such and ruled out.  Returns the variant's result
+    (``status`` says whether it finished)."""
     name, lrs = variant["name"], variant["lrs"]
     tune_epochs, epochs = int(settings["tune_epochs"]), int(settings["epochs"])
     cfg = variant_config(variant, settings, overrides, lrs[0], tune_epochs)
-    if data is None:                    # a worker: the parent checked the data and reported any warning
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DatasetWarning)
-            data = load_data(cfg)
+    with warnings.catch_warnings():     # the parent checked the data and reported any warning
+        warnings.simplefilter("ignore", DatasetWarning)
+        data = load_data(cfg)
     result = {"variant": name, "arch": "-".join(map(str, cfg.arch)), "layers": len(cfg.arch) - 1,
               "units": "-".join(map(str, cfg.arch[1:-1])) or "-", "activation": cfg.activation,
               "epochs": epochs, "trials": [], "run": None}
@@ -184,7 +183,7 @@ def _tune_and_train(variant, settings, overrides, out, progress=False, data=None
     cfg = variant_config(variant, settings, overrides, best["lr"], epochs)
     run = Path("variants") / slug(name)
     try:
-        metrics = train_run(cfg, Path(out) / run, data=data, progress=progress, test=False)
+        metrics = train_run(cfg, Path(out) / run, data=data, progress=False, test=False)
     except TrainingDivergedError as e:
         return {**result, "status": f"final training {_diverged(e)}"}
     return {**result, "train_loss": metrics["train_loss"], "train_acc": metrics["train_acc"],
@@ -195,9 +194,11 @@ def _tune_and_train(variant, settings, overrides, out, progress=False, data=None
 def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite=False):
     """Tune and train every variant of ``spec`` (a preset or
     :func:`load_sweep_config`), pick the favourite by validation accuracy,
-    test it once, and write the sweep folder ``out``.  ``jobs`` > 1 trains
-    variants in parallel processes with one BLAS thread each.  Returns the
-    summary rows (the favourite's has ``test_loss``/``test_acc``).
+    test it once, and write the sweep folder ``out``.  Variants train in
+    ``jobs`` worker processes with one BLAS thread each, also when ``jobs``
+    is 1, so the numbers do not depend on ``jobs`` (a multi-threaded GEMM
+    sums in another order).  Returns the summary rows (the favourite's has
+    ``test_loss``/``test_acc``).
 
     Everything is checked before anything is written or trained: the sweep
     (:func:`~nnumpy.runconfig.check_sweep`: keys, types, names, every
@@ -212,12 +213,8 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite
     settings, variants = check_sweep(spec, overrides)
     settings = {**settings, **{k: overrides.pop(k) for k in ("epochs", "tune_epochs") if k in overrides}}
     first = variant_config(variants[0], settings, overrides, variants[0]["lrs"][0], 1)
-    if jobs <= 1:
-        data, worker_overrides = load_data(first), overrides
-    else:
-        fetch(first.dataset, root=first.data_root, download=first.download, mirrors=first.mirrors,
-              progress=progress)
-        data, worker_overrides = None, {**overrides, "download": False}     # the workers only read
+    fetch(first.dataset, root=first.data_root, download=first.download, mirrors=first.mirrors, progress=progress)
+    worker_overrides = {**overrides, "download": False}                   # the workers only read
     names = [v["name"] for v in variants]
     config = {"settings": settings, "variants": variants, "overrides": overrides}
     with run_folder(out, overwrite=overwrite, kind="sweep", config=config) as staged:
@@ -231,11 +228,7 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite
                                          if r["status"] == "finished" else r["status"]))
 
         try:
-            if jobs <= 1:
-                for task in tasks:
-                    finished(_tune_and_train(*task, progress=progress, data=data))
-            else:
-                run_parallel(_tune_and_train, tasks, jobs, finished, name=lambda t: f"variant {t[0]['name']!r}")
+            run_parallel(_tune_and_train, tasks, jobs, finished, name=lambda t: f"variant {t[0]['name']!r}")
         except KeyboardInterrupt:
             results.sort(key=lambda r: names.index(r["variant"]))
             if results:
@@ -250,7 +243,7 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite
         fav = max(done, key=lambda r: (r["val_acc"], -r["val_loss"])) if done else None
         if fav is not None:
             model = load(folder / fav["run"] / "model.npz")
-            _, _, tst = data if data is not None else load_data(first)
+            _, _, tst = load_data(first)
             fav["test_loss"], fav["test_acc"] = evaluate(model, *tst)
             metrics_path = folder / fav["run"] / "metrics.json"
             metrics = json.loads(metrics_path.read_text())

@@ -84,8 +84,9 @@ def find_dataset(name, *candidates):
 def mnist_dir():
     found = find_dataset("mnist", os.environ.get("NNUMPY_TEST_MNIST"), ROOT.parent / "shared" / "datasets" / "mnist")
     if found is None:
-        missing("the real MNIST files were not found: looked in $NNUMPY_TEST_MNIST, ../shared/datasets/mnist "
-                "and nnumpy's search path (python -m nnumpy.datasets download mnist puts them there)")
+        missing("the real MNIST files were not found (set NNUMPY_DATA=DIR with them in DIR/mnist/, or run "
+                "python -m nnumpy.datasets download mnist; also looked in $NNUMPY_TEST_MNIST and "
+                "../shared/datasets/mnist)")
     return found
 
 

@@ -244,3 +244,41 @@ def test_environment_variables_do_not_leak_into_the_data_search(tmp_path):
     r = nnumpy("train", "--offline", "--out", "run", env=env, cwd=tmp_path)
     assert "--data-root" in one_line_error(r, 1)
     assert listing(tmp_path) == []
+
+
+SANE = """
+[settings]
+epochs = 2
+tune_epochs = 1
+[[variants]]
+name = "relu"
+arch = "784-16-10"
+lrs = [0.03, 0.1]
+[[variants]]
+name = "sigmoid"
+arch = "784-16-10"
+activation = "sigmoid"
+lrs = [0.3]
+"""
+
+
+def test_a_sweep_gives_the_same_numbers_on_one_process_or_two(mnist_dir, tmp_path):
+    (tmp_path / "grid.toml").write_text(SANE)
+    for jobs in (1, 2):
+        r = nnumpy("sweep", "--config", "grid.toml", "--out", f"s{jobs}", "--data-root", mnist_dir, "--jobs", jobs,
+                   *QUICK, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    for name in ("summary.csv", "tuning.csv"):
+        assert (tmp_path / "s1" / name).read_text() == (tmp_path / "s2" / name).read_text()
+
+
+def test_sweep_takes_the_dataset_option_and_the_example_grid(fashion_dir, tmp_path):
+    from conftest import ROOT
+    from nnumpy.runconfig import load_sweep_config
+    assert load_sweep_config(ROOT / "examples" / "grid.toml")["variants"]
+    (tmp_path / "grid.toml").write_text(SANE)
+    r = nnumpy("sweep", "--config", "grid.toml", "--out", "s", "--dataset", "fashion-mnist", "--data-root",
+               fashion_dir, *QUICK, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "s" / "variants" / "relu" / "config.json").read_text())
+    assert cfg["dataset"] == "fashion-mnist"

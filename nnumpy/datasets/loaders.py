@@ -98,6 +98,10 @@ class DatasetNotFoundError(FileNotFoundError):
             lines.append(f"  {fname}: " + ("; ".join(rejected) if rejected else "not found"))
         lines.append("searched: " + ", ".join(self.searched))
         lines.append(local_files_advice(spec.name, self.root, cli))
+        if self.root is not None and (Path(self.root) / spec.name).is_dir():
+            inner = Path(self.root) / spec.name
+            lines.append(f"{self.root} holds a folder {spec.name}/: did you mean "
+                         + (f"--data-root {inner}" if cli else f"root={str(inner)!r}") + "?")
         get = "python -m nnumpy.datasets download " + spec.name + (f" --data-root {self.root}" if self.root else "")
         home = "" if spec.homepage in spec.mirrors else f" (see {spec.homepage})"
         lines.append(f"To download them (online): {get}; or get them from " + " or ".join(spec.mirrors) + home + ".")
