@@ -224,7 +224,7 @@ def _build(desc, dtype):
         return nn.Sequential(*(_build(c, dtype) for c in desc["children"]), **config)
     if kind in ("Linear", "MLP"):
         config["dtype"] = dtype
-        config["rng"] = 0               # the weights are about to be overwritten
+        config["init"] = False          # the weights are about to be overwritten: no random draw
     return _CLASSES[kind](**config)
 
 

@@ -711,21 +711,23 @@ def test_real_permissions(world_dir):
 # Model files: memory
 # =========================================================================================
 
-def test_loading_costs_no_more_memory_than_building_the_model(tmp_path):
-    """The model itself is weights + gradients (2x the file's payload, by
-    nnumpy's Parameter); loading adds nothing to building it: no copy of the
-    file's arrays is held."""
-    sizes = [784, 8000, 10]                      # ~25 MB of float32 weights
-    model = nnp.MLP(sizes, rng=0)
-    payload = sum(p.data.nbytes for p in model.parameters())
-    nnp.save(model, tmp_path / "big.npz")
-    del model
-    built, build_peak = peak_of(lambda: nnp.MLP(sizes, rng=0))
-    del built
-    loaded, load_peak = peak_of(lambda: nnp.load(tmp_path / "big.npz"))
-    assert isinstance(loaded, nnp.MLP)
-    assert load_peak <= 1.05 * build_peak + 4 * MiB, (load_peak / MiB, build_peak / MiB)
-    assert load_peak <= 3.2 * payload
+def test_loading_a_model_needs_about_its_payload_in_memory(tmp_path):
+    """Resident memory, measured in a fresh process: loading a model costs its
+    weights and little more.  The weights are read straight into parameters
+    that were not drawn at random first (``init=False``), and gradients are
+    zero pages the system hands out only when written.  (tracemalloc would
+    count those untouched pages too: the process's peak RSS is the truth.)"""
+    code = ("import resource, sys, nnumpy as nnp\n"
+            "nnp.save(nnp.MLP([784, 16000, 10], rng=0), sys.argv[1])\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.npz")], check=True, timeout=300)
+    measure = ("import os, resource, sys, nnumpy as nnp\n"
+               "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+               "m = nnp.load(sys.argv[1])\n"
+               "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n")
+    grew = int(subprocess.run([sys.executable, "-c", measure, str(tmp_path / "big.npz")], check=True,
+                              capture_output=True, text=True, timeout=300).stdout)
+    payload = (tmp_path / "big.npz").stat().st_size
+    assert grew <= 1.2 * payload + 8 * MiB, (grew / MiB, payload / MiB)
 
 
 # =========================================================================================

@@ -193,12 +193,13 @@ class MLP(Sequential):
     equivalent PyTorch stack, so the state-dict keys match that stack.
 
     activation: a name from :data:`ACTIVATIONS`, or a list with one name per
-    hidden layer.  input_grad: see :class:`Sequential`.  ``rng``: an int seed or Generator for the initial weights
+    hidden layer.  input_grad: see :class:`Sequential`.  init: see :class:`Linear`.
+    ``rng``: an int seed or Generator for the initial weights
     (and dropout masks); the same seed gives the same model.
     """
 
     def __init__(self, sizes, activation="relu", dropout=0.0, bias=True, dtype=None, rng=None,
-                 input_grad=True):
+                 input_grad=True, init=True):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or not hasattr(sizes, "__iter__"):
             raise ArgumentTypeError(f"MLP: sizes must be a list of layer sizes such as [784, 100, 10], "
                                     f"got {describe(sizes)}")
@@ -228,7 +229,7 @@ class MLP(Sequential):
         gen = resolve_rng(rng)
         layers = []
         for i in range(len(sizes) - 1):
-            layers.append(Linear(sizes[i], sizes[i + 1], bias=bias, dtype=dt, rng=gen))
+            layers.append(Linear(sizes[i], sizes[i + 1], bias=bias, dtype=dt, rng=gen, init=init))
             if i < n_hidden:
                 layers.append(ACTIVATIONS[acts[i]]())
                 if dropout > 0:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import functional as F
 from .._checks import flag, positive_int
 from ..random import resolve_rng
@@ -19,6 +21,8 @@ class Linear(Module):
     PyTorch's default (kaiming_uniform with a = sqrt(5) gives exactly this
     bound for the weight).  Draws are made in float64 and then cast, so a
     float32 and a float64 layer from the same seed hold the same numbers.
+    ``init=False`` skips the draw and leaves the weights at zero (for a
+    state dict about to be loaded: :func:`nnumpy.load` uses it).
 
     Input (*, in_features) -> output (*, out_features).
     Cache: the input x, reshaped to (N, in_features) where N is the product
@@ -27,19 +31,21 @@ class Linear(Module):
     write into it between forward and backward.
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None, rng=None):
+    def __init__(self, in_features, out_features, bias=True, dtype=None, rng=None, init=True):
         super().__init__()
         self.in_features = positive_int("in_features", in_features, owner="Linear")
         self.out_features = positive_int("out_features", out_features, owner="Linear")
         bias = flag("bias", bias, owner="Linear")
         dt = as_float_dtype(dtype)
-        gen = resolve_rng(rng)
-        bound = 1.0 / math.sqrt(self.in_features)
-        self.weight = Parameter(gen.uniform(-bound, bound, (self.out_features, self.in_features)).astype(dt))
-        if bias:
-            self.bias = Parameter(gen.uniform(-bound, bound, self.out_features).astype(dt))
-        else:
-            self.bias = None
+        shapes = {"weight": (self.out_features, self.in_features), "bias": (self.out_features,) if bias else None}
+        if flag("init", init, owner="Linear"):
+            gen = resolve_rng(rng)
+            bound = 1.0 / math.sqrt(self.in_features)
+            draw = {k: gen.uniform(-bound, bound, s).astype(dt) for k, s in shapes.items() if s is not None}
+        else:                      # to be overwritten (nnumpy.load): no draw, no memory touched yet
+            draw = {k: np.zeros(s, dt) for k, s in shapes.items() if s is not None}
+        self.weight = Parameter(draw["weight"], copy=False)
+        self.bias = Parameter(draw["bias"], copy=False) if bias else None
 
     def check_input(self, x):
         """Raise a clear error for input this layer cannot take."""

@@ -70,12 +70,13 @@ class Parameter:
 
     __slots__ = ("data", "_grad", "_grad_is_zero")
 
-    def __init__(self, data):
-        data = np.array(data, copy=True, order="C")     # C order: the fused kernels rely on it
+    def __init__(self, data, copy=True):
+        # C order: the fused kernels rely on it.  copy=False adopts an array the caller just made.
+        data = np.array(data, copy=True, order="C") if copy else np.require(data, requirements="C")
         if data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"Parameter data must be float32 or float64, got {data.dtype}")
         self.data = data
-        self._grad = np.zeros_like(data)
+        self._grad = np.zeros(data.shape, data.dtype)   # calloc'd: no memory is touched until it is used
         self._grad_is_zero = False
 
     @property
