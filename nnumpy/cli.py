@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -70,8 +72,15 @@ def _run_config(args):
                      mirrors=args.mirror, limit_train=args.limit_train, limit_test=args.limit_test)
 
 
+def _check_out(args):
+    from .runconfig import ConfigError
+    if args.out is not None and not args.out.strip():
+        raise ConfigError("--out needs a folder name")
+
+
 def _train(args):
     from .experiments import train_run
+    _check_out(args)
     cfg = _run_config(args).validate()
     out = args.out or f"runs/{'-'.join(map(str, cfg.arch))}-{cfg.activation}-lr{cfg.lr:g}"
     print(f"training {'-'.join(map(str, cfg.arch))} ({cfg.activation}) on {cfg.dataset}: {cfg.optimizer} lr "
@@ -92,6 +101,7 @@ def _sweep(args):
                  if v is not None}
     if args.offline:
         overrides["download"] = False
+    _check_out(args)
     out = args.out or f"runs/sweep-{args.preset or 'config'}"
     print(f"sweep of {len(spec['variants'])} variants, {args.jobs} process(es); writing {out}/", flush=True)
     results = sweep(spec, out, jobs=args.jobs, overrides=overrides, progress=False if args.quiet else None,
@@ -271,11 +281,20 @@ def main(argv=None):
         print(f"{name}: warning: {message}", file=sys.stderr)
 
     warnings.showwarning = show
+    terminated = []
+
+    def terminate(signum, frame):                # kill (SIGTERM) stops a run as Ctrl-C does: what
+        terminated.append(signum)                # finished is written, nothing half-made is left
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate)
     try:
         return args.run(args)
     except KeyboardInterrupt as e:
-        print(f"{name}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
-        return 130
+        print(f"{name}: " + ("terminated" if terminated else "interrupted") + (f": {e}" if str(e) else ""),
+              file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:                     # the reader went away (| head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

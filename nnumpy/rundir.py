@@ -13,7 +13,7 @@ are never replaced or deleted.
 from __future__ import annotations
 
 import contextlib
-import errno
+import glob
 import json
 import os
 import shutil
@@ -101,17 +101,28 @@ def _check_destination(out, overwrite):
     for parent in out.parents:                      # the first existing ancestor must be a folder
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, "Not a directory (cannot hold a run folder)", str(parent))
+                raise RunFolderExistsError(f"{parent} is a file, not a folder: it cannot hold {out}")
             break
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise RunFolderExistsError(f"{out} exists and is not a folder; choose another output folder")
+    if out.is_symlink():
+        raise RunFolderExistsError(f"{out} is a symbolic link; nnumpy does not write run folders through "
+                                   f"links: choose another output folder")
+    if out.exists() and not out.is_dir():
+        raise RunFolderExistsError(f"{out} exists and is a file, not a folder; choose another output folder")
     if out.exists():
-        if not overwrite:
-            raise RunFolderExistsError(f"{out} already exists; pass --overwrite (overwrite=True) to replace "
-                                       f"it, or choose another output folder")
         if not is_run_folder(out):
             raise RunFolderExistsError(f"{out} exists and was not written by nnumpy (it has no {MARKER} "
                                        f"file); it is left alone: choose another output folder")
+        if not overwrite:
+            raise RunFolderExistsError(f"{out} already holds a run; pass --overwrite (overwrite=True) to "
+                                       f"replace it, or choose another output folder")
+
+
+def _remove_leftovers(out):
+    """Temporary folders of earlier runs into ``out`` that were killed before
+    they could clean up (only called while holding the lock, so no run is
+    writing them)."""
+    for p in out.parent.glob(f".{glob.escape(out.name)}.nnumpy-*.[to][ml][pd]"):     # *.tmp, *.old
+        shutil.rmtree(p, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -132,7 +143,8 @@ def run_folder(out, overwrite=False, kind="run", config=None):
     _check_destination(out, overwrite)
     with make_dirs(out.parent), _lock(out):
         _check_destination(out, overwrite)                # again, now that no other run can change it
-        staged = _Staged(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+        _remove_leftovers(out)
+        staged = _Staged(tempfile.mkdtemp(prefix=f".{out.name}.nnumpy-", suffix=".tmp", dir=out.parent))
         try:
             write_text(staged.path / MARKER, json.dumps({"kind": kind}) + "\n")
             if config is not None:
@@ -149,7 +161,7 @@ def _publish(tmp, out):
     """Rename ``tmp`` onto ``out``; an old run folder there is moved aside first, then deleted."""
     old = None
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.nnumpy-", suffix=".old", dir=out.parent))
         os.replace(out, old / "run")
     os.replace(tmp, out)
     if old is not None:

@@ -401,8 +401,10 @@ def predict(model, x, batch_size=1000):
     """Predicted class indices (argmax of the outputs), in evaluation mode."""
     _check_model(model, "predict")
     batch_size = positive_int("batch_size", batch_size, owner="predict")
-    if not isinstance(x, np.ndarray) or x.ndim == 0:
-        raise ArgumentTypeError(f"predict: x must be a NumPy array with one row per sample, got {describe(x)}")
+    if not isinstance(x, np.ndarray) or x.ndim < 2:
+        raise ArgumentTypeError(f"predict: x must be a NumPy array with one row per sample (N, features), got "
+                                f"{describe(x)}" + (f" of shape {x.shape}: for one sample use x[None]"
+                                                    if isinstance(x, np.ndarray) else ""))
     was_training = model.training
     model.eval()
     try:

@@ -105,7 +105,7 @@ def test_a_run_folder_is_replaced_only_when_asked(train, tmp_path):
     assert train("run").returncode == 0
     before = (tmp_path / "run" / "model.npz").read_bytes()
     err = one_line_error(train("run", "--seed", "1"), 2)
-    assert "already exists" in err and "--overwrite" in err
+    assert "already holds a run" in err and "--overwrite" in err
     assert (tmp_path / "run" / "model.npz").read_bytes() == before
     assert train("run", "--seed", "1", "--overwrite").returncode == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 1
@@ -121,7 +121,29 @@ def test_a_users_own_folder_or_file_is_never_replaced(train, tmp_path):
     assert "was not written by nnumpy" in err
     assert "not a folder" in one_line_error(train("afile", "--overwrite"), 2)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine" and (tmp_path / "afile").read_text() == "mine too"
-    assert "not a directory" in one_line_error(train("afile/run"), 1).lower()
+    assert "is a file, not a folder" in one_line_error(train("afile/run"), 2)
+
+
+def test_a_killed_run_leaves_nothing_the_next_run_trips_on(train, tmp_path):
+    (tmp_path / ".run.nnumpy-abc123.tmp").mkdir()        # what a run killed with -9 leaves
+    (tmp_path / ".run.nnumpy-abc123.tmp" / "config.json").write_text("{}")
+    (tmp_path / ".run.lock").write_text("")              # its lock file (no process holds the lock)
+    assert train("run").returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_sigterm_keeps_the_finished_epochs_like_ctrl_c(mnist_dir, tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "nnumpy", "train", "--arch", "784-64-10", "--epochs", "200",
+                          "--data-root", str(mnist_dir), "--out", "run", "--limit-train", "20000", "--quiet"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("epoch   1/200"):
+            break
+    p.terminate()
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143 and "Traceback" not in err, err
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["interrupted"]
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["run"]
 
 
 def test_a_second_run_into_the_same_folder_fails_at_once(mnist_dir, tmp_path):
@@ -233,7 +255,7 @@ def test_a_sweep_folder_is_one_sweep(mnist_dir, tmp_path):
     (tmp_path / "grid.toml").write_text(DIVERGING)
     args = ["sweep", "--config", "grid.toml", "--out", "s", "--data-root", mnist_dir, *QUICK]
     assert nnumpy(*args, cwd=tmp_path).returncode == 0
-    assert "already exists" in one_line_error(nnumpy(*args, cwd=tmp_path), 2)
+    assert "already holds a run" in one_line_error(nnumpy(*args, cwd=tmp_path), 2)
     assert nnumpy(*args, "--overwrite", "--seed", "3", cwd=tmp_path).returncode == 0
     assert json.loads((tmp_path / "s" / "config.json").read_text())["overrides"]["seed"] == 3
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())

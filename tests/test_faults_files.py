@@ -1209,3 +1209,16 @@ def test_real_mnist_in_root_is_not_replaced_by_fashion_mnist(mnist_dir, fashion_
     assert listing(root) == before
     assert sorted(os.listdir(tmp_path / "data" / "fashion-mnist")) == sorted(NAMES)
     assert "did you mean 'mnist'?" in "\n".join(str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("max_bytes", [float("nan"), "5", True, 0, -1, 2.5])
+def test_read_idx_checks_its_memory_bound(max_bytes, tmp_path):
+    write_idx(np.arange(6, dtype=np.uint8), tmp_path / "a.idx")
+    with pytest.raises(ValueError, match="max_bytes must be a positive integer"):
+        read_idx(tmp_path / "a.idx", max_bytes=max_bytes)
+
+
+def test_read_idx_refuses_more_dimensions_than_numpy_has(tmp_path):
+    (tmp_path / "d.idx").write_bytes(b"\x00\x00\x08\x41" + b"\x00\x00\x00\x01" * 65 + b"\x00")
+    with pytest.raises(IDXFormatError, match="65 dimensions"):
+        read_idx(tmp_path / "d.idx")

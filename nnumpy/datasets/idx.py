@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import numbers
 import os
 import stat
 import struct
@@ -76,6 +77,8 @@ def _parse_header(head, name, total=None, max_bytes=DEFAULT_MAX_BYTES):
                              + ", ".join(f"0x{c:02x}" for c in IDX_TYPES) + ")")
     if ndim == 0:
         raise IDXFormatError(f"{name}: the header declares zero dimensions")
+    if ndim > 64:
+        raise IDXFormatError(f"{name}: the header declares {ndim} dimensions; NumPy arrays have at most 64")
     header_len = 4 + 4 * ndim
     if len(head) < header_len:
         raise IDXFormatError(f"{name}: truncated header: {ndim} dimensions need {header_len} bytes, "
@@ -266,6 +269,8 @@ def _decode(source, name=None, max_bytes=DEFAULT_MAX_BYTES, sha256=False):
 
     Returns ``(array, hexdigest)``: a native-endian writable array, and the
     SHA-256 of the uncompressed IDX bytes when ``sha256`` (else None)."""
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive integer (bytes), got {max_bytes!r}")
     with _Input(source) as inp:
         name = inp.name if name is None else name
         stream, compressed = _open_stream(inp)
