@@ -18,6 +18,8 @@ import warnings
 
 import numpy as np
 
+from ._argtypes import positive_int, seed
+
 
 def parse_arch(text):
     """"784-100-10" -> [784, 100, 10] (an argparse type: bad input exits with code 2)."""
@@ -125,27 +127,6 @@ def _evaluate(args):
     return 0
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _seed(text):
-    """An integer seed >= 0 (what numpy.random.default_rng takes)."""
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if not 0 <= v < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}")
-    return v
-
-
 def _data_arguments(p):
     from .datasets import DATASETS
     p.add_argument("--dataset", choices=list(DATASETS), help="dataset (default: mnist, or the sweep file's)")
@@ -155,8 +136,8 @@ def _data_arguments(p):
     p.add_argument("--offline", action="store_true", help="never download")
     p.add_argument("--mirror", action="append", metavar="URL",
                    help="base URL to download the dataset from instead of its usual mirrors (repeatable)")
-    p.add_argument("--limit-train", type=_positive_int, help="use only the first N training images")
-    p.add_argument("--limit-test", type=_positive_int, help="use only the first N test images")
+    p.add_argument("--limit-train", type=positive_int, help="use only the first N training images")
+    p.add_argument("--limit-test", type=positive_int, help="use only the first N test images")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the output folder if it holds an earlier run (never a folder nnumpy did not write)")
@@ -207,9 +188,9 @@ def build_parser():
     g.add_argument("--arch", type=parse_arch, default=parse_arch("784-100-200-50-10"),
                    help="layer sizes (default: 784-100-200-50-10)")
     g.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS), help="hidden activation")
-    g.add_argument("--batch", type=_positive_int, default=16, help="batch size")
-    g.add_argument("--seed", type=_seed, default=0, help="seed of the weights, inputs and checked entries")
-    g.add_argument("--max-checks", type=_positive_int, default=50,
+    g.add_argument("--batch", type=positive_int, default=16, help="batch size")
+    g.add_argument("--seed", type=seed, default=0, help="seed of the weights, inputs and checked entries")
+    g.add_argument("--max-checks", type=positive_int, default=50,
                    help="finite differences: entries checked per tensor")
     g.add_argument("--no-fd", action="store_true", help="skip the finite-difference check")
     g.add_argument("--torch", action="store_true", help="also compare with PyTorch autograd")
@@ -229,11 +210,11 @@ def build_parser():
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov when > 0)")
     t.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
                    help="learning rate: cosine annealing to 0 over the epochs, or constant")
-    t.add_argument("--epochs", type=_positive_int, default=20, help="training epochs")
-    t.add_argument("--batch-size", type=_positive_int, default=64, help="mini-batch size")
+    t.add_argument("--epochs", type=positive_int, default=20, help="training epochs")
+    t.add_argument("--batch-size", type=positive_int, default=64, help="mini-batch size")
     t.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of the training images held out for validation (stratified)")
-    t.add_argument("--seed", type=_seed, default=0, help="seed of the split, the weights and the batch order")
+    t.add_argument("--seed", type=seed, default=0, help="seed of the split, the weights and the batch order")
     t.add_argument("--out", help="run folder (default: runs/ARCH-ACTIVATION-lrLR)")
     _data_arguments(t)
     t.set_defaults(run=_train)
@@ -246,10 +227,10 @@ def build_parser():
     src.add_argument("--preset", choices=["practical"], help="practical: six MLPs, ReLU and sigmoid, batch 64")
     src.add_argument("--config", metavar="FILE.toml", help="a sweep file ([settings], [[variants]])")
     w.add_argument("--out", help="sweep folder (default: runs/sweep-PRESET, or runs/sweep-config)")
-    w.add_argument("--jobs", type=_positive_int, default=1, help="variants trained in parallel processes")
-    w.add_argument("--epochs", type=_positive_int, help="override the final training epochs")
-    w.add_argument("--tune-epochs", type=_positive_int, help="override the epochs per learning-rate trial")
-    w.add_argument("--seed", type=_seed, help="override the sweep's seed")
+    w.add_argument("--jobs", type=positive_int, default=1, help="variants trained in parallel processes")
+    w.add_argument("--epochs", type=positive_int, help="override the final training epochs")
+    w.add_argument("--tune-epochs", type=positive_int, help="override the epochs per learning-rate trial")
+    w.add_argument("--seed", type=seed, help="override the sweep's seed")
     _data_arguments(w)
     w.set_defaults(run=_sweep)
 

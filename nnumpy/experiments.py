@@ -115,7 +115,7 @@ def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, over
                           verbose=verbose)
         except TrainingInterrupted as e:
             history, interrupted = e.history, e
-            if getattr(e, "state", None) is not None:
+            if e.state is not None:
                 model.load_state_dict(e.state)            # the model of the last finished epoch
         metrics = {"arch": cfg.arch, "activation": cfg.activation, "lr": cfg.lr, "epochs_run": len(history),
                    "seconds": time.perf_counter() - t0, "interrupted": interrupted is not None}
@@ -142,8 +142,8 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 def _diverged(e):
-    where = f"epoch {e.epoch}" if getattr(e, "epoch", None) is not None else "training"
-    if getattr(e, "step", None) is not None:
+    where = f"epoch {e.epoch}" if e.epoch is not None else "training"
+    if e.step is not None:
         where += f", step {e.step}"
     return f"diverged ({where})"
 

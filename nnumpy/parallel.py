@@ -47,7 +47,7 @@ def _sendable(exc):
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:
+    except Exception:                     # pickling can fail in many ways (PicklingError, TypeError, ...)
         return RuntimeError(f"{type(exc).__name__}: {exc} (raised in a worker process; the exception "
                             f"itself could not be sent back)")
 

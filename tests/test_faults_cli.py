@@ -304,3 +304,16 @@ def test_sweep_takes_the_dataset_option_and_the_example_grid(fashion_dir, tmp_pa
     assert r.returncode == 0, r.stderr
     cfg = json.loads((tmp_path / "s" / "variants" / "relu" / "config.json").read_text())
     assert cfg["dataset"] == "fashion-mnist"
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--retries", "-1"], "integer >= 0"), (["--retries", "x"], "integer >= 0"),
+    (["--timeout", "0"], "positive number of seconds"), (["--timeout", "nan"], "positive number of seconds"),
+    (["--timeout", "inf"], "positive number of seconds"),
+])
+def test_bad_download_options_exit_2(args, words, tmp_path):
+    for cmd in (["-m", "nnumpy", "download"], ["-m", "nnumpy.datasets", "download"]):
+        r = subprocess.run([sys.executable, *cmd, "mnist", "--data-root", str(tmp_path), *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert listing(tmp_path) == []

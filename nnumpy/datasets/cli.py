@@ -7,37 +7,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 import warnings
 
+from .._argtypes import count, seconds
 from .download import DownloadError
 from .loaders import DatasetNotFoundError, DatasetWarning, fetch, search_dirs
 from .registry import DATASETS, ROLES
-
-
-def _seconds(text):
-    """A positive finite number of seconds (an argparse type: bad input exits with code 2)."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return v
-
-
-def _count(text):
-    """An integer >= 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
 
 
 def add_action_arguments(q, action):
@@ -49,8 +27,8 @@ def add_action_arguments(q, action):
     if action == "download":
         q.add_argument("--mirror", action="append", metavar="URL",
                        help="base URL to download from instead of the built-in mirrors (repeatable)")
-        q.add_argument("--timeout", type=_seconds, default=30.0, help="read timeout in seconds (default 30)")
-        q.add_argument("--retries", type=_count, default=2, help="retries per URL on transient errors")
+        q.add_argument("--timeout", type=seconds, default=30.0, help="read timeout in seconds (default 30)")
+        q.add_argument("--retries", type=count, default=2, help="retries per URL on transient errors")
 
 
 def add_arguments(p):
