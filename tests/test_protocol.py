@@ -19,8 +19,18 @@ MODULES = {
     "sequential": lambda dt: nnp.Sequential(nnp.Linear(6, 5, dtype=dt, rng=1), nnp.Tanh(),
                                             nnp.Linear(5, 3, dtype=dt, rng=2)),
     "mlp-dropout": lambda dt: nnp.MLP([6, 8, 7, 3], activation="sigmoid", dropout=0.2, dtype=dt, rng=4),
+    # -- convolution and pooling: (factory, input shape) -------------------------------------
+    # -- normalisation: (factory, input shape) ------------------------------------------------
 }
 DTYPES = [np.float32, np.float64]
+DEFAULT_SHAPE = (5, 6)
+
+
+def make(name, dtype):
+    """(module, input shape): an entry is a factory, or (factory, input shape) for N-d layers."""
+    entry = MODULES[name]
+    factory, shape = entry if isinstance(entry, tuple) else (entry, DEFAULT_SHAPE)
+    return factory(dtype), shape
 
 
 def run(module, x, dy_seed=0):
@@ -33,8 +43,8 @@ def run(module, x, dy_seed=0):
 @pytest.mark.parametrize("name", list(MODULES))
 class TestProtocol:
     def test_inputs_unchanged_and_dtype_preserved(self, name, dtype):
-        m = MODULES[name](dtype)
-        x = np.random.default_rng(1).standard_normal((5, 6)).astype(dtype)
+        m, shape = make(name, dtype)
+        x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
         x0 = x.copy()
         y, dy = run(m, x)
         dy0 = dy.copy()
@@ -46,8 +56,8 @@ class TestProtocol:
         assert all(p.grad.dtype == dtype for p in m.parameters())
 
     def test_two_rounds_accumulate_twice_one(self, name, dtype):
-        m = MODULES[name](dtype)
-        x = np.random.default_rng(2).standard_normal((5, 6)).astype(dtype)
+        m, shape = make(name, dtype)
+        x = np.random.default_rng(2).standard_normal(shape).astype(dtype)
         with preserve_rng_state(m) as rewind:
             rewind()
             _, dy = run(m, x)
@@ -61,18 +71,18 @@ class TestProtocol:
             np.testing.assert_allclose(p.grad, 2 * g1, rtol=1e-6 if dtype == np.float32 else 1e-15)
 
     def test_backward_without_forward_raises(self, name, dtype):
-        m = MODULES[name](dtype)
+        m, shape = make(name, dtype)
         with pytest.raises(RuntimeError, match="without a preceding forward"):
             m.backward(np.ones((5, 3), dtype=dtype))
-        x = np.random.default_rng(3).standard_normal((5, 6)).astype(dtype)
+        x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
         _, dy = run(m, x)
         m.backward(dy)
         with pytest.raises(RuntimeError, match="without a preceding forward"):
             m.backward(dy)
 
     def test_zero_grad_keeps_the_same_arrays(self, name, dtype):
-        m = MODULES[name](dtype)
-        x = np.random.default_rng(4).standard_normal((5, 6)).astype(dtype)
+        m, shape = make(name, dtype)
+        x = np.random.default_rng(4).standard_normal(shape).astype(dtype)
         _, dy = run(m, x)
         m.backward(dy)
         ids = [(id(p.data), id(p.grad)) for p in m.parameters()]
@@ -81,8 +91,8 @@ class TestProtocol:
         assert all(not p.grad.any() for p in m.parameters())
 
     def test_bad_dy_is_rejected(self, name, dtype):
-        m = MODULES[name](dtype)
-        x = np.random.default_rng(5).standard_normal((5, 6)).astype(dtype)
+        m, shape = make(name, dtype)
+        x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
         y, dy = run(m, x)
         with pytest.raises(ValueError, match="dy has shape"):
             m.backward(dy[:-1])

@@ -50,7 +50,7 @@ class Sequential(Module):
         for i, m in enumerate(modules):
             self.add_module(str(i), m)
         self.input_grad = flag("input_grad", input_grad, owner=type(self).__name__)
-        self.__dict__["_buffers"] = {}
+        self.__dict__["_scratch"] = {}
 
     def add_module(self, name, module):
         super().add_module(name, module)
@@ -101,11 +101,11 @@ class Sequential(Module):
     def _buffer(self, key, shape, dtype):
         """A scratch array reused across steps (never handed to the caller)."""
         key = (key, shape, dtype)
-        buf = self._buffers.get(key)
+        buf = self._scratch.get(key)
         if buf is None:
-            if len(self._buffers) > 32:
-                self._buffers.clear()
-            buf = self._buffers[key] = np.empty(shape, dtype)
+            if len(self._scratch) > 32:
+                self._scratch.clear()
+            buf = self._scratch[key] = np.empty(shape, dtype)
         return buf
 
     # -- forward / backward -----------------------------------------------------------
@@ -178,7 +178,7 @@ class Sequential(Module):
     def _own(self, a):
         """``a``, copied if it shares memory with a reused buffer (so what the
         caller receives is never overwritten by a later step)."""
-        if any(np.may_share_memory(a, b) for b in self._buffers.values()):
+        if any(np.may_share_memory(a, b) for b in self._scratch.values()):
             return a.copy()
         return a
 

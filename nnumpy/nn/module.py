@@ -130,6 +130,7 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_cache", None)
 
@@ -139,6 +140,14 @@ class Module:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning attributes")
         params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
+        buffers = self.__dict__["_buffers"]
+        if name in buffers:
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"{type(self).__name__}.{name} is a buffer: assign a NumPy array, "
+                                f"got {type(value).__name__}")
+            buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         params.pop(name, None)
         modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -146,6 +155,19 @@ class Module:
         elif isinstance(value, Module):
             modules[name] = value
         object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, array):
+        """Register ``array`` as state that is not learned (batch norm's running
+        statistics): it is in :meth:`state_dict` under its dotted name, after the
+        module's parameters (PyTorch's order), converted by :meth:`to` when it
+        is a float array, saved by :func:`nnumpy.save`, and never seen by an
+        optimizer.  Update it in place or by assigning a new array."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"a buffer is a NumPy array, got {type(array).__name__}")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        self._buffers[name] = array
+        object.__setattr__(self, name, array)
 
     def add_module(self, name, module):
         """Register ``module`` under ``name`` (used by containers for "0", "1", ...)."""
@@ -234,6 +256,26 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self, prefix=""):
+        """(dotted name, array) pairs of every buffer: "1.running_mean", ..."""
+        for name, b in self._buffers.items():
+            yield prefix + name, b
+        for mname, m in self._modules.items():
+            yield from m.named_buffers(prefix + mname + ".")
+
+    def buffers(self):
+        return [b for _, b in self.named_buffers()]
+
+    def _state_items(self, prefix=""):
+        """(dotted name, owner module, attribute, array) of every state entry in
+        PyTorch's order: a module's parameters, then its buffers, then its children's."""
+        for name, p in self._parameters.items():
+            yield prefix + name, self, name, p.data
+        for name, b in self._buffers.items():
+            yield prefix + name, self, name, b
+        for mname, m in self._modules.items():
+            yield from m._state_items(prefix + mname + ".")
+
     def num_parameters(self):
         """Total number of learnable scalars."""
         return int(sum(p.size for p in self.parameters()))
@@ -267,17 +309,21 @@ class Module:
                 if p.data.dtype != dt:
                     p.data = p.data.astype(dt, order="C")
                     p.grad = p.grad.astype(dt, order="C")
+            for name, b in m._buffers.items():
+                if b.dtype in FLOAT_DTYPES and b.dtype != dt:
+                    setattr(m, name, b.astype(dt, order="C"))
         return self
 
     # -- state ------------------------------------------------------------------
     def state_dict(self):
-        """An ordered dict of dotted parameter names to copies of their data.
+        """An ordered dict of dotted names to copies of the parameters' data
+        and of the buffers (batch norm's running statistics).
 
-        The keys are those of the equivalent PyTorch module ("0.weight",
-        "0.bias", "2.weight", ...), so ``{k: v.numpy() for k, v in
-        torch_model.state_dict().items()}`` loads into the nnumpy model.
+        The keys and their order are those of the equivalent PyTorch module
+        ("0.weight", "0.bias", "1.running_mean", ...), so ``{k: v.numpy() for
+        k, v in torch_model.state_dict().items()}`` loads into the nnumpy model.
         """
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        return OrderedDict((name, a.copy()) for name, _, _, a in self._state_items())
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays from ``state_dict`` into the parameters, in place.
@@ -287,7 +333,7 @@ class Module:
         and unexpected keys.  Returns ``(missing_keys, unexpected_keys)``.
         Nothing is written unless every entry fits.
         """
-        own = OrderedDict(self.named_parameters())
+        own = OrderedDict((name, a) for name, _, _, a in self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
@@ -303,8 +349,8 @@ class Module:
             if hasattr(v, "detach"):          # a torch tensor: no torch import needed
                 v = v.detach().cpu().numpy()
             v = np.asarray(v)
-            if v.shape != p.data.shape:
-                problems.append(f"{k}: shape {v.shape} in the state dict, {p.data.shape} in the model")
+            if v.shape != p.shape:
+                problems.append(f"{k}: shape {v.shape} in the state dict, {p.shape} in the model")
             elif not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
                 problems.append(f"{k}: dtype {v.dtype} is not numeric")
             else:
@@ -313,7 +359,7 @@ class Module:
             raise StateDictError(f"cannot load state dict into {type(self).__name__}: "
                                  + "; ".join(problems))
         for k, v in values.items():
-            own[k].data[...] = v
+            own[k][...] = v
         return IncompatibleKeys(missing, unexpected)
 
     def get_config(self):

@@ -1,0 +1,21 @@
+"""Pure forward/backward pairs: the mathematics of every layer, with no state.
+
+One room per family of layers, all re-exported here (``nnumpy.functional.X``):
+
+* :mod:`~nnumpy.functional.dense`: linear, element-wise activations, dropout,
+  softmax cross-entropy, MSE;
+* :mod:`~nnumpy.functional.conv`: 2-d convolution (im2col and col2im);
+* :mod:`~nnumpy.functional.pool`: max, average and adaptive average pooling;
+* :mod:`~nnumpy.functional.norm`: batch, layer and group normalisation,
+  channel dropout.
+
+Each ``*_forward`` function computes a layer's output and returns what its
+``*_backward`` partner needs; each ``*_backward`` function takes the upstream
+gradient ``dy = dL/dy`` (same shape as the forward output) and returns the
+gradients with respect to the inputs.  Nothing here mutates its arguments.
+This plain NumPy is the reference that the numba kernels are tested against.
+"""
+from .dense import *  # noqa: F401,F403
+from .dense import __all__ as _dense_all
+
+__all__ = list(_dense_all)
