@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmark scripts: machine description, data, timing, output."""
+"""Shared helpers of the benchmark scripts: machine description, data, timing,
+output, and the worker processes that timings run in."""
 from __future__ import annotations
 
 import datetime
@@ -6,6 +7,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -76,20 +78,22 @@ def print_machine(info):
         print("# env: " + " ".join(f"{k}={val}" for k, val in info["env"].items()))
 
 
-def mnist(data_root=None, synthetic=False, n=60000, seed=0):
-    """MNIST training images as float32 (N, 784) in [0, 1] and labels, or
-    synthetic data of the same shape when the real files are not available."""
+def mnist(data_root=None, synthetic=False, n=60000, seed=0, images=False):
+    """MNIST training images as float32 in [0, 1], (N, 784), or (N, 1, 28, 28)
+    with ``images`` (the input of a CNN), and int64 labels (N,); synthetic
+    data of the same shape when the real files are not available."""
+    shape = (1, 28, 28) if images else (784,)
     if not synthetic:
         try:
             from nnumpy.datasets import load_mnist
             (x, y), _ = load_mnist(data_root, download=False, flatten=True, scale=True)
-            return x[:n], y[:n], "MNIST training images"
+            return x[:n].reshape((-1,) + shape), y[:n], "MNIST training images"
         except Exception as e:
             reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
     else:
         reason = "--synthetic"
     rng = np.random.default_rng(seed)
-    return (rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n),
+    return (rng.random((n,) + shape, dtype=np.float32), rng.integers(0, 10, n),
             f"synthetic data of MNIST's shape ({reason})")
 
 
@@ -107,3 +111,50 @@ def write_json(path, payload):
     with open(path, "w") as f:
         json.dump(payload, f, indent=2)
     print(f"# wrote {path}", file=sys.stderr)
+
+
+# -- worker processes ------------------------------------------------------------------
+# Speed claims compare contenders that each run in a fresh process (no JIT
+# cache, thread pool, allocator or BLAS state carried from one contender to
+# the next).  A worker prints one line RESULT_TAG + JSON on stdout.
+RESULT_TAG = "BENCH-RESULT "
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed or printed no result."""
+
+
+def emit_result(payload):
+    """Print a worker's result (the last thing it does)."""
+    print(RESULT_TAG + json.dumps(payload), flush=True)
+
+
+def run_worker(script, spec, timeout=None):
+    """Run ``python script --worker JSON(spec)`` in a fresh process and return
+    the dict it emitted; WorkerError with its stderr when it fails."""
+    cmd = [sys.executable, os.path.abspath(script), "--worker", json.dumps(spec)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(RESULT_TAG)]
+    if r.returncode != 0 or not lines:
+        tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
+        raise WorkerError(f"worker {spec} exited with status {r.returncode}"
+                          + ("" if lines else " and printed no result") + f":\n{tail}")
+    return json.loads(lines[-1][len(RESULT_TAG):])
+
+
+def thread_info():
+    """The thread pools of this process: BLAS/OpenMP (threadpoolctl), Numba's
+    and PyTorch's when they are loaded (nothing is imported to ask)."""
+    info = {"blas": blas_info()}
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        try:
+            info["numba_threads"] = numba.get_num_threads()
+            info["numba_threading_layer"] = numba.threading_layer()
+        except Exception:                      # the layer is known only once a parallel kernel ran
+            info.setdefault("numba_threads", numba.config.NUMBA_NUM_THREADS)
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_interop_threads"] = torch.get_num_interop_threads()
+    return info

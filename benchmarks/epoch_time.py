@@ -1,7 +1,9 @@
-"""Time one training epoch of an MLP on the CPU: nnumpy's backends side by side
-with PyTorch (eager, tensors in memory), scikit-learn and the GEMM floor.
+"""Time one training epoch on the CPU: nnumpy's backends side by side with
+PyTorch (eager, tensors in memory), scikit-learn (MLPs) and the GEMM floor,
+for MLPs and for the CNNs of ``nnumpy.models``.
 
     python benchmarks/epoch_time.py --torch --sklearn --batch 64 1024 --json out.json --plot out.png
+    python benchmarks/epoch_time.py --model lenet5 small-cnn --torch --json cnn.json --markdown
 
 An epoch is one pass over the training set (60,000 MNIST images by default)
 in shuffled mini-batches, written the way a user writes the loop:
@@ -9,21 +11,33 @@ in shuffled mini-batches, written the way a user writes the loop:
     opt.zero_grad(); crit(model(x), y); model.backward(crit.backward()); opt.step()
 
 (PyTorch: ``opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()``),
-plain SGD, cross-entropy, the same initial weights and the same batch order
-for every contender.  The input needs no gradient in either framework.
+plain SGD, cross-entropy, the same initial weights (PyTorch's model is
+``nnumpy.interop.to_torch`` of nnumpy's, built from the same seed) and the
+same batch order for every contender.  The input needs no gradient in either
+framework (nnumpy: ``input_grad=False``; PyTorch: the input tensor does not
+require grad).  MLPs take (N, 784) inputs, CNNs (N, 1, 28, 28); the dtype
+is --dtype (float32 by default).  PyTorch's intra-op thread count is left at
+its default (``torch.get_num_threads()``; printed with the results).
 
-How the figures are made trustworthy on a noisy machine: every contender
-runs one warm-up epoch that is not counted; then ``--repeats`` rounds each
-time every contender once, in a rotating order, so that drift of the
-machine hits all of them alike; each row gives the median, min and max, and
-the ratios to PyTorch and to the GEMM floor are medians of the per-round
-ratios (paired, so they survive drift).  The GEMM floor is the time of the
+How the figures are made trustworthy on a noisy machine (the project's
+standard for speed claims): every (round, contender) runs in its own fresh
+process (``epoch_time.py --worker SPEC``), which loads the data, builds the
+model from the same seed, runs one untimed warm-up epoch (JIT compilation,
+caches, allocator) and then ``--timed-epochs`` timed epochs (their median is
+the contender's time in that round).  ``--repeats`` rounds (at least 5 for a
+claim) each run every contender once, in an order rotated from round to
+round, so that drift of the machine hits all of them alike.  Each row gives
+the median, min and max over the rounds; the ratios to PyTorch and to the
+GEMM floor are medians of the per-round ratios (paired, so they survive
+drift), with their min-max range.  The GEMM floor is the time of the
 epoch's matrix products alone (forward, dW and dx of every layer but the
-first, at the same shapes and dtype), measured in the same rounds.
+first, at the same shapes and dtype; a convolution counts as the GEMM of its
+im2col form, (N*Ho*Wo, C*KH*KW) x (C*KH*KW, O), without the im2col itself).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -35,35 +49,49 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 import nnumpy as nnp  # noqa: E402
+from nnumpy.models import MODELS  # noqa: E402
 
 DEFAULT_ARCHS = ["784-100-10", "784-300-100-10", "784-100-200-50-10", "784-800-10"]
+#: The issue's targets for CNN epochs, as (numerator, denominator, target ratio).
+CNN_TARGETS = (("nnumpy-numba", "torch", 0.8), ("nnumpy-numpy", "torch", 3.0))
+MIN_ROUNDS_FOR_CLAIMS = 5
 
 
-def nnumpy_contender(backend_name, arch, bs, dtype, x, y, lr):
-    with nnp.backend.use(backend_name):
-        model = nnp.MLP(arch, dtype=dtype, rng=0, input_grad=False)
-    opt = nnp.optim.SGD(model.parameters(), lr=lr)
+# -- the contenders (each built and run inside a worker process) ---------------------------
+def nnumpy_model(spec, input_grad=False):
+    """The nnumpy model of a config, always from seed 0."""
+    if spec["kind"] == "cnn":
+        return nnp.models.build_model(spec["model"], dtype=spec["dtype"], rng=0, input_grad=input_grad)
+    return nnp.MLP(spec["arch"], dtype=spec["dtype"], rng=0, input_grad=input_grad)
+
+
+def nnumpy_contender(spec, x, y):
+    backend_name = spec["contender"].split("-", 1)[1]
+    nnp.set_backend(backend_name)
+    model = nnumpy_model(spec)
+    opt = nnp.optim.SGD(model.parameters(), lr=spec["lr"])
     crit = nnp.CrossEntropyLoss()
+    bs = spec["batch"]
 
     def epoch(perm):
-        with nnp.backend.use(backend_name):
-            for s in range(0, len(perm), bs):
-                idx = perm[s:s + bs]
-                xb, yb = x[idx], y[idx]
-                opt.zero_grad()
-                crit(model(xb), yb)
-                model.backward(crit.backward())
-                opt.step()
+        for s in range(0, len(perm), bs):
+            idx = perm[s:s + bs]
+            xb, yb = x[idx], y[idx]
+            opt.zero_grad()
+            crit(model(xb), yb)
+            model.backward(crit.backward())
+            opt.step()
     return epoch
 
 
-def torch_contender(arch, bs, dtype, x, y, lr):
+def torch_contender(spec, x, y):
     import torch
     from nnumpy.interop import to_torch
-    model = to_torch(nnp.MLP(arch, dtype=dtype, rng=0))
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    model = to_torch(nnumpy_model(spec))
+    opt = torch.optim.SGD(model.parameters(), lr=spec["lr"])
     loss_fn = torch.nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)          # requires_grad=False: no input gradient
+    bs = spec["batch"]
 
     def epoch(perm):
         pt = torch.from_numpy(perm)
@@ -75,12 +103,13 @@ def torch_contender(arch, bs, dtype, x, y, lr):
     return epoch
 
 
-def sklearn_contender(arch, bs, dtype, x, y, lr):
+def sklearn_contender(spec, x, y):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
+    arch = spec["arch"]
     clf = MLPClassifier(hidden_layer_sizes=tuple(arch[1:-1]), activation="relu", solver="sgd", alpha=0.0,
-                        batch_size=bs, learning_rate_init=lr, momentum=0.0, nesterovs_momentum=False,
-                        shuffle=True, random_state=0)
+                        batch_size=spec["batch"], learning_rate_init=spec["lr"], momentum=0.0,
+                        nesterovs_momentum=False, shuffle=True, random_state=0)
     classes = np.arange(arch[-1])
 
     def epoch(perm):
@@ -90,73 +119,129 @@ def sklearn_contender(arch, bs, dtype, x, y, lr):
     return epoch
 
 
-def gemm_contender(arch, bs, dtype, n):
-    """The epoch's matrix products alone, into preallocated outputs."""
+def gemm_layers(spec):
+    """The GEMM of every weight layer as (rows per sample, K, O): a Linear(K, O)
+    is (1, K, O); a Conv2d with O filters of C/groups x KH x KW producing
+    Ho x Wo maps is (Ho*Wo, C/groups*KH*KW, O), its im2col form."""
+    if spec["kind"] == "mlp":
+        a = spec["arch"]
+        return [(1, i, o) for i, o in zip(a[:-1], a[1:])]
+    from nnumpy.nn import Conv2d, Linear
+    model = nnumpy_model(spec)
+    h = np.zeros((2,) + MODELS[spec["model"]][1], model.dtype)     # shapes only (2 samples: batch norm)
+    layers = []
+    with nnp.backend.use("numpy"):
+        for m in model:
+            out = m(h)
+            if isinstance(m, Conv2d):
+                O = m.weight.shape[0]
+                layers.append((out.shape[2] * out.shape[3], int(np.prod(m.weight.shape[1:])), O))
+            elif isinstance(m, Linear):
+                layers.append((1, m.weight.shape[1], m.weight.shape[0]))
+            h = out
+    model.clear_cache()
+    return layers
+
+
+def gemm_contender(spec, x, y):
+    """The epoch's matrix products alone, into preallocated outputs:
+    per layer (M = batch * rows per sample) forward Z = A @ W.T  (M, K) @ (K, O),
+    dW = dZ.T @ A  (O, M) @ (M, K), and dA = dZ @ W  (M, O) @ (O, K) for every
+    layer but the first (the input needs no gradient)."""
+    dtype, bs, n = np.dtype(spec["dtype"]), spec["batch"], len(x)
+    layers = gemm_layers(spec)
     rng = np.random.default_rng(0)
-    Ws = [rng.standard_normal((o, i)).astype(dtype) for i, o in zip(arch[:-1], arch[1:])]
+    Ws = [rng.standard_normal((o, k)).astype(dtype) for _, k, o in layers]
     dWs = [np.empty_like(W) for W in Ws]
     sizes = [bs] * (n // bs) + ([n % bs] if n % bs else [])
     bufs = {}
     for m in set(sizes):
-        acts = [rng.random((m, s)).astype(dtype) for s in arch]
-        grads = [rng.standard_normal((m, s)).astype(dtype) for s in arch]
-        bufs[m] = (acts, grads)
+        bufs[m] = [(rng.random((m * r, k)).astype(dtype), np.empty((m * r, o), dtype),
+                    rng.standard_normal((m * r, o)).astype(dtype), np.empty((m * r, k), dtype))
+                   for r, k, o in layers]
 
     def epoch(perm):
         for m in sizes:
-            acts, grads = bufs[m]
-            for i, W in enumerate(Ws):
-                np.matmul(acts[i], W.T, out=acts[i + 1])                 # forward
+            b = bufs[m]
+            for (A, Z, _, _), W in zip(b, Ws):
+                np.matmul(A, W.T, out=Z)                                # forward
             for i in range(len(Ws) - 1, -1, -1):
-                np.matmul(grads[i + 1].T, acts[i], out=dWs[i])           # dW = dy.T @ x
+                A, _, dZ, dA = b[i]
+                np.matmul(dZ.T, A, out=dWs[i])                          # dW = dZ.T @ A
                 if i > 0:
-                    np.matmul(grads[i + 1], Ws[i], out=grads[i])         # dx = dy @ W
+                    np.matmul(dZ, Ws[i], out=dA)                        # dA = dZ @ W
     return epoch
 
 
-def run_config(arch, bs, dtype, args, x, y):
-    x = x.astype(dtype, copy=False)
-    contenders = {}
-    for b in args.backend:
-        contenders[f"nnumpy-{b}"] = nnumpy_contender(b, arch, bs, dtype, x, y, args.lr)
-    notes = []
-    if args.torch:
-        try:
-            contenders["torch"] = torch_contender(arch, bs, dtype, x, y, args.lr)
-        except ImportError:
-            notes.append("PyTorch skipped: not installed (pip install torch)")
-    if args.sklearn:
-        try:
-            contenders["sklearn"] = sklearn_contender(arch, bs, dtype, x, y, args.lr)
-        except ImportError:
-            notes.append("scikit-learn skipped: not installed (pip install scikit-learn)")
-    contenders["gemm"] = gemm_contender(arch, bs, dtype, len(x))
-    rng = np.random.default_rng(1)
-    names = list(contenders)
-    times = {k: [] for k in names}
-    warm = rng.permutation(len(x))
-    for k in names:                                    # warm-up, not counted
-        contenders[k](warm)
+def contender_names(kind, args, notes):
+    names = [f"nnumpy-{b}" for b in args.backend]
+    for wanted, name, package, pip in ((args.torch, "torch", "PyTorch", "torch"),
+                                       (args.sklearn and kind == "mlp", "sklearn", "scikit-learn", "scikit-learn")):
+        if not wanted:
+            continue
+        if common.versions()[name]:
+            names.append(name)
+        elif f"{package} skipped: not installed (pip install {pip})" not in notes:
+            notes.append(f"{package} skipped: not installed (pip install {pip})")
+    if not args.no_gemm:
+        names.append("gemm")
+    return names
+
+
+def worker(spec):
+    """One (round, contender) in this fresh process: load the data, build the
+    model, one untimed warm-up epoch, then the timed epochs; emit the times."""
+    x, y, source = common.mnist(spec["data_root"], spec["synthetic"], spec["samples"], images=spec["kind"] == "cnn")
+    x = np.ascontiguousarray(x, dtype=spec["dtype"])
+    name = spec["contender"]
+    build = (nnumpy_contender if name.startswith("nnumpy-") else
+             {"torch": torch_contender, "sklearn": sklearn_contender, "gemm": gemm_contender}[name])
+    epoch = build(spec, x, y)
+    epoch(np.random.default_rng([spec["seed"], 0]).permutation(len(x)))               # warm-up, not counted
+    times = []
+    for e in range(spec["timed_epochs"]):
+        perm = np.random.default_rng([spec["seed"], 1 + spec["round"], e]).permutation(len(x))  # same for all
+        times.append(common.timed(lambda: epoch(perm)))
+    common.emit_result({"seconds": times, "source": source, "threads": common.thread_info(), "pid": os.getpid()})
+    return 0
+
+
+# -- the parent: rounds of fresh processes ---------------------------------------------------
+def run_config(cfg, names, args):
+    """Time config ``cfg`` (kind, arch or model, batch, dtype): ``args.repeats``
+    rounds, each running every contender once in its own process, in an order
+    rotated by one every round.  Returns the rows (one per contender)."""
+    base = {**cfg, "samples": args.samples, "lr": args.lr, "data_root": args.data_root,
+            "synthetic": args.synthetic, "seed": args.seed, "timed_epochs": args.timed_epochs}
+    times, pids, positions = ({k: [] for k in names} for _ in range(3))
+    threads, source = {}, None
     for r in range(args.repeats):
-        perm = rng.permutation(len(x))
         order = names[r % len(names):] + names[:r % len(names)]
-        for k in order:
-            times[k].append(common.timed(lambda k=k: contenders[k](perm)))
+        for pos, k in enumerate(order):
+            res = common.run_worker(__file__, {**base, "contender": k, "round": r})
+            times[k].append(statistics.median(res["seconds"]))
+            pids[k].append(res["pid"])
+            positions[k].append(pos)
+            threads[k], source = res["threads"], res["source"]
+            print(f"# {cfg['label']} batch {cfg['batch']} {cfg['dtype']}: round {r + 1}/{args.repeats} {k:<13}"
+                  f"{times[k][-1] * 1e3:9.0f} ms", file=sys.stderr, flush=True)
     rows = []
     for k in names:
-        row = {"arch": "-".join(map(str, arch)), "batch": bs, "dtype": np.dtype(dtype).name, "contender": k,
-               **common.summarize(times[k])}
+        row = {"kind": cfg["kind"], "arch": cfg["label"], "batch": cfg["batch"], "dtype": cfg["dtype"],
+               "contender": k, **common.summarize(times[k]), "threads": threads[k],
+               "positions": positions[k], "pids": pids[k]}         # per round: place in the order, process
         for ref in ("torch", "gemm"):
             if ref in times and k != ref:
                 ratios = [a / b for a, b in zip(times[k], times[ref])]         # one per round
                 row[f"x_{ref}"] = statistics.median(ratios)
                 row[f"x_{ref}_range"] = [min(ratios), max(ratios)]
         rows.append(row)
-    return rows, notes
+    return rows, source
 
 
+# -- output ------------------------------------------------------------------------------------
 def print_rows(rows):
-    head = (f"{'arch':<19}{'batch':>6} {'dtype':<8}{'contender':<14}{'median':>9}{'min':>9}{'max':>9}"
+    head = (f"{'model':<19}{'batch':>6} {'dtype':<8}{'contender':<14}{'median':>9}{'min':>9}{'max':>9}"
             f"{'x torch':>9}{'x GEMM':>8}")
     print(head)
     print("-" * len(head))
@@ -175,37 +260,100 @@ def ratio(row, ref):
     return f"{row[f'x_{ref}']:.2f} ({lo:.2f}-{hi:.2f})"
 
 
+def _key(r):
+    return r["arch"], r["batch"], r["dtype"]
+
+
+def _find(rows, key, name):
+    return next((r for r in rows if _key(r) == key and r["contender"] == name), None)
+
+
+def _ms(rows, key, name):
+    r = _find(rows, key, name)
+    return f"{r['median'] * 1e3:.0f} ms" if r else "-"
+
+
 def markdown(rows):
-    """The nnumpy rows as a Markdown table (what the README shows): medians of
-    the epoch times; ratios as the median of per-round ratios (range)."""
-    ref = {(r["arch"], r["batch"], r["dtype"]): r for r in rows}
-    out = ["| architecture | batch | nnumpy numba | nnumpy numpy | PyTorch | scikit-learn | GEMMs alone "
-           "| numba / PyTorch | numba / GEMMs |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-
-    def ms(key, name):
-        r = next((r for r in rows if (r["arch"], r["batch"], r["dtype"]) == key and r["contender"] == name), None)
-        return (f"{r['median'] * 1e3:.0f} ms", r) if r else ("-", None)
-
-    for key in ref:
-        nb, r_nb = ms(key, "nnumpy-numba")
-        cells = [nb, ms(key, "nnumpy-numpy")[0], ms(key, "torch")[0], ms(key, "sklearn")[0], ms(key, "gemm")[0]]
-        out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells)
-                   + f" | {ratio(r_nb, 'torch')} | {ratio(r_nb, 'gemm')} |")
+    """The results as Markdown tables (what the README shows): medians of the
+    epoch times; ratios as the median of per-round ratios (range).  MLPs and
+    CNNs get one table each."""
+    out = []
+    mlp = [r for r in rows if r.get("kind", "mlp") == "mlp"]
+    cnn = [r for r in rows if r.get("kind") == "cnn"]
+    if mlp:
+        out += ["| architecture | batch | nnumpy numba | nnumpy numpy | PyTorch | scikit-learn | GEMMs alone "
+                "| numba / PyTorch | numba / GEMMs |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for key in dict.fromkeys(map(_key, mlp)):
+            r_nb = _find(mlp, key, "nnumpy-numba")
+            cells = [_ms(mlp, key, n) for n in ("nnumpy-numba", "nnumpy-numpy", "torch", "sklearn", "gemm")]
+            out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells)
+                       + f" | {ratio(r_nb, 'torch')} | {ratio(r_nb, 'gemm')} |")
+    if cnn:
+        if out:
+            out.append("")
+        out += ["| model | batch | nnumpy numba | nnumpy numpy | PyTorch | GEMMs alone (im2col) "
+                "| numba / PyTorch (target 0.8) | numpy / PyTorch (target 3.0) |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for key in dict.fromkeys(map(_key, cnn)):
+            cells = [_ms(cnn, key, n) for n in ("nnumpy-numba", "nnumpy-numpy", "torch", "gemm")]
+            out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells)
+                       + f" | {ratio(_find(cnn, key, 'nnumpy-numba'), 'torch')}"
+                       + f" | {ratio(_find(cnn, key, 'nnumpy-numpy'), 'torch')} |")
     return "\n".join(out)
+
+
+def target_lines(rows):
+    """One line per CNN config: the issue's ratios against their targets."""
+    lines = []
+    cnn = [r for r in rows if r.get("kind") == "cnn"]
+    for key in dict.fromkeys(map(_key, cnn)):
+        parts = []
+        for num, den, target in CNN_TARGETS:
+            r = _find(cnn, key, num)
+            if r is None or f"x_{den}" not in r:
+                continue
+            met = "met" if r[f"x_{den}"] <= target else "NOT met"
+            parts.append(f"{num} / {den} = {ratio(r, den)}, target {target}: {met}")
+        if parts:
+            lines.append(f"# {key[0]}, batch {key[1]}, {key[2]}: " + "; ".join(parts))
+    return lines
+
+
+def thread_lines(rows):
+    """What the workers ran with: PyTorch's and Numba's thread counts, the BLAS."""
+    lines, seen = [], set()
+    for r in rows:
+        t = r.get("threads") or {}
+        if "torch_threads" in t and "torch" not in seen:
+            seen.add("torch")
+            lines.append(f"# PyTorch: {t['torch_threads']} intra-op threads (torch.get_num_threads(), left at "
+                         f"its default), {t['torch_interop_threads']} inter-op")
+        if "numba_threads" in t and "numba" not in seen:
+            seen.add("numba")
+            layer = t.get("numba_threading_layer")
+            lines.append(f"# Numba: {t['numba_threads']} threads" + (f" ({layer} layer)" if layer else ""))
+        for lib in t.get("blas", []):
+            if "note" in lib:
+                continue
+            desc = f"{lib['user_api']}: {lib['internal_api']} ({lib['prefix']}, {lib['num_threads']} threads)"
+            if desc not in seen:
+                seen.add(desc)
+                lines.append(f"# in the workers: {desc}")
+    return lines
 
 
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    configs = list(dict.fromkeys((r["arch"], r["batch"], r["dtype"]) for r in rows))
+    configs = list(dict.fromkeys(map(_key, rows)))
     names = list(dict.fromkeys(r["contender"] for r in rows))
     width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(configs)), 4.5))
     for j, name in enumerate(names):
         xs, med, lo, hi = [], [], [], []
         for i, c in enumerate(configs):
-            r = next((r for r in rows if (r["arch"], r["batch"], r["dtype"]) == c and r["contender"] == name), None)
+            r = _find(rows, c, name)
             if r:
                 xs.append(i + (j - (len(names) - 1) / 2) * width)
                 med.append(r["median"] * 1e3)
@@ -216,74 +364,114 @@ def plot(rows, path):
     ax.set_xticklabels([f"{a}\nbatch {b}, {d}" for a, b, d in configs], fontsize=8)
     ax.set_ylabel("epoch time (ms), median with min-max")
     ax.set_title("One training epoch on the CPU (lower is better)")
+    if any(r.get("kind") == "cnn" for r in rows) and any(r.get("kind", "mlp") == "mlp" for r in rows):
+        ax.set_yscale("log")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"# wrote {path}", file=sys.stderr)
 
 
+def report(payload, args):
+    rows = payload["results"]
+    for m in payload.get("notes", []):
+        print(f"# {m}")
+    print_rows(rows)
+    for line in thread_lines(rows) + target_lines(rows):
+        print(line)
+    if args.markdown:
+        print(markdown(rows))
+    if args.plot:
+        plot(rows, args.plot)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", nargs="+", default=DEFAULT_ARCHS, help="layer sizes, e.g. 784-100-10")
+    p.add_argument("--arch", nargs="+", help="MLP layer sizes, e.g. 784-100-10 (default: "
+                   + " ".join(DEFAULT_ARCHS) + ", unless --model is given)")
+    p.add_argument("--model", nargs="+", default=[], choices=list(MODELS),
+                   help="CNNs from nnumpy.models (inputs (N, 1, 28, 28))")
     p.add_argument("--batch", nargs="+", type=int, default=[64])
     p.add_argument("--backend", nargs="+", default=list(nnp.backend.available_backends()),
                    choices=list(nnp.backend.BACKENDS))
     p.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "float64"])
     p.add_argument("--torch", action="store_true", help="time PyTorch (CPU, eager) too")
-    p.add_argument("--sklearn", action="store_true", help="time scikit-learn's MLPClassifier too")
-    p.add_argument("--repeats", type=int, default=5, help="timed epochs per contender (at least 3)")
+    p.add_argument("--sklearn", action="store_true", help="time scikit-learn's MLPClassifier too (MLPs only)")
+    p.add_argument("--no-gemm", action="store_true", help="leave out the GEMM floor")
+    p.add_argument("--repeats", type=int, default=5,
+                   help=f"rounds, each timing every contender once in a fresh process (at least 3; "
+                        f"{MIN_ROUNDS_FOR_CLAIMS} or more for a speed claim)")
+    p.add_argument("--timed-epochs", type=int, default=1,
+                   help="timed epochs per worker after its warm-up (their median is the round's time)")
     p.add_argument("--samples", type=int, default=60000, help="training samples per epoch")
     p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch orders (the weights are seed 0)")
     p.add_argument("--data-root", help="folder with the MNIST files (default: nnumpy's search path)")
     p.add_argument("--synthetic", action="store_true", help="use random data of MNIST's shape")
     p.add_argument("--json", help="write the results and the machine description here")
     p.add_argument("--plot", help="draw a bar chart into this PNG file")
-    p.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
+    p.add_argument("--markdown", action="store_true", help="also print the results as Markdown tables")
     p.add_argument("--from-json", metavar="FILE", help="do not measure: print (and plot) the results in FILE")
+    p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)     # internal: one timed process
     args = p.parse_args(argv)
+    if args.worker:
+        return worker(json.loads(args.worker))
     if args.from_json:
-        import json
         with open(args.from_json) as f:
             saved = json.load(f)
         common.print_machine(saved["machine"])
-        print_rows(saved["results"])
-        if args.markdown:
-            print(markdown(saved["results"]))
-        if args.plot:
-            plot(saved["results"], args.plot)
+        report(saved, args)
         return 0
     if args.repeats < 3:
         p.error("--repeats must be at least 3")
+    if args.timed_epochs < 1:
+        p.error("--timed-epochs must be at least 1")
+    if args.samples < 1 or any(b < 1 for b in args.batch):
+        p.error("--samples and --batch must be positive")
+    arch_args = args.arch if args.arch is not None else ([] if args.model else DEFAULT_ARCHS)
     try:
-        archs = [[int(s) for s in a.split("-")] for a in args.arch]
+        archs = [[int(s) for s in a.split("-")] for a in arch_args]
     except ValueError:
         p.error(f"--arch takes sizes like 784-100-10, got {args.arch}")
-    x, y, source = common.mnist(args.data_root, args.synthetic, args.samples)
-    if any(a[0] != x.shape[1] for a in archs):
-        p.error(f"every --arch must start with {x.shape[1]} (the input size)")
-    if "numba" in args.backend:
-        from nnumpy.backend import numba_ops
-        numba_ops.warm_up([np.dtype(d) for d in args.dtype])
+    if any(a[0] != 784 for a in archs):
+        p.error("every --arch must start with 784 (the input size)")
+    if any(len(a) < 2 or min(a) < 1 for a in archs):
+        p.error(f"--arch takes at least two positive sizes, got {arch_args}")
     info = common.machine()
     common.print_machine(info)
-    print(f"# data: {source}, {len(x)} samples per epoch; SGD lr {args.lr}; {args.repeats} timed epochs "
-          f"per contender after one warm-up, interleaved")
-    rows, notes = [], []
+    notes = []
+    configs = []
     for dtype in args.dtype:
         for bs in args.batch:
             for arch in archs:
-                r, n = run_config(arch, bs, np.dtype(dtype), args, x, y)
-                rows += r
-                notes += [m for m in n if m not in notes]
-    for m in notes:
-        print(f"# {m}")
-    print_rows(rows)
-    if args.markdown:
-        print(markdown(rows))
+                configs.append({"kind": "mlp", "arch": arch, "label": "-".join(map(str, arch)), "batch": bs,
+                                "dtype": dtype})
+            for name in args.model:
+                configs.append({"kind": "cnn", "model": name, "label": name, "batch": bs, "dtype": dtype})
+    if args.model and args.sklearn:
+        notes.append("scikit-learn has no CNN: not timed for --model")
+    if args.model and not args.torch:
+        notes.append("no --torch: the CNN ratios to PyTorch (targets 0.8 and 3.0) are not measured")
+    names = {kind: contender_names(kind, args, notes) for kind in ("mlp", "cnn")}
+    below = (f"; FEWER THAN {MIN_ROUNDS_FOR_CLAIMS} ROUNDS: below the project's standard for speed claims"
+             if args.repeats < MIN_ROUNDS_FOR_CLAIMS else "")
+    print(f"# {args.samples} samples per epoch; SGD lr {args.lr}; cross-entropy; no input gradient; "
+          f"{args.repeats} rounds, each contender in a fresh process per round (one untimed warm-up epoch, "
+          f"then {args.timed_epochs} timed), order rotated every round{below}", flush=True)
+    rows, source = [], None
+    for cfg in configs:
+        try:
+            r, source = run_config(cfg, names[cfg["kind"]], args)
+        except common.WorkerError as e:
+            print(f"epoch_time.py: {e}", file=sys.stderr)
+            return 1
+        rows += r
+    print(f"# data: {source}")
+    payload = {"machine": info, "data": source, "args": {k: v for k, v in vars(args).items() if k != "worker"},
+               "notes": notes, "results": rows}
+    report(payload, args)
     if args.json:
-        common.write_json(args.json, {"machine": info, "data": source, "args": vars(args), "results": rows})
-    if args.plot:
-        plot(rows, args.plot)
+        common.write_json(args.json, payload)
     return 0
 
 

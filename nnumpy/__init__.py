@@ -16,8 +16,10 @@ from .backend import get_backend, set_backend
 from .datasets.splits import iterate_minibatches, train_val_split
 from .functional import one_hot
 from .gradcheck import GradcheckReport, gradcheck
-from .nn import (MLP, CrossEntropyLoss, Dropout, Flatten, Identity, LeakyReLU, Linear, Module,
-                 MSELoss, Parameter, ReLU, Sequential, Sigmoid, StateDictError, Tanh)
+from .nn import (MLP, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, CrossEntropyLoss, Dropout,
+                 Dropout2d, Flatten, GroupNorm, Identity, LayerNorm, LeakyReLU, Linear, MaxPool2d, Module, MSELoss,
+                 Parameter, ReLU, Sequential, Sigmoid, StateDictError, Tanh)
+from . import models  # noqa: E402  (after nn: the builders use its layers)
 from .random import manual_seed
 from .serialization import ModelFileError, load, save
 from .summary import Summary, summary
@@ -27,6 +29,8 @@ __all__ = [
     "backend", "get_backend", "set_backend", "functional", "interop", "nn", "optim",
     "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten",
     "Dropout", "Sequential", "MLP", "CrossEntropyLoss", "MSELoss", "one_hot", "StateDictError",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+    "GroupNorm", "Dropout2d", "models",
     "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted",
     "iterate_minibatches", "train_val_split",
     "summary", "Summary", "save", "load", "ModelFileError", "gradcheck", "GradcheckReport",

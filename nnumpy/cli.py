@@ -45,11 +45,25 @@ def _gradcheck(args):
         except ImportError as e:
             raise ConfigError(str(e)) from None
     rng = np.random.default_rng(args.seed)
-    model = nnp.MLP(args.arch, activation=args.activation, rng=args.seed)
-    x = rng.random((args.batch, args.arch[0]))            # pixel-like inputs in [0, 1)
-    y = rng.integers(0, args.arch[-1], args.batch)
+    if args.model == "mlp":
+        arch = args.arch if args.arch is not None else [784, 100, 200, 50, 10]
+        activation = args.activation if args.activation is not None else "relu"
+        model = nnp.MLP(arch, activation=activation, rng=args.seed)
+        x = rng.random((args.batch, arch[0]))                 # pixel-like inputs in [0, 1)
+        y = rng.integers(0, arch[-1], args.batch)
+        what = f"{arch} with {activation}"
+    else:
+        from .models import MODELS, build_model
+        given = [f"--{k}" for k in ("arch", "activation") if getattr(args, k) is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} describe{'s' if len(given) == 1 else ''} the layers of "
+                              f"--model mlp; --model {args.model} has its own")
+        model = build_model(args.model, rng=args.seed)
+        x = rng.random((args.batch,) + MODELS[args.model][1])    # images in [0, 1)
+        y = rng.integers(0, 10, args.batch)
+        what = args.model
     crit = nnp.CrossEntropyLoss()
-    print(f"model: {args.arch} with {args.activation}, {model.num_parameters():,} parameters; "
+    print(f"model: {what}, {model.num_parameters():,} parameters; "
           f"batch of {args.batch} random inputs, seed {args.seed}\n")
     ok = True
     if not args.no_fd:
@@ -67,7 +81,17 @@ def _gradcheck(args):
 
 def _run_config(args):
     from .runconfig import RunConfig
-    return RunConfig(arch=args.arch, activation=args.activation, optimizer=args.optimizer, lr=args.lr,
+    from .runconfig import ConfigError
+    if args.model != "mlp":
+        given = [f"--{k}" for k in ("arch", "activation") if getattr(args, k) is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} describe{'s' if len(given) == 1 else ''} the layers of "
+                              f"--model mlp; --model {args.model} has its own")
+        arch, activation = None, None
+    else:
+        arch = args.arch if args.arch is not None else [784, 100, 10]
+        activation = args.activation if args.activation is not None else "relu"
+    return RunConfig(model=args.model, arch=arch, activation=activation, optimizer=args.optimizer, lr=args.lr,
                      dataset=args.dataset or "mnist", momentum=args.momentum, schedule=args.schedule, epochs=args.epochs,
                      batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed,
                      data_root=args.data_root, download=not args.offline,
@@ -81,11 +105,12 @@ def _check_out(args):
 
 
 def _train(args):
-    from .experiments import train_run
+    from .experiments import describe_model, train_run
     _check_out(args)
     cfg = _run_config(args).validate()
-    out = args.out or f"runs/{'-'.join(map(str, cfg.arch))}-{cfg.activation}-lr{cfg.lr:g}"
-    print(f"training {'-'.join(map(str, cfg.arch))} ({cfg.activation}) on {cfg.dataset}: {cfg.optimizer} lr "
+    name = f"{'-'.join(map(str, cfg.arch))}-{cfg.activation}" if cfg.model == "mlp" else cfg.model
+    out = args.out or f"runs/{name}-lr{cfg.lr:g}"
+    print(f"training {describe_model(cfg)} on {cfg.dataset}: {cfg.optimizer} lr "
           f"{cfg.lr:g}, {cfg.epochs} epochs, batch {cfg.batch_size}; writing {out}/", flush=True)
     m = train_run(cfg, out, progress=None if not args.quiet else False, verbose=True, overwrite=args.overwrite)
     print(f"validation accuracy {100 * m['val_acc']:.2f} %, test accuracy {100 * m['test_acc']:.2f} % "
@@ -181,13 +206,16 @@ def build_parser():
                                 formatter_class=_RawDescription)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    g = sub.add_parser("gradcheck", help="check an MLP's hand-written gradients",
-                       description="Check the gradients of an MLP with cross-entropy: by central "
+    g = sub.add_parser("gradcheck", help="check a model's hand-written gradients (an MLP, LeNet-5, ...)",
+                       description="Check the gradients of a model (an MLP, or one of nnumpy.models) with cross-entropy: by central "
                                    "finite differences in float64 and, with --torch, against PyTorch's "
                                    "autograd on the same weights and batch.")
-    g.add_argument("--arch", type=parse_arch, default=parse_arch("784-100-200-50-10"),
-                   help="layer sizes (default: 784-100-200-50-10)")
-    g.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS), help="hidden activation")
+    from .models import MODELS
+    g.add_argument("--model", default="mlp", choices=["mlp"] + list(MODELS),
+                   help="mlp (layers from --arch, --activation) or a network of nnumpy.models (default: mlp)")
+    g.add_argument("--arch", type=parse_arch, help="layer sizes of --model mlp (default: 784-100-200-50-10)")
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden activation of --model mlp "
+                                                                        "(default: relu)")
     g.add_argument("--batch", type=positive_int, default=16, help="batch size")
     g.add_argument("--seed", type=seed, default=0, help="seed of the weights, inputs and checked entries")
     g.add_argument("--max-checks", type=positive_int, default=50,
@@ -198,13 +226,19 @@ def build_parser():
                    help="dtypes of the PyTorch comparison")
     g.set_defaults(run=_gradcheck)
 
-    t = sub.add_parser("train", help="train one MLP and write a run folder",
-                       description="Train an MLP with cross-entropy on a training/validation split and "
+    t = sub.add_parser("train", help="train one model (an MLP, LeNet-5, ...) and write a run folder",
+                       description="Train a model (an MLP of the given sizes, or one of nnumpy.models: "
+                                   "LeNet-5, a small CNN with batch norm) with cross-entropy on a "
+                                   "training/validation split and "
                                    "write history (CSV, JSON), learning curves (PNG), the model (.npz), "
                                    "the configuration and the final metrics, test accuracy included.")
-    t.add_argument("--arch", type=parse_arch, default=parse_arch("784-100-10"),
-                   help="layer sizes (default: 784-100-10)")
-    t.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS), help="hidden activation")
+    from .models import MODELS
+    t.add_argument("--model", default="mlp", choices=["mlp"] + list(MODELS),
+                   help="mlp (layers from --arch, --activation), or: " + "; ".join(
+                       f"{k}: {v[2]}" for k, v in MODELS.items()) + " (default: mlp)")
+    t.add_argument("--arch", type=parse_arch, help="layer sizes of --model mlp (default: 784-100-10)")
+    t.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden activation of --model mlp "
+                                                                        "(default: relu)")
     t.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="optimizer")
     t.add_argument("--lr", type=float, default=0.05, help="(initial) learning rate")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov when > 0)")
@@ -215,7 +249,7 @@ def build_parser():
     t.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of the training images held out for validation (stratified)")
     t.add_argument("--seed", type=seed, default=0, help="seed of the split, the weights and the batch order")
-    t.add_argument("--out", help="run folder (default: runs/ARCH-ACTIVATION-lrLR)")
+    t.add_argument("--out", help="run folder (default: runs/ARCH-ACTIVATION-lrLR, or runs/MODEL-lrLR)")
     _data_arguments(t)
     t.set_defaults(run=_train)
 

@@ -41,6 +41,7 @@ from .datasets import DatasetWarning, fetch, get_spec, load_dataset, train_val_s
 from .parallel import run_parallel
 from .rundir import is_run_folder, run_folder, write_text
 from .runconfig import PRESETS, ConfigError, RunConfig, check_sweep, load_sweep_config, slug, variant_config
+from .models import build_model
 from .serialization import load, save
 from .training import TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
@@ -49,9 +50,12 @@ __all__ = ["RunConfig", "train_run", "sweep", "evaluate_run", "PRESETS", "load_s
 
 
 def load_data(cfg):
-    """(train, val, test) splits of the configured dataset: flattened float32 in [0, 1]."""
+    """(train, val, test) splits of the configured dataset, float32 in [0, 1]:
+    flattened (N, 784) for an MLP, image batches (N, 1, 28, 28) for a CNN."""
     (x, y), (xt, yt) = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, mirrors=cfg.mirrors,
-                                    flatten=True, scale=True)
+                                    flatten=cfg.model == "mlp", scale=True)
+    if cfg.model != "mlp":
+        x, xt = x[:, None], xt[:, None]                 # (N, 28, 28) -> (N, 1, 28, 28), views
     if cfg.limit_train:
         x, y = x[:cfg.limit_train], y[:cfg.limit_train]
     if cfg.limit_test:
@@ -61,7 +65,10 @@ def load_data(cfg):
 
 
 def _build(cfg):
-    model = nn.MLP(cfg.arch, activation=cfg.activation, rng=cfg.seed, input_grad=False)
+    if cfg.model == "mlp":
+        model = nn.MLP(cfg.arch, activation=cfg.activation, rng=cfg.seed, input_grad=False)
+    else:
+        model = build_model(cfg.model, rng=cfg.seed, input_grad=False)
     if cfg.optimizer == "adam":
         opt = optim.Adam(model.parameters(), lr=cfg.lr)
     else:
@@ -85,9 +92,13 @@ def _write_history(history, folder):
     write_text(folder / "history.csv", _csv(list(d), [dict(zip(d, row)) for row in zip(*d.values())]))
 
 
+def describe_model(cfg):
+    """"784-100-10 (relu)" for an MLP, the model's name otherwise."""
+    return f"{'-'.join(map(str, cfg.arch))} ({cfg.activation})" if cfg.model == "mlp" else cfg.model
+
+
 def _title(cfg):
-    return (f"{'-'.join(map(str, cfg.arch))}, {cfg.activation}, {cfg.optimizer} lr {cfg.lr:g}, "
-            f"batch {cfg.batch_size}, {cfg.dataset}")
+    return f"{describe_model(cfg)}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.dataset}"
 
 
 def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, overwrite=False):
@@ -117,7 +128,8 @@ def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, over
             history, interrupted = e.history, e
             if e.state is not None:
                 model.load_state_dict(e.state)            # the model of the last finished epoch
-        metrics = {"arch": cfg.arch, "activation": cfg.activation, "lr": cfg.lr, "epochs_run": len(history),
+        metrics = {"model": cfg.model, "arch": cfg.arch, "activation": cfg.activation, "lr": cfg.lr,
+                   "epochs_run": len(history),
                    "seconds": time.perf_counter() - t0, "interrupted": interrupted is not None}
         if len(history):
             _write_history(history, folder)
@@ -160,9 +172,13 @@ def _tune_and_train(variant, settings, overrides, out):
     with warnings.catch_warnings():     # the parent checked the data and reported any warning
         warnings.simplefilter("ignore", DatasetWarning)
         data = load_data(cfg)
-    result = {"variant": name, "arch": "-".join(map(str, cfg.arch)), "layers": len(cfg.arch) - 1,
-              "units": "-".join(map(str, cfg.arch[1:-1])) or "-", "activation": cfg.activation,
-              "epochs": epochs, "trials": [], "run": None}
+    if cfg.model == "mlp":
+        shape = {"arch": "-".join(map(str, cfg.arch)), "layers": len(cfg.arch) - 1,
+                 "units": "-".join(map(str, cfg.arch[1:-1])) or "-", "activation": cfg.activation}
+    else:
+        weighted = [m for m in _build(cfg)[0].modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        shape = {"arch": cfg.model, "layers": len(weighted), "units": "-", "activation": "-"}
+    result = {"variant": name, **shape, "epochs": epochs, "trials": [], "run": None}
     for lr in lrs:
         cfg = variant_config(variant, settings, overrides, lr, tune_epochs)
         model, opt, sched = _build(cfg)

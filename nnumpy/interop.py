@@ -13,6 +13,7 @@ here, lazily, and nowhere else in nnumpy.
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 
@@ -38,11 +39,18 @@ def _torch_dtype(torch, dtype):
     return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
 
 
+#: Layers whose get_config() holds exactly the keyword arguments of their torch.nn namesake.
+_SAME_CONFIG = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d",
+                "LayerNorm", "GroupNorm", "Dropout2d")
+
+
 def to_torch(model):
     """The ``torch.nn`` equivalent of an nnumpy model, holding copies of its weights.
 
-    Linear, the activations, Identity, Flatten, Dropout, Sequential and MLP
-    (which becomes a Sequential with the same state-dict keys) are supported;
+    Linear, Conv2d, the pooling and normalisation layers, the activations,
+    Identity, Flatten, Dropout, Dropout2d, Sequential and MLP (which becomes a
+    Sequential with the same state-dict keys) are supported, buffers (batch
+    norm's running statistics) included;
     the training/eval mode is carried over.  Anything else raises TypeError
     naming the module.
     """
@@ -70,6 +78,15 @@ def to_torch(model):
             return tnn.Flatten(m.start_dim, m.end_dim)
         if isinstance(m, nn.Dropout):
             return tnn.Dropout(m.p)
+        if type(m).__name__ in _SAME_CONFIG and type(m) is getattr(nn, type(m).__name__):
+            cfg = {k: tuple(v) if isinstance(v, list) and k != "normalized_shape" else v
+                   for k, v in m.get_config().items()}
+            floats = [a for _, _, _, a in m._state_items() if a.dtype.kind == "f"]
+            if floats:
+                cfg["dtype"] = _torch_dtype(torch, floats[0].dtype)
+            t = getattr(tnn, type(m).__name__)(**cfg)
+            t.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in m.state_dict().items()})
+            return t
         raise TypeError(f"to_torch: no PyTorch equivalent for {type(m).__name__}"
                         + (f" at '{path}'" if path else ""))
 
@@ -80,8 +97,10 @@ def to_torch(model):
 
 def from_torch(module):
     """The nnumpy equivalent of a ``torch.nn`` Sequential stack (or single layer)
-    of Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Identity, Flatten and Dropout,
-    holding exact copies of its weights (float32 or float64).  Anything else
+    of Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Identity, Flatten, Dropout and
+    the layers of :data:`_SAME_CONFIG` (Conv2d, pooling, normalisation,
+    Dropout2d), holding exact copies of its weights and buffers (float32 or
+    float64).  Anything else
     raises TypeError naming the layer."""
     torch = require_torch()
     tnn = torch.nn
@@ -110,9 +129,29 @@ def from_torch(module):
             return nn.Flatten(t.start_dim, t.end_dim)
         if type(t) is tnn.Dropout:
             return nn.Dropout(t.p)
+        name = type(t).__name__
+        if name in _SAME_CONFIG and type(t) is getattr(tnn, name):
+            cls = getattr(nn, name)
+            kwargs = {}
+            for k in inspect.signature(cls).parameters:
+                if k == "bias":
+                    kwargs[k] = getattr(t, "bias", None) is not None or not getattr(t, "affine", True)
+                elif k not in ("dtype", "rng", "init") and hasattr(t, k):
+                    v = getattr(t, k)
+                    kwargs[k] = list(v) if isinstance(v, tuple) and k == "normalized_shape" else v
+            state = {k: v.detach().cpu().numpy() for k, v in t.state_dict().items()}
+            floats = [v.dtype for v in state.values() if v.dtype.kind == "f"]
+            if floats and floats[0] not in (np.float32, np.float64):
+                raise TypeError(f"from_torch: {name}{where} has dtype {floats[0]}; nnumpy holds float32 or "
+                                f"float64")
+            if "dtype" in inspect.signature(cls).parameters:
+                kwargs["dtype"] = floats[0] if floats else np.float32
+            m = cls(**kwargs)
+            m.load_state_dict(state)
+            return m
         raise TypeError(f"from_torch: nnumpy has no equivalent of torch.nn.{type(t).__name__}{where}; "
                         f"supported: Sequential, Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Identity, "
-                        f"Flatten, Dropout")
+                        f"Flatten, Dropout, " + ", ".join(_SAME_CONFIG))
 
     out = convert(module, "")
     if isinstance(module, tnn.Sequential) and not any(True for _ in module.children()):
@@ -136,7 +175,7 @@ class TorchComparisonReport(ErrorReport):
     labels = ("nnumpy", "torch")
 
 
-def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None, verbose=False):
+def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None, verbose=False, train=False):
     """Run ``model`` and its PyTorch twin on the same weights and batch and
     compare everything back-propagation produces.
 
@@ -145,7 +184,10 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
     MSELoss).  dtype: both frameworks compute in this dtype (float64 by
     default, where agreement should be near 1e-12; float32 near 1e-6).  The
     model is copied, not changed; both copies run in evaluation mode (dropout
-    off).  d loss/dx is compared even for a model built with
+    off), or with ``train=True`` in training mode: batch normalisation then
+    normalises with the batch's statistics (its backward couples the samples)
+    and updates its running statistics, which are compared too (a model with
+    active dropout is refused: the two frameworks would draw different masks).  d loss/dx is compared even for a model built with
     ``input_grad=False`` (its copy is asked for it); a module that still
     returns None fails that row, saying so.
 
@@ -171,8 +213,13 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
         raise ValueError(f"compare_with_torch: x has shape {x.shape} and no samples or no entries: "
                          f"there would be nothing to compare; pass a batch of at least one sample")
     crit = loss if loss is not None else nn.CrossEntropyLoss()
-    ours = copy.deepcopy(model).to(dt).eval()
-    theirs = to_torch(ours).eval()
+    if not isinstance(train, bool):
+        raise TypeError(f"compare_with_torch: train must be True or False, got {train!r}")
+    ours = copy.deepcopy(model).to(dt).train(train)
+    if train and any(isinstance(m, (nn.Dropout, nn.Dropout2d)) and m.p > 0 for m in ours.modules()):
+        raise ValueError("compare_with_torch(train=True): the model has dropout, whose random masks differ "
+                         "between nnumpy and PyTorch; compare in evaluation mode (train=False) or set p=0")
+    theirs = to_torch(ours).train(train)
     y = np.asarray(y)
     if y.dtype == np.bool_ or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise TypeError(f"compare_with_torch: targets must be integer class indices or float arrays, got dtype "
@@ -211,8 +258,13 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
     tparams = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         rows.append(row(name + ".grad", p.grad, tparams[name].grad))
+    if train:                                       # running statistics after the step
+        tbufs = dict(theirs.named_buffers())
+        for name, b in ours.named_buffers():
+            if b.dtype.kind == "f":
+                rows.append(row(name, b, tbufs[name]))
     title = (f"nnumpy vs PyTorch {torch.__version__} autograd: {type(model).__name__}, "
-             f"{type(crit).__name__}, batch {x.shape[0]}, {dt.name}")
+             f"{type(crit).__name__}, batch {x.shape[0]}, {dt.name}" + (", training mode" if train else ""))
     report = TorchComparisonReport(title, rows, tolerance)
     if verbose:
         print(report)

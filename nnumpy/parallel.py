@@ -2,7 +2,7 @@
 
 :func:`run_parallel` is a small process pool built for training runs:
 
-* each worker is a spawned process with one BLAS thread (the workers share
+* each worker is a spawned process with one BLAS and one Numba thread (the workers share
   the cores) that ignores Ctrl-C: the parent alone handles it;
 * the first task that raises stops every worker at once and its exception
   is raised in the parent, with the worker's traceback as its cause;
@@ -28,7 +28,7 @@ from multiprocessing.connection import wait
 
 __all__ = ["run_parallel", "WorkerDied"]
 
-_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 class WorkerDied(RuntimeError):
@@ -69,7 +69,7 @@ def _worker(conn, fn):
 
 @contextlib.contextmanager
 def _spawning():
-    """While worker processes are started: one BLAS thread each, and Ctrl-C
+    """While worker processes are started: one BLAS and Numba thread each, and Ctrl-C
     ignored.  A process started with SIGINT ignored keeps ignoring it
     (Python installs its KeyboardInterrupt handler only where SIGINT is at
     its default), so Ctrl-C reaches the parent alone: no traceback from

@@ -38,8 +38,9 @@ def _is_real(v):
 class RunConfig:
     """Everything that determines a training run (same config, same numbers)."""
 
-    arch: list = field(default_factory=lambda: [784, 100, 10])
-    activation: str = "relu"
+    arch: list | None = field(default_factory=lambda: [784, 100, 10])   # model "mlp" only
+    activation: str | None = "relu"   # model "mlp" only
+    model: str = "mlp"                # "mlp" (arch, activation) or a name from nnumpy.models.MODELS
     optimizer: str = "sgd"            # "sgd" (with momentum) or "adam"
     lr: float = 0.05
     momentum: float = 0.9             # SGD; Nesterov when > 0
@@ -58,7 +59,14 @@ class RunConfig:
     def validate(self):
         """Check every field (types and ranges); raise one ConfigError listing every problem."""
         p = []
-        if (not isinstance(self.arch, (list, tuple)) or len(self.arch) < 2
+        if self.model != "mlp":
+            from .models import MODELS
+            if not isinstance(self.model, str) or self.model not in MODELS:
+                p.append(f"model must be 'mlp' or one of {sorted(MODELS)}, got {self.model!r}")
+            if self.arch is not None or self.activation is not None:
+                p.append(f"arch and activation describe the model 'mlp' only; the model {self.model!r} has its "
+                         f"own layers (leave them out)")
+        elif (not isinstance(self.arch, (list, tuple)) or len(self.arch) < 2
                 or not all(_is_int(s) and s >= 1 for s in self.arch)):
             p.append(f"arch must be at least two positive integer layer sizes, got {self.arch!r}")
         elif self.arch[0] != 784:
@@ -67,6 +75,8 @@ class RunConfig:
             p.append(f"arch must end with 10 (classes), got {self.arch[-1]}")
         for name, choices in (("activation", sorted(ACTIVATIONS)), ("optimizer", ["sgd", "adam"]),
                               ("schedule", ["cosine", "constant"])):
+            if name == "activation" and self.model != "mlp":
+                continue
             if getattr(self, name) not in choices:
                 p.append(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         if not (_is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0):
@@ -104,7 +114,7 @@ class RunConfig:
 SETTINGS = ("epochs", "tune_epochs", "batch_size", "optimizer", "momentum", "schedule", "val_fraction", "seed",
             "dataset", "data_root", "download", "mirrors", "limit_train", "limit_test")
 #: The keys of a [[variants]] table (activation is optional: relu).
-VARIANT_KEYS = ("name", "arch", "activation", "lrs")
+VARIANT_KEYS = ("name", "arch", "activation", "model", "lrs")
 
 #: The practical's exercise 2: at least five architectures, ReLU and sigmoid, batch 64.
 PRESETS = {
@@ -157,8 +167,12 @@ def variant_config(variant, settings, overrides, lr, epochs):
     """The validated RunConfig of one learning rate of one variant."""
     base = {k: v for k, v in {**settings, **overrides}.items() if k != "tune_epochs"}
     where = f"variant {variant['name']!r}"
-    cfg = RunConfig(**{**base, "arch": _arch(variant, where), "activation": variant.get("activation", "relu"),
-                       "lr": lr, "epochs": epochs})
+    model = variant.get("model", "mlp")
+    if model == "mlp":
+        arch = {"arch": _arch(variant, where), "activation": variant.get("activation", "relu")}
+    else:
+        arch = {"arch": variant.get("arch"), "activation": variant.get("activation"), "model": model}
+    cfg = RunConfig(**{**base, **arch, "lr": lr, "epochs": epochs})
     try:
         return cfg.validate()
     except ConfigError as e:
@@ -184,14 +198,15 @@ def check_sweep(spec, overrides=None, where="sweep"):
         if not (_is_int(v) and v >= 1):
             raise ConfigError(f"{where}: {name} must be a positive integer, got {v!r}")
     if not isinstance(variants, list) or not variants:
-        raise ConfigError(f"{where}: no [[variants]] tables (each with name, arch, activation and lrs)")
+        raise ConfigError(f"{where}: no [[variants]] tables (each with name, arch and activation, or model, and lrs)")
     folders = {}
     for i, v in enumerate(variants, 1):
         at = f"{where} variant {i}"
         if not isinstance(v, dict):
             raise ConfigError(f"{at}: must be a table with keys {', '.join(VARIANT_KEYS)}, got {v!r}")
         _unknown(v, VARIANT_KEYS, at)
-        missing = [k for k in ("name", "arch", "lrs") if k not in v]
+        needed = ("name", "arch", "lrs") if v.get("model", "mlp") == "mlp" else ("name", "lrs")
+        missing = [k for k in needed if k not in v]
         if missing:
             raise ConfigError(f"{at}: missing key(s) {', '.join(missing)}")
         name = v["name"]

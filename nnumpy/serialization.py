@@ -56,7 +56,10 @@ VERSION = 1
 _META_KEY = "__nnumpy__"
 _CLASSES = {name: getattr(nn, name) for name in
             ("Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten", "Dropout",
-             "Sequential", "MLP")}
+             "Sequential", "MLP", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+             "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout2d")}
+#: Modules with weights or buffers that are rebuilt with init=False (no random draw, nothing touched).
+_INIT_FALSE = ("Linear", "MLP", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm")
 _FLOATS = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 _MAX_META_BYTES = 1 << 22        # the JSON of even a very large architecture is far smaller
 _MAX_DEPTH = 64                  # nesting of Sequential in a description
@@ -133,6 +136,65 @@ def _want_activations(v, where):
     return v
 
 
+def _want_pair(low, allow_none=False, words=()):
+    """A checker for an int >= low, a list of two such ints (a (h, w) pair),
+    one of ``words`` (padding="same"), or None when ``allow_none``."""
+    def check(v, where):
+        if v is None and allow_none:
+            return None
+        if isinstance(v, str) and v in words:
+            return v
+        if _is_int(v) and v >= low:
+            return v
+        if isinstance(v, list) and len(v) == 2 and all(_is_int(e) and e >= low for e in v):
+            return tuple(v)
+        alts = "".join(f" or {w!r}" for w in words) + (" or null" if allow_none else "")
+        raise _Invalid(f"{where} must be an integer >= {low} or a list of two{alts}, got {v!r:.80}")
+    return check
+
+
+def _want_output_size(v, where):
+    if _is_int(v) and v >= 1:
+        return v
+    if isinstance(v, list) and len(v) == 2 and all(e is None or (_is_int(e) and e >= 1) for e in v):
+        return tuple(v)
+    raise _Invalid(f"{where} must be a positive integer or a list of two (positive integers or null), "
+                   f"got {v!r:.80}")
+
+
+def _want_shape(v, where):
+    if _is_int(v) and v >= 1:
+        return v
+    if isinstance(v, list) and v and all(_is_int(e) and e >= 1 for e in v):
+        return list(v)
+    raise _Invalid(f"{where} must be a positive integer or a list of them, got {v!r:.80}")
+
+
+def _want_eps(v, where):
+    v = _want_real(v, where)
+    if v <= 0:
+        raise _Invalid(f"{where} must be positive, got {v!r}")
+    return v
+
+
+def _want_momentum(v, where):
+    return None if v is None else _want_real(v, where, 0.0, 1.0)
+
+
+def _want_divisor(v, where):
+    return None if v is None else _want_int(v, where, 1)
+
+
+def _want_padding_mode(v, where):
+    if v != "zeros":
+        raise _Invalid(f"{where} must be 'zeros', got {v!r:.80}")
+    return v
+
+
+_BATCHNORM = {"num_features": (True, lambda v, w: _want_int(v, w, 1)), "eps": (False, _want_eps),
+              "momentum": (False, _want_momentum), "affine": (False, _want_bool),
+              "track_running_stats": (False, _want_bool), "bias": (False, _want_bool)}
+
 #: type -> {config key: (required, checker)}; the checker returns the value to build with.
 _SCHEMA = {
     "Linear": {"in_features": (True, lambda v, w: _want_int(v, w, 1)),
@@ -146,6 +208,26 @@ _SCHEMA = {
     "MLP": {"sizes": (True, _want_sizes), "activation": (False, _want_activations),
             "dropout": (False, lambda v, w: _want_real(v, w, 0.0, 1.0)),
             "bias": (False, _want_bool), "input_grad": (False, _want_bool)},
+    "Conv2d": {"in_channels": (True, lambda v, w: _want_int(v, w, 1)),
+               "out_channels": (True, lambda v, w: _want_int(v, w, 1)),
+               "kernel_size": (True, _want_pair(1)), "stride": (False, _want_pair(1)),
+               "padding": (False, _want_pair(0, words=("same", "valid"))), "dilation": (False, _want_pair(1)),
+               "groups": (False, lambda v, w: _want_int(v, w, 1)), "bias": (False, _want_bool),
+               "padding_mode": (False, _want_padding_mode)},
+    "MaxPool2d": {"kernel_size": (True, _want_pair(1)), "stride": (False, _want_pair(1, allow_none=True)),
+                  "padding": (False, _want_pair(0)), "dilation": (False, _want_pair(1)),
+                  "return_indices": (False, _want_bool), "ceil_mode": (False, _want_bool)},
+    "AvgPool2d": {"kernel_size": (True, _want_pair(1)), "stride": (False, _want_pair(1, allow_none=True)),
+                  "padding": (False, _want_pair(0)), "ceil_mode": (False, _want_bool),
+                  "count_include_pad": (False, _want_bool), "divisor_override": (False, _want_divisor)},
+    "AdaptiveAvgPool2d": {"output_size": (True, _want_output_size)},
+    "BatchNorm1d": _BATCHNORM, "BatchNorm2d": _BATCHNORM,
+    "LayerNorm": {"normalized_shape": (True, _want_shape), "eps": (False, _want_eps),
+                  "elementwise_affine": (False, _want_bool), "bias": (False, _want_bool)},
+    "GroupNorm": {"num_groups": (True, lambda v, w: _want_int(v, w, 1)),
+                  "num_channels": (True, lambda v, w: _want_int(v, w, 1)), "eps": (False, _want_eps),
+                  "affine": (False, _want_bool), "bias": (False, _want_bool)},
+    "Dropout2d": {"p": (False, lambda v, w: _want_real(v, w, 0.0, 1.0))},
 }
 
 
@@ -195,26 +277,34 @@ def _check_desc(desc, where="architecture", depth=0):
     return checked
 
 
-def _expected_params(desc, prefix=""):
-    """name -> shape of every parameter the (checked) description's model has, in order."""
+def _expected_params(desc, dtype, prefix=""):
+    """name -> (shape, dtype) of every state entry (parameters and buffers) the
+    (checked) description's model has, in state-dict order.  Linear and MLP
+    are worked out from their sizes (nothing is built: a declared size can
+    be checked against the file before any memory is asked for); the other
+    layers are small and are built, with init=False, to ask them."""
     kind, cfg = desc["type"], desc["config"]
     out = OrderedDict()
+    if kind not in ("Linear", "MLP", "Sequential"):
+        for name, _, _, a in _build(desc, dtype)._state_items(prefix):
+            out[name] = (a.shape, a.dtype)
+        return out
     if kind == "Linear":
-        out[prefix + "weight"] = (cfg["out_features"], cfg["in_features"])
+        out[prefix + "weight"] = ((cfg["out_features"], cfg["in_features"]), dtype)
         if cfg.get("bias", True):
-            out[prefix + "bias"] = (cfg["out_features"],)
+            out[prefix + "bias"] = ((cfg["out_features"],), dtype)
     elif kind == "MLP":
         sizes, index = cfg["sizes"], 0
         for i in range(len(sizes) - 1):
-            out[f"{prefix}{index}.weight"] = (sizes[i + 1], sizes[i])
+            out[f"{prefix}{index}.weight"] = ((sizes[i + 1], sizes[i]), dtype)
             if cfg.get("bias", True):
-                out[f"{prefix}{index}.bias"] = (sizes[i + 1],)
+                out[f"{prefix}{index}.bias"] = ((sizes[i + 1],), dtype)
             index += 1
             if i < len(sizes) - 2:
                 index += 1 + (cfg.get("dropout", 0.0) > 0)       # the activation, and Dropout if any
     elif kind == "Sequential":
         for i, child in enumerate(desc["children"]):
-            out.update(_expected_params(child, f"{prefix}{i}."))
+            out.update(_expected_params(child, dtype, f"{prefix}{i}."))
     return out
 
 
@@ -222,7 +312,7 @@ def _build(desc, dtype):
     kind, config = desc["type"], dict(desc["config"])
     if kind == "Sequential":
         return nn.Sequential(*(_build(c, dtype) for c in desc["children"]), **config)
-    if kind in ("Linear", "MLP"):
+    if kind in _INIT_FALSE:
         config["dtype"] = dtype
         config["init"] = False          # the weights are about to be overwritten: no random draw
     return _CLASSES[kind](**config)
@@ -256,7 +346,7 @@ def save(model, path):
     architecture = describe(model)                  # TypeError for what cannot be rebuilt, before any I/O
     meta = {"format": FORMAT, "version": VERSION,
             "dtype": np.dtype(model.dtype or np.float32).name, "architecture": architecture}
-    arrays = OrderedDict((k, p.data) for k, p in model.named_parameters())     # no copies
+    arrays = OrderedDict((k, a) for k, _, _, a in model._state_items())     # parameters and buffers, no copies
     arrays[_META_KEY] = np.array(json.dumps(meta))
     shown = os.fspath(path)
     target = check_writable_target(shown, "save the model")
@@ -458,7 +548,13 @@ def _load_from_zip(zf, path, size):
         raise ModelFileError(f"{path}: no '{_META_KEY}' entry; this .npz was not written by nnumpy.save")
     dtype, arch = _check_meta(_read_meta(zf, members.pop(_META_KEY), path), path)
     headers = {k: _npy_header(zf, info, path) for k, info in members.items()}
-    expected = _expected_params(arch)
+    try:
+        expected = _expected_params(arch, dtype)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: invalid model description: {e}") from None
+    except MemoryError:
+        raise ModelFileError(f"{path}: the architecture it declares is too large for this machine's "
+                             f"memory") from None
     problems = []
     missing = [k for k in expected if k not in headers]
     unexpected = [k for k in headers if k not in expected]
@@ -466,13 +562,13 @@ def _load_from_zip(zf, path, size):
         problems.append("missing key(s): " + ", ".join(missing))
     if unexpected:
         problems.append("unexpected key(s): " + ", ".join(unexpected))
-    for k, shape in expected.items():
+    for k, (shape, _) in expected.items():
         if k in headers and headers[k][1] != shape:
             problems.append(f"{k}: shape {headers[k][1]} in the state dict, {shape} in the model")
     if problems:
         raise ModelFileError(f"{path}: the arrays do not fit the architecture it declares "
                              f"({arch['type']}): " + "; ".join(problems))
-    wrong = [f"{k} is {headers[k][0]}" for k in expected if headers[k][0].newbyteorder("=") != dtype]
+    wrong = [f"{k} is {headers[k][0]}" for k, (_, dt) in expected.items() if headers[k][0].newbyteorder("=") != dt]
     if wrong:
         raise ModelFileError(f"{path}: the model is {dtype} but " + ", ".join(wrong))
     for k in expected:                              # a deflated member must really hold what it declares
@@ -482,16 +578,16 @@ def _load_from_zip(zf, path, size):
         model = _build(arch, dtype)
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{path}: invalid model description: {e}") from None
-    params = OrderedDict(model.named_parameters())
-    if [(k, p.data.shape) for k, p in params.items()] != list(expected.items()):
+    params = OrderedDict((k, a) for k, _, _, a in model._state_items())
+    if [(k, a.shape, a.dtype) for k, a in params.items()] != [(k, s, d) for k, (s, d) in expected.items()]:
         raise ModelFileError(f"{path}: the architecture's parameters ({', '.join(params)}) are not the "
                              f"ones expected from its description ({', '.join(expected)})")
-    for k, p in params.items():
+    for k, data in params.items():
         file_dtype, shape, fortran, offset = headers[k]
-        dest = np.empty(shape[::-1], file_dtype) if fortran else p.data
+        dest = np.empty(shape[::-1], file_dtype) if fortran else data
         _read_member(zf, members[k], offset, dest.nbytes, memoryview(dest.reshape(-1).view(np.uint8)), path)
         if fortran:
-            p.data[...] = dest.T                    # converts the byte order too
+            data[...] = dest.T                      # converts the byte order too
         elif file_dtype.itemsize > 1 and not file_dtype.isnative:
             dest.byteswap(inplace=True)             # raw big-endian bytes in a native array
     return model

@@ -14,7 +14,9 @@ class Summary:
 
     Each row: name, type, output_shape (batch dimension as -1), params, and
     saved: a list of (array name, per-sample shape, dtype, bytes per sample)
-    that the layer keeps between forward and backward.
+    that the layer keeps between forward and backward, and fixed: the same
+    for arrays whose size does not grow with the batch (batch norm's 1/sigma
+    per channel), with their whole shape and bytes.
     """
 
     def __init__(self, rows, input_shape, dtype):
@@ -23,20 +25,23 @@ class Summary:
         self.dtype = dtype
         self.total_params = sum(r["params"] for r in rows)
         self.saved_bytes_per_sample = sum(b for r in rows for *_, b in r["saved"])
+        self.saved_bytes_fixed = sum(b for r in rows for *_, b in r.get("fixed", ()))
 
     def __str__(self):
         head = f"{'layer':<24}{'output shape':<16}{'params':>10}   saved for backward (per sample)"
         lines = [head, "-" * len(head)]
         for r in self.rows:
-            saved = ", ".join(f"{n} {s} {d} = {b:,} B" for n, s, d, b in r["saved"]) or "-"
+            saved = ", ".join([f"{n} {s} {d} = {b:,} B" for n, s, d, b in r["saved"]]
+                              + [f"{n} {s} {d} = {b:,} B per batch" for n, s, d, b in r.get("fixed", ())]) or "-"
             lines.append(f"{r['name'] + ' (' + r['type'] + ')':<24}{str(r['output_shape']):<16}"
                          f"{r['params']:>10,}   {saved}")
         lines.append("-" * len(head))
         itemsize = np.dtype(self.dtype).itemsize
         lines.append(f"total parameters: {self.total_params:,} "
                      f"({self.total_params * itemsize:,} bytes as {np.dtype(self.dtype).name})")
-        lines.append(f"saved for backward: {self.saved_bytes_per_sample:,} bytes per sample, "
-                     f"{64 * self.saved_bytes_per_sample:,} bytes for a batch of 64")
+        fixed = f" + {self.saved_bytes_fixed:,} bytes per batch" if self.saved_bytes_fixed else ""
+        lines.append(f"saved for backward: {self.saved_bytes_per_sample:,} bytes per sample{fixed}, "
+                     f"{64 * self.saved_bytes_per_sample + self.saved_bytes_fixed:,} bytes for a batch of 64")
         return "\n".join(lines)
 
     def __repr__(self):
@@ -55,15 +60,16 @@ def summary(model, input_shape, dtype=None, print_table=False):
     """Run one forward pass on a batch of two random inputs of ``input_shape``
     (without the batch dimension, e.g. ``(784,)``) in training mode and
     report, per leaf layer, the output shape, the parameter count and the
-    arrays kept for backward.  The model's random generators, mode and
-    caches are left as they were found (the caches emptied).
+    arrays kept for backward.  The model's random generators, buffers
+    (running statistics), mode and caches are left as they were found (the
+    caches emptied).
 
     The pass runs on the NumPy backend, layer by layer, so each layer's
     own needs are shown; the numba backend's fused Linear+activation keeps
     the layer's input and the activation's output instead.
     """
     dtype = np.dtype(dtype or model.dtype or np.float32)
-    batch = 2
+    batch = 3                   # not a size a layer's own arrays are likely to have (per batch, not per sample)
     x = np.random.default_rng(0).standard_normal((batch,) + tuple(input_shape)).astype(dtype)
     leaves = list(_leaves(model))
     shapes = {}
@@ -78,6 +84,7 @@ def summary(model, input_shape, dtype=None, print_table=False):
         return forward
 
     was_training = model.training
+    buffers = [(b, b.copy()) for b in model.buffers()]     # batch norm's running statistics move in training mode
     with preserve_rng_state(model):
         try:
             for name, mod in leaves:
@@ -87,16 +94,21 @@ def summary(model, input_shape, dtype=None, print_table=False):
                 model(x)
             rows = []
             for name, mod in leaves:
+                arrays = mod.saved_arrays().items()
                 saved = [(k, tuple(a.shape[1:]), a.dtype.name, a.nbytes // batch)
-                         for k, a in mod.saved_arrays().items()]
+                         for k, a in arrays if a.ndim and a.shape[0] == batch]
+                fixed = [(k, tuple(a.shape), a.dtype.name, a.nbytes)
+                         for k, a in arrays if not (a.ndim and a.shape[0] == batch)]
                 rows.append({"name": name, "type": type(mod).__name__,
                              "output_shape": shapes.get(name), "params": mod.num_parameters(),
-                             "saved": saved})
+                             "saved": saved, "fixed": fixed})
         finally:
             for _, mod in leaves:
                 mod.__dict__.pop("forward", None)
             model.train(was_training)
             model.clear_cache()
+            for b, saved in buffers:
+                b[...] = saved
     result = Summary(rows, tuple(input_shape), dtype)
     if print_table:
         print(result)

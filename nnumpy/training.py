@@ -402,7 +402,8 @@ def predict(model, x, batch_size=1000):
     _check_model(model, "predict")
     batch_size = positive_int("batch_size", batch_size, owner="predict")
     if not isinstance(x, np.ndarray) or x.ndim < 2:
-        raise ArgumentTypeError(f"predict: x must be a NumPy array with one row per sample (N, features), got "
+        raise ArgumentTypeError(f"predict: x must be a NumPy array with one row per sample ((N, features), or "
+                                f"(N, C, H, W) images for a CNN), got "
                                 f"{describe(x)}" + (f" of shape {x.shape}: for one sample use x[None]"
                                                     if isinstance(x, np.ndarray) else ""))
     was_training = model.training

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import zlib
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, require_package
@@ -29,6 +30,21 @@ def png_size(path):
     return width, height
 
 
+def check_rounds(rows, repeats):
+    """Every (round, contender) ran in its own process, in an order rotated every round."""
+    configs = {(r["arch"], r["batch"], r["dtype"]) for r in rows}
+    for c in configs:
+        group = [r for r in rows if (r["arch"], r["batch"], r["dtype"]) == c]
+        pids = [p for r in group for p in r["pids"]]
+        assert len(pids) == len(group) * repeats and len(set(pids)) == len(pids)
+        for k in range(repeats):
+            assert sorted(r["positions"][k] for r in group) == list(range(len(group)))
+        firsts = [next(r["contender"] for r in group if r["positions"][k] == 0) for k in range(repeats)]
+        assert len(set(firsts)) == min(repeats, len(group))       # a different contender leads each round
+    assert all(len(r["runs"]) == repeats and r["min"] <= r["median"] <= r["max"] for r in rows)
+    assert all(np.isfinite(r["runs"]).all() and min(r["runs"]) > 0 for r in rows)
+
+
 def test_epoch_time_smoke(tmp_path):
     require_package("threadpoolctl", "bench")          # records the BLAS in use
     require_package("sklearn", "bench")
@@ -36,17 +52,112 @@ def test_epoch_time_smoke(tmp_path):
               "--synthetic", "--torch", "--sklearn", "--json", str(tmp_path / "e.json"),
               "--plot", str(tmp_path / "e.png"), "--markdown")
     assert "nnumpy-numba" in out and "gemm" in out and "| 784-16-10 | 32 |" in out
-    assert "synthetic data" in out and "# blas:" in out
+    assert "synthetic data" in out and "# blas:" in out and "fresh process" in out
+    assert "FEWER THAN 5 ROUNDS" in out                  # 3 rounds are a smoke test, not a claim
     result = json.loads((tmp_path / "e.json").read_text())
     names = {r["contender"] for r in result["results"]}
     assert {"nnumpy-numpy", "nnumpy-numba", "gemm", "sklearn"} <= names
     assert ("torch" in names) == (importlib.util.find_spec("torch") is not None)
-    assert all(len(r["runs"]) == 3 and r["min"] <= r["median"] <= r["max"] for r in result["results"])
+    check_rounds(result["results"], 3)
+    assert all(r["kind"] == "mlp" for r in result["results"])
     assert result["machine"]["cores"] >= 1 and result["machine"]["versions"]["numpy"]
     w, h = png_size(tmp_path / "e.png")
     assert w > 400 and h > 200
     again = run("epoch_time.py", "--from-json", str(tmp_path / "e.json"), "--markdown")
     assert "| 784-16-10 | 32 |" in again
+
+
+def test_epoch_time_cnn_smoke(tmp_path):
+    """The CNN path without PyTorch: both backends and the im2col GEMM floor."""
+    out = run("epoch_time.py", "--model", "small-cnn", "--batch", "16", "--samples", "48", "--repeats", "3",
+              "--synthetic", "--json", str(tmp_path / "c.json"), "--markdown")
+    assert "784-" not in out                             # --model alone: no MLP configs
+    assert "| small-cnn | 16 |" in out and "numpy / PyTorch (target 3.0)" in out
+    assert "no --torch" in out
+    rows = json.loads((tmp_path / "c.json").read_text())["results"]
+    assert {r["contender"] for r in rows} == {"nnumpy-numpy", "nnumpy-numba", "gemm"}
+    assert all(r["kind"] == "cnn" and r["arch"] == "small-cnn" for r in rows)
+    assert all("x_gemm" in r for r in rows if r["contender"] != "gemm")
+    check_rounds(rows, 3)
+
+
+def test_epoch_time_cnn_vs_torch(tmp_path):
+    require_package("torch", "torch")
+    out = run("epoch_time.py", "--model", "lenet5", "--batch", "32", "--samples", "64", "--repeats", "3",
+              "--synthetic", "--torch", "--no-gemm", "--json", str(tmp_path / "t.json"), "--markdown")
+    assert "intra-op threads (torch.get_num_threads(), left at its default)" in out
+    assert "nnumpy-numba / torch = " in out and "target 0.8" in out and "target 3.0" in out
+    assert "| lenet5 | 32 |" in out
+    rows = json.loads((tmp_path / "t.json").read_text())["results"]
+    assert {r["contender"] for r in rows} == {"nnumpy-numpy", "nnumpy-numba", "torch"}
+    check_rounds(rows, 3)
+    torch_row = next(r for r in rows if r["contender"] == "torch")
+    for r in rows:
+        if r["contender"] != "torch":
+            ratios = [a / b for a, b in zip(r["runs"], torch_row["runs"])]      # per-round, paired
+            assert r["x_torch"] == pytest.approx(float(np.median(ratios)))
+            assert r["x_torch_range"] == pytest.approx([min(ratios), max(ratios)])
+    assert torch_row["threads"]["torch_threads"] >= 1
+
+
+def layer_rows(profile):
+    return {r["name"]: r for r in profile["rows"]}
+
+
+def test_layer_profile_smoke(tmp_path):
+    out = run("layer_profile.py", "--model", "lenet5", "784-16-10", "--synthetic", "--samples", "64",
+              "--batch", "32", "--steps", "2", "--warmup", "1", "--json", str(tmp_path / "p.json"))
+    assert "WARNING" not in out and "% of step" in out
+    result = json.loads((tmp_path / "p.json").read_text())
+    got = {(p["model"], p["framework"]): p for p in result["profiles"]}
+    assert set(got) == {(m, b) for m in ("lenet5", "784-16-10") for b in ("numpy", "numba")}
+    for p in got.values():
+        assert p["accounted_percent"] == pytest.approx(100.0)           # the rows add up to the step
+        assert p["step_ms"] > 0
+        for r in p["rows"]:
+            assert np.isfinite(r["ms"]) and r["ms"] >= -1e-6, r
+    numba, numpy_ = layer_rows(got[("lenet5", "numba")]), layer_rows(got[("lenet5", "numpy")])
+    assert "0-1 Conv2d+ReLU" in numba and "3-4 Conv2d+ReLU" in numba and "11 Linear" in numba
+    assert "0 Conv2d" in numpy_ and "1 ReLU" in numpy_ and "0-1 Conv2d+ReLU" not in numpy_
+    for rows, name in ((numba, "0-1 Conv2d+ReLU"), (numba, "7-8 Linear+ReLU"), (numpy_, "0 Conv2d"),
+                       (numpy_, "3 Conv2d")):
+        assert rows[name]["forward_ms"] > 0 and rows[name]["backward_ms"] > 0, name    # timed, both ways
+        assert rows[name]["calls"] == [2, 2]                                            # once a step each
+    assert layer_rows(got[("784-16-10", "numba")]).keys() >= {"0-1 Linear+ReLU", "2 Linear", "loss (cross-entropy)",
+                                                              "optimizer (zero_grad + step)", "other (in Sequential)"}
+
+
+def test_layer_profile_leaves_nnumpy_as_it_was():
+    """The instrumentation is undone: no wrapper left on the modules or the op modules."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import layer_profile
+    finally:
+        sys.path.remove(str(BENCH))
+    import nnumpy as nnp
+    from nnumpy import backend
+    model = nnp.models.lenet5(rng=0)
+    ops = [backend.ops(b) for b in backend.available_backends()]
+    before = [dict(vars(o)) for o in ops]
+    with nnp.backend.use(backend.available_backends()[-1]):
+        prof = layer_profile.StepProfiler(model)
+        with prof.installed():
+            assert "forward" in vars(model[0])
+            assert any(hasattr(getattr(o, "conv2d_act_forward"), "__wrapped__") for o in ops)
+    assert all("forward" not in vars(m) and "backward" not in vars(m) for m in model)
+    assert [dict(vars(o)) for o in ops] == before
+
+
+def test_layer_profile_torch(tmp_path):
+    require_package("torch", "torch")
+    out = run("layer_profile.py", "--model", "lenet5", "--backend", "numba", "--torch", "--synthetic",
+              "--samples", "64", "--batch", "32", "--steps", "2", "--warmup", "1", "--json", str(tmp_path / "t.json"))
+    assert "PyTorch" in out
+    p = next(p for p in json.loads((tmp_path / "t.json").read_text())["profiles"] if p["framework"] == "torch")
+    rows = layer_rows(p)
+    assert p["accounted_percent"] == pytest.approx(100.0)
+    assert rows["0 Conv2d"]["forward_ms"] > 0 and rows["0 Conv2d"]["backward_ms"] > 0
+    assert rows["11 Linear"]["backward_ms"] > 0 and rows["loss (cross-entropy)"]["backward_ms"] > 0
 
 
 def test_kernels_smoke(tmp_path):
@@ -59,9 +170,37 @@ def test_kernels_smoke(tmp_path):
 def test_accuracy_smoke(tmp_path, mnist_dir):
     out = run("accuracy.py", "--quick", "--rows", "784-300-10", "--data-root", str(mnist_dir),
               "--json", str(tmp_path / "a.json"))
-    assert "784-300-10" in out and "4.70%" in out and "QUICK" in out
+    assert "784-300-10" in out and "4.70%" in out and "QUICK" in out and "NOT COMPARABLE" in out
     row = json.loads((tmp_path / "a.json").read_text())["rows"][0]
     assert 0 <= row["error"] <= 100 and row["recipe"]["epochs"] == 1
+    assert row["train_samples"] == 2000 and row["test_samples"] == 1000 and row["comparable"] is False
+
+
+def test_accuracy_cnn_row(tmp_path, mnist_dir):
+    out = run("accuracy.py", "--rows", "lenet5", "--limit", "128", "--epochs", "1", "--data-root", str(mnist_dir),
+              "--json", str(tmp_path / "a.json"))
+    assert "lenet5" in out and "0.95%" in out and "NOT COMPARABLE" in out and "limited run" in out
+    assert "LeNet-5" in out and "weight decay 0.0005" in out
+    row = json.loads((tmp_path / "a.json").read_text())["rows"][0]
+    assert row["arch"] == "lenet5" and row["published_error"] == 0.95
+    assert 0 <= row["error"] <= 100 and row["recipe"]["epochs"] == 1 and row["train_samples"] == 128
+    assert row["test_samples"] == 10000 and row["seconds"] > 0
+
+
+def test_accuracy_rows_have_published_figures():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import accuracy
+    finally:
+        sys.path.remove(str(BENCH))
+    import nnumpy as nnp
+    assert accuracy.ROWS["lenet5"][:3] == ("mnist", "lenet5", 0.95)
+    assert accuracy.ROWS["fashion lenet5"][:3] == ("fashion-mnist", "lenet5", 8.4)
+    for name, (dataset, arch, published, source, recipe) in accuracy.ROWS.items():
+        assert dataset in ("mnist", "fashion-mnist") and source
+        assert published is None or 0 < published < 100
+        assert isinstance(arch, list) or arch in nnp.models.MODELS, name
+        assert {"lr", "momentum", "epochs", "batch", "dropout", "wd"} <= set(recipe)
 
 
 def test_bad_arguments_exit_2():
@@ -71,3 +210,12 @@ def test_bad_arguments_exit_2():
     r = subprocess.run([sys.executable, str(BENCH / "epoch_time.py"), "--repeats", "2"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "at least 3" in r.stderr
+    r = subprocess.run([sys.executable, str(BENCH / "epoch_time.py"), "--model", "alexnet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "invalid choice: 'alexnet'" in r.stderr and "lenet5" in r.stderr
+    r = subprocess.run([sys.executable, str(BENCH / "layer_profile.py"), "--model", "100-10"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "784-100-10" in r.stderr and "lenet5" in r.stderr
+    r = subprocess.run([sys.executable, str(BENCH / "accuracy.py"), "--epochs", "0"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--epochs must be at least 1" in r.stderr

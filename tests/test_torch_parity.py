@@ -219,8 +219,8 @@ def test_default_init_has_torchs_distribution(torch):
 
 
 def test_unsupported_layers_are_named(torch):
-    with pytest.raises(TypeError, match=r"torch.nn.Conv2d at '1'"):
-        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Conv2d(1, 1, 3)))
+    with pytest.raises(TypeError, match=r"torch.nn.Conv1d at '1'"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Conv1d(1, 1, 3)))
     with pytest.raises(TypeError, match="GELU"):
         from_torch(torch.nn.GELU())
 

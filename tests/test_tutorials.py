@@ -11,9 +11,10 @@ TUTORIALS = ROOT / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
 
 
-def test_there_are_four_tutorials_with_student_versions():
+def test_the_tutorials_have_student_versions():
     assert [p.name for p in NOTEBOOKS] == ["01_mlp_mnist_exploration.ipynb", "02_backprop_by_hand.ipynb",
-                                           "03_review_questions.ipynb", "04_fast_kernels.ipynb"]
+                                           "03_review_questions.ipynb", "04_fast_kernels.ipynb",
+                                           "06_convolutions_by_hand.ipynb"]
     assert all((TUTORIALS / "student" / p.name).is_file() for p in NOTEBOOKS)
 
 

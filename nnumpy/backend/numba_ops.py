@@ -30,10 +30,14 @@ import math
 import numpy as np
 from numba import njit
 
+from . import numba_conv
+from .numba_conv import (conv2d_act_backward, conv2d_act_forward, conv2d_act_pool_backward,
+                         conv2d_act_pool_forward, max_pool2d_backward, max_pool2d_forward)
 from .numpy_ops import ACTIVATION_CODES
 
 __all__ = ["linear_act_forward", "linear_act_backward", "cross_entropy", "sgd_update", "adam_update",
-           "ACTIVATION_CODES", "warm_up"]
+           "conv2d_act_forward", "conv2d_act_backward", "max_pool2d_forward", "max_pool2d_backward",
+           "conv2d_act_pool_forward", "conv2d_act_pool_backward", "ACTIVATION_CODES", "warm_up"]
 
 _IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
                                              ("identity", "relu", "leaky_relu", "sigmoid", "tanh"))
@@ -353,3 +357,12 @@ def warm_up(dtypes=(np.float32, np.float64)):
         sgd_update(p, np.ones(3, dt), None, 0.1, 0.9)
         for vmax in (None, np.zeros(3, dt)):                 # Adam, AMSGrad
             adam_update(p, np.ones(3, dt), np.zeros(3, dt), np.zeros(3, dt), vmax, 1, 0.1, 0.9, 0.999, 1e-8)
+    numba_conv.warm_up(dtypes)
+
+
+def __getattr__(name):
+    # Operations whose kernels are still being written run the NumPy reference (temporary, see issue 13).
+    from . import numpy_ops
+    if name in getattr(numpy_ops, "__all__", ()):
+        return getattr(numpy_ops, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,8 @@ import numpy as np
 from .. import functional as F
 
 __all__ = ["linear_act_forward", "linear_act_backward", "cross_entropy", "sgd_update", "adam_update",
-           "ACTIVATION_CODES"]
+           "ACTIVATION_CODES",
+           "conv2d_act_forward", "conv2d_act_backward", "max_pool2d_forward", "max_pool2d_backward"]
 
 #: Activations a fused linear layer can apply.
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
@@ -128,3 +129,55 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0,
     step_size = lr / (1.0 - beta1 ** step)
     denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** step) + eps
     p -= step_size * (m / denom)
+
+
+# ---------------------------------------------------------------------------
+# Convolution and max pooling (NCHW)
+# ---------------------------------------------------------------------------
+def conv2d_act_forward(x, W, b, stride, padding, dilation, groups, act="identity", slope=0.0):
+    """``y = act(conv2d(x, W) + b)``: x (N, C, H, W), W (O, C/groups, KH, KW), b (O,) or None
+    -> y (N, O, Ho, Wo).  stride, dilation: (h, w); padding ((top, bottom), (left, right)) of
+    zeros.  See :func:`nnumpy.functional.conv2d_forward`."""
+    return activation_forward(F.conv2d_forward(x, W, b, stride, padding, dilation, groups), act, slope)
+
+
+def conv2d_act_backward(dy, x, W, y, gW, gb, stride, padding, dilation, groups, act="identity", slope=0.0,
+                        need_dx=True, acc_w=True, acc_b=True):
+    """Backward of :func:`conv2d_act_forward`, accumulating the parameter gradients.
+
+        dz  = dy * f'(z), written through y          (N, O, Ho, Wo); y may be None for "identity"
+        gb += dz.sum(axis=(0, 2, 3))                 (O,)
+        gW += dW, the correlation of x with dz       (O, C/groups, KH, KW)
+        dx  = col2im(dz @ W)                         (N, C, H, W), only if need_dx
+
+    (see :func:`nnumpy.functional.conv2d_backward`).  Returns dx, or None
+    when ``need_dx`` is false.  With ``acc_w``/``acc_b`` false, gW/gb are
+    overwritten (``=``) instead of added to.
+    """
+    dz = activation_backward(dy, y, act, slope)
+    dx, dW, db = F.conv2d_backward(dz, x, W, stride, padding, dilation, groups, need_dx=need_dx,
+                                   need_bias=gb is not None)
+    if acc_w:
+        gW += dW
+    else:
+        gW[...] = dW
+    if gb is not None:
+        if acc_b:
+            gb += db
+        else:
+            gb[...] = db
+    return dx
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """``y, indices``: x (N, C, H, W) -> y (N, C, Ho, Wo) and the int64 flat index
+    ``h * W + w`` of each window's maximum in its input plane (PyTorch's return_indices).
+    kernel_size, stride, padding, dilation: (h, w); padding is implicit -inf.
+    See :func:`nnumpy.functional.max_pool2d_forward`."""
+    return F.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool2d_backward(dy, indices, in_shape):
+    """dx (in_shape): dy (N, C, Ho, Wo) added at its arg-max ``indices`` (N, C, Ho, Wo),
+    summed where windows overlap.  See :func:`nnumpy.functional.max_pool2d_backward`."""
+    return F.max_pool2d_backward(dy, indices, in_shape)

@@ -19,3 +19,15 @@ from .dense import *  # noqa: F401,F403
 from .dense import __all__ as _dense_all
 
 __all__ = list(_dense_all)
+
+from .conv import *  # noqa: F401,F403,E402
+from .conv import __all__ as _conv_all  # noqa: E402
+from .pool import *  # noqa: F401,F403,E402
+from .pool import __all__ as _pool_all  # noqa: E402
+
+__all__ += list(_conv_all) + list(_pool_all)
+
+from .norm import *  # noqa: F401,F403,E402
+from .norm import __all__ as _norm_all  # noqa: E402
+
+__all__ += list(_norm_all)

@@ -5,6 +5,7 @@ from .. import backend
 from .._checks import ArgumentTypeError, describe, flag, positive_int, real
 from ..random import resolve_rng
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .conv import Conv2d
 from .layers import Dropout
 from .linear import Linear
 from .module import Module, as_float_dtype
@@ -13,7 +14,7 @@ import numpy as np
 
 __all__ = ["Sequential", "MLP", "ACTIVATIONS"]
 
-#: Activations that the numba backend fuses into the Linear before them.
+#: Activations that the numba backend fuses into the Linear or Conv2d before them.
 _FUSABLE = {ReLU: "relu", LeakyReLU: "leaky_relu", Sigmoid: "sigmoid", Tanh: "tanh", Identity: "identity"}
 
 #: Activation names accepted by :class:`MLP`.
@@ -38,10 +39,11 @@ class Sequential(Module):
     ``requires_grad=False``); ``input_grad=False`` skips the first layer's
     ``dy @ W`` and makes backward return None.  Default True.
 
-    On the numba backend each ``Linear`` and the activation after it run as
-    one fused kernel (see :mod:`nnumpy.backend`), and hidden-layer buffers
-    are reused from step to step: the arrays a forward pass keeps for
-    backward stay valid until the next forward pass.
+    On the numba backend each ``Linear`` or ``Conv2d`` and the activation
+    after it run as one fused kernel (see :mod:`nnumpy.backend`), and
+    hidden-layer buffers of the fully connected layers are reused from step
+    to step: the arrays a forward pass keeps for backward stay valid until
+    the next forward pass.
     """
 
     def __init__(self, *modules, input_grad=True):
@@ -76,14 +78,15 @@ class Sequential(Module):
     def _plan(self, fuse):
         """Steps (module, activation module or None, activation name or None):
         with ``fuse``, every Linear with the activation after it (or alone,
-        with the identity); otherwise one step per module."""
+        with the identity) and every Conv2d with the activation after it;
+        otherwise one step per module."""
         plans = self.__dict__["_plans"]
         if fuse in plans:
             return plans[fuse]
         mods, steps, i = list(self._modules.values()), [], 0
         while i < len(mods):
             m, nxt = mods[i], mods[i + 1] if i + 1 < len(mods) else None
-            act = _FUSABLE.get(type(nxt)) if fuse and type(m) is Linear else None
+            act = _FUSABLE.get(type(nxt)) if fuse and type(m) in (Linear, Conv2d) else None
             if act == "leaky_relu" and nxt.negative_slope <= 0:
                 act = None                 # f' is then not recoverable from the output's sign
             if act is not None:
@@ -117,7 +120,17 @@ class Sequential(Module):
         last = len(steps) - 1
         fresh = True                       # is x a new array (not one of the reused buffers)?
         for k, (m, act_mod, act) in enumerate(steps):
-            if act is None or getattr(x, "ndim", 2) != 2:
+            if act is not None and type(m) is Conv2d and getattr(x, "ndim", 0) == 4:
+                m.check_input(x)
+                x = np.ascontiguousarray(x)                                   # (N, C, H, W)
+                b = m.bias.data if m.bias is not None else None
+                y = ops.conv2d_act_forward(x, m.weight.data, b, m.stride, m._pad, m.dilation, m.groups, act,
+                                           getattr(act_mod, "negative_slope", 0.0))
+                m._save(fused=True, x=x, y=y, act=act)       # x (N, C, H, W) and y = act(conv) (N, O, Ho, Wo)
+                act_mod._save(fused=True)
+                x, fresh = y, True
+                continue
+            if act is None or getattr(x, "ndim", 2) != 2 or type(m) is not Linear:
                 if act is not None:        # N-d input: run this pair unfused
                     x = m(x)
                     x = act_mod(x) if act_mod is not None else x
@@ -150,7 +163,7 @@ class Sequential(Module):
             if act is None or not cache.get("fused"):
                 if act is not None:        # this pair ran unfused (N-d input)
                     dy = act_mod.backward(dy) if act_mod is not None else dy
-                if isinstance(m, (Linear, Sequential)):    # ask for dx exactly when it is needed
+                if isinstance(m, (Linear, Conv2d, Sequential)):    # ask for dx exactly when it is needed
                     if not need:
                         return m.backward(dy, input_grad=False)
                     dy = m.backward(dy, input_grad=True)
@@ -163,6 +176,17 @@ class Sequential(Module):
                 act_mod._take_fused_cache()
             self._check_dy(dy, c["y"].shape, c["y"].dtype)
             x, y = c["x"], c["y"]
+            if type(m) is Conv2d:
+                # dz = dy * f'(y); gW (+)= x (*) dz; gb (+)= sum dz; dx = col2im(dz @ W)  (see conv2d_act_backward)
+                gW, acc_w = m.weight.grad_for_update()
+                gb, acc_b = m.bias.grad_for_update() if m.bias is not None else (None, True)
+                dy = backend.ops("numba").conv2d_act_backward(
+                    np.ascontiguousarray(dy), x, m.weight.data, y, gW, gb, m.stride, m._pad, m.dilation, m.groups,
+                    act, getattr(act_mod, "negative_slope", 0.0), need_dx=need, acc_w=acc_w, acc_b=acc_b)
+                fresh = True
+                if not need:
+                    return None
+                continue
             dz = self._buffer(("dz", k), y.shape, y.dtype) if act != "identity" else None
             dx = self._buffer(("dx", k), x.shape, x.dtype) if k > 0 else None
             gW, acc_w = m.weight.grad_for_update()

@@ -1,12 +1,16 @@
-"""Shape and regularisation layers: Flatten and Dropout."""
+"""Shape and regularisation layers: Flatten, Dropout and Dropout2d."""
 from __future__ import annotations
+
+import warnings
+
+import numpy as np
 
 from .. import functional as F
 from .._checks import integer, real
 from ..random import resolve_rng
 from .module import Module, check_input
 
-__all__ = ["Flatten", "Dropout"]
+__all__ = ["Flatten", "Dropout", "Dropout2d"]
 
 
 class Flatten(Module):
@@ -82,6 +86,82 @@ class Dropout(Module):
         if c["mask"] is None:
             return dy.copy()
         return F.dropout_backward(dy, c["mask"])
+
+    def get_config(self):
+        return {"p": self.p}
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Dropout2d(Module):
+    """Channel dropout, PyTorch's ``nn.Dropout2d``: in training mode each
+    channel of each sample is zeroed as a whole with probability p, and the
+    kept ones are scaled by 1 / (1 - p)::
+
+        y[n, c, ...] = x[n, c, ...] * m[n, c] / (1 - p),   m[n, c] ~ Bernoulli(1 - p)
+
+    one draw per (sample, channel), broadcast over the spatial dimensions
+    (neighbouring pixels of a feature map are strongly correlated, so
+    dropping single pixels would hardly regularise a convolutional network).
+    In evaluation mode ``y = x``.  Backward: ``dx = dy * m / (1 - p)``.
+
+    Input: (N, C, H, W).  A 3-d input is treated as PyTorch 2.13 treats it:
+    as (N, C, L), one draw per x[i, j, :], *not* as an unbatched (C, H, W)
+    (PyTorch warns that this will change, and so does nnumpy); add the batch
+    dimension, ``x[None]``, for channel dropout of a single (C, H, W) image.
+    Other ranks are refused (PyTorch deprecates them).
+
+    Cache: the scaled mask (N, C, 1, 1) (or (N, C, 1): N * C values; None in
+    evaluation mode or with p = 0), and the input's shape and dtype.
+    ``rng`` (an int seed or a Generator) makes the masks reproducible; with
+    None the global generator of :mod:`nnumpy.random` is used.  ``mask=`` in
+    :meth:`forward` supplies a given 0/1 keep-mask of shape (N, C) (or
+    (N, C, 1, 1), (N, C, 1)) instead of drawing one, e.g. to reproduce
+    another framework's mask.
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        self.p = real("p (the Dropout2d probability)", p, 0.0, 1.0, owner="Dropout2d")
+        self.rng = resolve_rng(rng)
+
+    def check_input(self, x):
+        check_input(self, x)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Dropout2d expects input of shape (N, C, H, W) (or (N, C, L)), got a "
+                             f"{x.ndim}-d input of shape {x.shape}; use Dropout for element-wise dropout")
+        if x.ndim == 3:
+            warnings.warn(f"Dropout2d: a 3-d input {x.shape} is taken as (N, C, L), one draw per "
+                          f"x[i, j, :], as PyTorch 2.13 does, not as an unbatched (C, H, W) image; pass "
+                          f"x[None] for channel dropout of one image", UserWarning, stacklevel=4)
+
+    def forward(self, x, mask=None):
+        self.check_input(x)
+        if not self.training or self.p == 0.0:
+            self._save(mask=None, shape=x.shape, dtype=x.dtype)
+            return x.copy()
+        noise = x.shape[:2] + (1,) * (x.ndim - 2)               # (N, C, 1, 1) or (N, C, 1)
+        if mask is None:
+            scaled = F.dropout2d_mask(x.shape, self.p, self.rng, x.dtype)
+        else:
+            if not isinstance(mask, np.ndarray):
+                raise TypeError(f"Dropout2d: mask must be a NumPy array, got {type(mask).__name__}")
+            if mask.shape not in (x.shape[:2], noise):
+                raise ValueError(f"Dropout2d: mask has shape {mask.shape}, "
+                                 f"expected {x.shape[:2]} or {noise} (one value per sample and channel) "
+                                 f"for input {x.shape}")
+            scale = 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
+            scaled = (mask != 0).reshape(noise).astype(x.dtype) * x.dtype.type(scale)
+        self._save(mask=scaled, shape=x.shape, dtype=x.dtype)
+        return F.dropout2d_forward(x, scaled)
+
+    def backward(self, dy):
+        c = self._take_cache()
+        self._check_dy(dy, c["shape"], c["dtype"])
+        if c["mask"] is None:
+            return dy.copy()
+        return F.dropout2d_backward(dy, c["mask"])             # (N, C, H, W) * (N, C, 1, 1)
 
     def get_config(self):
         return {"p": self.p}

@@ -295,9 +295,14 @@ class Module:
 
     @property
     def dtype(self):
-        """The dtype of the module's parameters (None for a module without any)."""
+        """The dtype of the module's parameters, else of its float buffers (batch
+        norm without affine keeps running statistics only); None for a module
+        with neither."""
         for p in self.parameters():
             return p.data.dtype
+        for b in self.buffers():
+            if b.dtype in FLOAT_DTYPES:
+                return b.dtype
         return None
 
     def to(self, dtype):

@@ -1,0 +1,383 @@
+"""The Numba convolution and max-pooling kernels against their NumPy references.
+
+Every kernel of nnumpy.backend.numba_conv is held to nnumpy.backend.numpy_ops element by
+element: 1e-12 (float64) and 1e-5 (float32) relative to each element, where an element
+that is a sum (a convolution output, a weight/bias/input gradient) is measured relative to
+the sum of its terms' magnitudes (see tests/test_backend.py).  Both algorithms of the
+convolution (direct loops and im2col + GEMM) run on every shape.
+"""
+import numpy as np
+import pytest
+
+from nnumpy.backend import numpy_ops as ref
+
+numba = pytest.importorskip("numba", reason="Numba is not installed")
+conv = pytest.importorskip("nnumpy.backend.numba_conv", reason="Numba is not installed")
+from nnumpy.backend import numba_ops  # noqa: E402
+
+from test_backend import assert_close  # noqa: E402
+
+ACTS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
+SLOPE = 0.1
+
+#: (name, x shape (N, C, H, W), O, (KH, KW), stride, padding ((top, bottom), (left, right)), dilation, groups)
+SHAPES = [
+    ("lenet1", (3, 1, 28, 28), 6, (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1),
+    ("lenet2", (2, 6, 14, 14), 16, (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
+    ("odd", (3, 4, 9, 11), 6, (3, 2), (2, 1), ((1, 0), (2, 1)), (1, 2), 2),
+    ("strided", (2, 3, 10, 9), 4, (3, 3), (2, 3), ((1, 1), (1, 1)), (1, 1), 1),
+    ("padded", (2, 2, 5, 7), 3, (3, 3), (1, 1), ((3, 1), (0, 4)), (1, 1), 1),
+    ("dilated", (2, 2, 12, 10), 3, (3, 3), (1, 1), ((2, 2), (2, 2)), (2, 3), 1),
+    ("grouped", (2, 6, 7, 8), 9, (3, 3), (1, 1), ((1, 1), (0, 0)), (1, 1), 3),
+    ("depthwise", (2, 4, 8, 8), 8, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 4),
+    ("pointwise", (2, 8, 5, 6), 4, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
+    ("wide", (2, 9, 6, 5), 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+    ("out1x1", (1, 3, 5, 5), 2, (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
+    ("pixel", (1, 1, 1, 1), 1, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
+    ("batch9", (9, 2, 4, 3), 3, (2, 2), (1, 1), ((1, 0), (0, 1)), (1, 1), 1),
+]
+VARIANTS = ["direct", "gemm"]
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request, monkeypatch):
+    """Run the convolution kernels with one algorithm on every shape (the direct one
+    applies to stride 1 only; strided shapes then run the GEMM)."""
+    monkeypatch.setattr(conv, "_FORCE", request.param)
+    return request.param
+
+
+def conv_args(case):
+    _, _, _, _, stride, padding, dilation, groups = case
+    return stride, padding, dilation, groups
+
+
+def make(case, dtype, seed=0):
+    """x, W (scaled so that pre-activations are of order 1) and b for a case, drawn in
+    float64 then cast, and the generator for what follows."""
+    _, xs, o, (kh, kw), *_rest = case
+    groups = case[-1]
+    rng = np.random.default_rng(seed)
+    fan_in = xs[1] // groups * kh * kw
+    x = rng.standard_normal(xs)
+    W = rng.standard_normal((o, xs[1] // groups, kh, kw)) / np.sqrt(fan_in)
+    b = rng.standard_normal(o)
+    return x.astype(dtype), W.astype(dtype), b.astype(dtype), rng
+
+
+def f_prime(y, act):
+    """|f'| written through the output y."""
+    return np.abs(ref.activation_backward(np.ones_like(y), y, act, SLOPE))
+
+
+def forward_scale(x, W, b, y_ref, y, act, args):
+    """Each output's rounding scale: |y| plus |f'| times the sum of the terms' magnitudes
+    of z = conv(x, W) + b (conv(|x|, |W|) + |b|)."""
+    terms = ref.conv2d_act_forward(np.abs(x), np.abs(W), None if b is None else np.abs(b), *args)
+    return np.abs(y_ref) + np.maximum(f_prime(y_ref, act), f_prime(y, act)) * terms
+
+
+def backward_scales(dz_abs, x, W, args, need_dx=True):
+    """Scales of dx and dW: the same sums with every term's magnitude."""
+    gws = np.zeros(W.shape, np.float64)
+    dxs = ref.conv2d_act_backward(dz_abs.astype(np.float64), np.abs(x).astype(np.float64),
+                                  np.abs(W).astype(np.float64), None, gws, None, *args, need_dx=need_dx)
+    return dxs, gws
+
+
+# ---------------------------------------------------------------------------
+# Convolution + activation
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("case", SHAPES, ids=lambda c: c[0])
+def test_conv2d_act_matches_reference(case, act, dtype, variant):
+    args = conv_args(case)
+    x, W, b, rng = make(case, dtype)
+    tol = TOL[dtype]
+    y_ref = ref.conv2d_act_forward(x, W, b, *args, act=act, slope=SLOPE)
+    saved = [a.copy() for a in (x, W, b)]
+    y = numba_ops.conv2d_act_forward(x, W, b, *args, act=act, slope=SLOPE)
+    assert y.dtype == dtype and y.shape == y_ref.shape
+    assert np.isfinite(y).all()
+    assert_close(y, y_ref, tol, forward_scale(x, W, b, y_ref, y, act, args))
+
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dz_abs = np.abs(ref.activation_backward(dy, y_ref, act, SLOPE))
+    dxs, gws = backward_scales(dz_abs, x, W, args)
+    gw0, gb0 = rng.standard_normal(W.shape).astype(dtype), rng.standard_normal(b.shape).astype(dtype)
+    for acc in (True, False):
+        gw_r, gb_r, gw_n, gb_n = gw0.copy(), gb0.copy(), gw0.copy(), gb0.copy()
+        dx_r = ref.conv2d_act_backward(dy, x, W, y_ref, gw_r, gb_r, *args, act=act, slope=SLOPE,
+                                       acc_w=acc, acc_b=acc)
+        ins = [dy, y_ref, x, W]
+        before = [a.copy() for a in ins]
+        dx_n = numba_ops.conv2d_act_backward(dy, x, W, y_ref, gw_n, gb_n, *args, act=act, slope=SLOPE,
+                                             acc_w=acc, acc_b=acc)
+        for a, a0 in zip(ins, before):
+            assert np.array_equal(a, a0)                       # dy and the inputs are never written
+        assert dx_n.dtype == gw_n.dtype == gb_n.dtype == dtype
+        assert np.isfinite(dx_n).all() and np.isfinite(gw_n).all() and np.isfinite(gb_n).all()
+        old_w, old_b = (np.abs(gw0), np.abs(gb0)) if acc else (0, 0)
+        assert_close(dx_n, dx_r, tol, dxs)
+        assert_close(gw_n, gw_r, tol, old_w + gws)
+        assert_close(gb_n, gb_r, tol, old_b + dz_abs.sum(axis=(0, 2, 3)))
+    for a, a0 in zip((x, W, b), saved):
+        assert np.array_equal(a, a0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", SHAPES, ids=lambda c: c[0])
+def test_conv2d_without_bias_or_dx(case, dtype, variant):
+    """b = None (gb None) and need_dx=False: the weight gradient alone, as the reference."""
+    args = conv_args(case)
+    x, W, _, rng = make(case, dtype, seed=1)
+    tol = TOL[dtype]
+    y_ref = ref.conv2d_act_forward(x, W, None, *args, act="relu")
+    y = numba_ops.conv2d_act_forward(x, W, None, *args, act="relu")
+    assert_close(y, y_ref, tol, forward_scale(x, W, None, y_ref, y, "relu", args))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    gw_r, gw_n = np.zeros_like(W), np.full_like(W, np.nan)          # overwritten, NaN never read
+    ref.conv2d_act_backward(dy, x, W, y_ref, gw_r, None, *args, act="relu", need_dx=False, acc_w=False)
+    out = numba_ops.conv2d_act_backward(dy, x, W, y_ref, gw_n, None, *args, act="relu", need_dx=False,
+                                        acc_w=False)
+    assert out is None
+    dz_abs = np.abs(ref.activation_backward(dy, y_ref, "relu"))
+    _, gws = backward_scales(dz_abs, x, W, args, need_dx=False)
+    assert np.isfinite(gw_n).all()
+    assert_close(gw_n, gw_r, tol, gws)
+    # identity: y may be None
+    gw_i = np.zeros_like(W)
+    ref.conv2d_act_backward(dy, x, W, None, gw_r, None, *args, need_dx=False, acc_w=False)
+    numba_ops.conv2d_act_backward(dy, x, W, None, gw_i, None, *args, need_dx=False, acc_w=False)
+    _, gws = backward_scales(np.abs(dy), x, W, args, need_dx=False)
+    assert_close(gw_i, gw_r, tol, gws)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_conv2d_noncontiguous_inputs(dtype, variant):
+    case = SHAPES[2]
+    args = conv_args(case)
+    x, W, b, rng = make(case, dtype)
+    y_ref = ref.conv2d_act_forward(x, W, b, *args, act="tanh")
+    xt = np.asfortranarray(x)
+    y = numba_ops.conv2d_act_forward(xt, W[..., ::-1][..., ::-1], b, *args, act="tanh")
+    assert_close(y, y_ref, TOL[dtype], forward_scale(x, W, b, y_ref, y, "tanh", args))
+    dy = np.asfortranarray(rng.standard_normal(y.shape).astype(dtype))
+    gw_r, gb_r, gw_n, gb_n = (np.zeros_like(a) for a in (W, b, W, b))
+    dx_r = ref.conv2d_act_backward(dy, x, W, y_ref, gw_r, gb_r, *args, act="tanh")
+    dx_n = numba_ops.conv2d_act_backward(dy, xt, W, np.asfortranarray(y_ref), gw_n, gb_n, *args, act="tanh")
+    dz_abs = np.abs(ref.activation_backward(dy, y_ref, "tanh"))
+    dxs, gws = backward_scales(dz_abs, x, W, args)
+    assert_close(dx_n, dx_r, TOL[dtype], dxs)
+    assert_close(gw_n, gw_r, TOL[dtype], gws)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", [SHAPES[0], SHAPES[2], SHAPES[5], SHAPES[7]], ids=lambda c: c[0])
+def test_conv2d_nan_and_inf_as_reference(case, dtype, variant):
+    """NaN and inf in x go where the reference sends them: the same elements of y, dx,
+    dW and db are NaN/inf (and the finite ones agree)."""
+    args = conv_args(case)
+    x, W, b, rng = make(case, dtype, seed=2)
+    x[0, 0, 0, 0] = np.nan
+    x[-1, -1, -1, 0] = np.inf                 # a border column: read by few taps
+    x[-1, 0, x.shape[2] // 2, -1] = -np.inf
+    for act in ("relu", "identity", "tanh"):
+        y_ref = ref.conv2d_act_forward(x, W, b, *args, act=act, slope=SLOPE)
+        y = numba_ops.conv2d_act_forward(x, W, b, *args, act=act, slope=SLOPE)
+        assert np.array_equal(np.isnan(y), np.isnan(y_ref))
+        assert np.array_equal(np.isposinf(y), np.isposinf(y_ref))
+        assert np.array_equal(np.isneginf(y), np.isneginf(y_ref))
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        outs = []
+        for ops in (ref, numba_ops):
+            gw, gb = np.zeros_like(W), np.zeros_like(b)
+            dx = ops.conv2d_act_backward(dy, x, W, y_ref, gw, gb, *args, act=act, slope=SLOPE)
+            outs.append((dx, gw, gb))
+        for r, n in zip(*outs):
+            assert np.array_equal(np.isnan(n), np.isnan(r))
+            assert np.array_equal(np.isinf(n), np.isinf(r))
+
+
+def test_conv2d_rejects_bad_arguments():
+    x, W = np.ones((1, 4, 5, 5), np.float32), np.ones((2, 2, 3, 3), np.float32)
+    with pytest.raises(TypeError, match="one dtype"):
+        numba_ops.conv2d_act_forward(x, W.astype(np.float64), None, (1, 1), ((0, 0), (0, 0)), (1, 1), 2)
+    with pytest.raises(ValueError, match="groups"):
+        numba_ops.conv2d_act_forward(x, W, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+    with pytest.raises(ValueError, match="smaller than"):
+        numba_ops.conv2d_act_forward(x, np.ones((2, 2, 7, 7), np.float32), None, (1, 1), ((0, 0), (0, 0)),
+                                     (1, 1), 2)
+    y = numba_ops.conv2d_act_forward(x, W, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 2)
+    with pytest.raises(ValueError, match="dy has shape"):
+        numba_ops.conv2d_act_backward(y[:, :1], x, W, y, np.zeros_like(W), None, (1, 1), ((0, 0), (0, 0)),
+                                      (1, 1), 2)
+
+
+# ---------------------------------------------------------------------------
+# Max pooling
+# ---------------------------------------------------------------------------
+#: (x shape, kernel, stride, padding, dilation, ceil_mode)
+POOLS = [
+    ((3, 6, 28, 28), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((2, 3, 9, 10), (3, 2), (2, 1), (1, 1), (1, 2), True),
+    ((2, 2, 7, 7), (3, 3), (2, 2), (1, 1), (1, 1), True),
+    ((1, 2, 8, 9), (3, 3), (1, 1), (1, 0), (1, 1), False),            # overlapping windows
+    ((2, 1, 11, 6), (2, 3), (3, 2), (0, 1), (2, 1), False),
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1), False),
+    ((1, 2, 5, 5), (5, 5), (1, 1), (2, 2), (1, 1), True),
+    ((1, 1, 4, 4), (2, 2), (3, 3), (1, 1), (2, 2), True),             # a window of padding only
+    ((2, 3, 7, 9), (2, 2), (2, 2), (0, 0), (1, 1), True),             # 2x2 over odd sizes
+    ((2, 3, 7, 9), (2, 2), (2, 2), (0, 0), (1, 1), False),
+]
+
+
+def pool_input(shape, dtype, rng, special=True):
+    x = rng.standard_normal(shape)
+    if special:
+        x = np.round(x, 1)                             # ties
+        flat = x.reshape(-1)
+        k = flat.size
+        flat[rng.integers(0, k, max(1, k // 50))] = np.nan
+        flat[rng.integers(0, k, max(1, k // 50))] = -np.inf
+        flat[rng.integers(0, k, max(1, k // 50))] = np.inf
+        if shape[2] >= 4 and shape[3] >= 4:
+            x[0, 0, :4, :4] = -np.inf                  # a window of -inf only
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("special", [False, True], ids=["plain", "nan-inf-ties"])
+@pytest.mark.parametrize("pool", POOLS, ids=lambda p: "x".join(map(str, p[0])) + f"-k{p[1][0]}{p[1][1]}")
+def test_max_pool2d_matches_reference(pool, special, dtype):
+    shape, *params = pool
+    rng = np.random.default_rng(3)
+    x = pool_input(shape, dtype, rng, special)
+    x0 = x.copy()
+    y_r, i_r = ref.max_pool2d_forward(x, *params)
+    y, i = numba_ops.max_pool2d_forward(x, *params)
+    assert np.array_equal(x, x0, equal_nan=True)
+    assert y.dtype == dtype and i.dtype == np.int64
+    assert np.array_equal(y, y_r, equal_nan=True)          # a maximum is exact
+    assert np.array_equal(i, i_r)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dy0, i0 = dy.copy(), i.copy()
+    dx_r = ref.max_pool2d_backward(dy, i_r, x.shape)
+    dx = numba_ops.max_pool2d_backward(dy, i, x.shape)
+    assert np.array_equal(dy, dy0) and np.array_equal(i, i0)
+    assert dx.dtype == dtype and np.isfinite(dx).all()
+    assert_close(dx, dx_r, TOL[dtype], ref.max_pool2d_backward(np.abs(dy), i_r, x.shape))
+
+
+# ---------------------------------------------------------------------------
+# Fused convolution + activation + max pooling
+# ---------------------------------------------------------------------------
+FUSED = [(SHAPES[0], POOLS[0][1:]), (SHAPES[1], POOLS[0][1:]), (SHAPES[2], POOLS[1][1:]),
+         (SHAPES[6], POOLS[3][1:]), (SHAPES[4], POOLS[7][1:]), (SHAPES[10], POOLS[5][1:])]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("case,pool", FUSED, ids=lambda c: c[0] if isinstance(c[0], str) else "")
+def test_conv2d_act_pool_matches_reference(case, pool, act, dtype, variant):
+    """conv2d_act_pool_forward/backward = max_pool2d(conv2d_act(...)) and its backward."""
+    args = conv_args(case)
+    x, W, b, rng = make(case, dtype, seed=4)
+    tol = TOL[dtype]
+    y_ref = ref.conv2d_act_forward(x, W, b, *args, act=act, slope=SLOPE)
+    p_ref, i_ref = ref.max_pool2d_forward(y_ref, *pool)
+    p, i = numba_ops.conv2d_act_pool_forward(x, W, b, *args, act, SLOPE, *pool)
+    assert np.array_equal(i, i_ref)
+    inf = np.isinf(p_ref)                              # a pooling window of padding only: -inf
+    assert np.array_equal(p[inf], p_ref[inf])
+    p, p_ref = np.where(inf, 0, p), np.where(inf, 0, p_ref)
+    y_scale = forward_scale(x, W, b, y_ref, y_ref, act, args)
+    p_scale = np.take_along_axis(y_scale.reshape(y_scale.shape[:2] + (-1,)),
+                                 i_ref.reshape(i_ref.shape[:2] + (-1,)).clip(0, y_scale[0, 0].size - 1),
+                                 axis=-1).reshape(p.shape)
+    assert_close(p, p_ref, tol, p_scale)
+    p, _ = numba_ops.conv2d_act_pool_forward(x, W, b, *args, act, SLOPE, *pool)
+    # and bit for bit what the unfused kernels give
+    y = numba_ops.conv2d_act_forward(x, W, b, *args, act=act, slope=SLOPE)
+    p2, i2 = numba_ops.max_pool2d_forward(y, *pool)
+    assert np.array_equal(p, p2) and np.array_equal(i, i2)
+
+    # backward: the reference is given this y (as in test_conv2d_act_matches_reference, both
+    # sides see one y: f'(y) near saturation would otherwise magnify y's last-bit rounding)
+    dp = rng.standard_normal(p.shape).astype(dtype)
+    y_ref = y
+    dy_ref = ref.max_pool2d_backward(dp, i_ref, y_ref.shape)
+    dz_abs = np.abs(ref.activation_backward(dy_ref, y_ref, act, SLOPE))
+    dxs, gws = backward_scales(dz_abs, x, W, args)
+    for acc in (True, False):
+        gw0, gb0 = rng.standard_normal(W.shape).astype(dtype), rng.standard_normal(b.shape).astype(dtype)
+        gw_r, gb_r, gw_n, gb_n = gw0.copy(), gb0.copy(), gw0.copy(), gb0.copy()
+        dx_r = ref.conv2d_act_backward(dy_ref, x, W, y_ref, gw_r, gb_r, *args, act=act, slope=SLOPE,
+                                       acc_w=acc, acc_b=acc)
+        ins = [dp, i, p, x, W]
+        before = [a.copy() for a in ins]
+        dx_n = numba_ops.conv2d_act_pool_backward(dp, i, p, x, W, gw_n, gb_n, *args, act, SLOPE, *pool,
+                                                  acc_w=acc, acc_b=acc)
+        for a, a0 in zip(ins, before):
+            assert np.array_equal(a, a0)
+        old_w, old_b = (np.abs(gw0), np.abs(gb0)) if acc else (0, 0)
+        assert_close(dx_n, dx_r, tol, dxs)
+        assert_close(gw_n, gw_r, tol, old_w + gws)
+        assert_close(gb_n, gb_r, tol, old_b + dz_abs.sum(axis=(0, 2, 3)))
+    gw_n = np.zeros_like(W)                             # the last round overwrote: gw_r is dW
+    assert numba_ops.conv2d_act_pool_backward(dp, i, p, x, W, gw_n, None, *args, act, SLOPE, *pool,
+                                              need_dx=False) is None
+    assert_close(gw_n, gw_r, tol, gws)
+
+
+# ---------------------------------------------------------------------------
+# The same numbers for any number of threads
+# ---------------------------------------------------------------------------
+def run_all(dtype):
+    """Every kernel on a few shapes (both algorithms): the list of every output array."""
+    outs = []
+    rng = np.random.default_rng(5)
+    for case in (SHAPES[0], SHAPES[1], SHAPES[2], SHAPES[7]):
+        args = conv_args(case)
+        xs = (17,) + case[1][1:]                       # a batch that is no multiple of the chunk
+        x = rng.standard_normal(xs).astype(dtype)
+        W = rng.standard_normal((case[2], xs[1] // case[-1]) + case[3]).astype(dtype)
+        b = rng.standard_normal(case[2]).astype(dtype)
+        for force in VARIANTS:
+            conv._FORCE = force
+            try:
+                y = numba_ops.conv2d_act_forward(x, W, b, *args, act="relu")
+                dy = rng.standard_normal(y.shape).astype(dtype)
+                gw, gb = np.zeros_like(W), np.zeros_like(b)
+                dx = numba_ops.conv2d_act_backward(dy, x, W, y, gw, gb, *args, act="relu")
+                outs += [y, dx, gw, gb]
+                p, i = numba_ops.conv2d_act_pool_forward(x, W, b, *args, "relu", 0.0, *POOLS[3][1:])
+                gw, gb = np.zeros_like(W), np.zeros_like(b)
+                dx = numba_ops.conv2d_act_pool_backward(p, i, p, x, W, gw, gb, *args, "relu", 0.0, *POOLS[3][1:])
+                outs += [p, i, dx, gw, gb]
+            finally:
+                conv._FORCE = None
+    x = pool_input((17, 3, 9, 10), dtype, rng)
+    y, i = numba_ops.max_pool2d_forward(x, *POOLS[3][1:])
+    outs += [y, i, numba_ops.max_pool2d_backward(x[:, :, :y.shape[2], :y.shape[3]].copy(), i, x.shape)]
+    return outs
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_kernels_give_the_same_numbers_for_any_thread_count(dtype):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba runs with one thread here (NUMBA_NUM_THREADS=1)")
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run_all(dtype)
+        numba.set_num_threads(2)
+        two = run_all(dtype)
+    finally:
+        numba.set_num_threads(before)
+    assert len(one) == len(two)
+    for a, b in zip(one, two):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)

@@ -1,0 +1,288 @@
+"""Convolutional networks end to end: nnumpy.models, Sequential's conv fusion,
+save/load with buffers, PyTorch interchange, summary, gradcheck's kink
+handling, and the command line with --model."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nnumpy as nnp
+from nnumpy import backend, interop, models
+from nnumpy.nn import BatchNorm2d, Conv2d, MaxPool2d, ReLU
+
+DTYPES = [np.float32, np.float64]
+
+
+def images(n, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).random((n, 1, 28, 28)).astype(dtype)
+
+
+# -- the models -----------------------------------------------------------------------------------
+def test_lenet5_shape_and_size():
+    m = models.lenet5(rng=0)
+    assert m.num_parameters() == 61_706
+    assert m(images(3, dtype=np.float32)).shape == (3, 10)
+    assert list(m.state_dict()) == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias",
+                                    "9.weight", "9.bias", "11.weight", "11.bias"]
+    assert not m.input_grad
+
+
+def test_same_seed_same_model_for_both_dtypes():
+    a, b = models.small_cnn(rng=3), models.small_cnn(rng=3, dtype=np.float64)
+    for (k, v), (k2, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert k == k2
+        np.testing.assert_array_equal(v, w.astype(v.dtype))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(activation="swish"), "activation must be one of"),
+    (dict(pool="median"), "pool must be 'max' or 'avg'"),
+    (dict(num_classes=0), "num_classes"),
+])
+def test_lenet5_rejects_bad_arguments(bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        models.lenet5(**bad)
+
+
+def test_build_model_names_the_choices():
+    with pytest.raises(ValueError, match="lenet5"):
+        models.build_model("resnet")
+
+
+# -- Sequential fuses Conv2d + activation on the numba backend ----------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_fused_plan_matches_the_layer_by_layer_reference(name, dtype):
+    """The same model, forward and backward, on the numba backend (conv+activation fused)
+    and on the numpy backend (layer by layer): outputs and every gradient agree to rounding."""
+    x = images(5, seed=1, dtype=dtype)
+    dy = np.random.default_rng(2).standard_normal((5, 10)).astype(dtype)
+    results = {}
+    for be in ("numpy", "numba"):
+        with backend.use(be):
+            m = models.build_model(name, dtype=dtype, rng=4, input_grad=True)
+            y = m(x)
+            dx = m.backward(dy)
+            results[be] = [y, dx] + [p.grad.copy() for p in m.parameters()] + [b.copy() for b in m.buffers()]
+            assert m._plan(be == "numba") is not None
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    for a, b in zip(results["numpy"], results["numba"]):
+        scale = max(np.abs(a).max(), 1e-30)
+        assert np.isfinite(a).all() and np.isfinite(b).all()
+        assert np.abs(a.astype(np.float64) - b).max() <= tol * scale
+
+
+def test_conv_and_activation_run_as_one_step_on_numba():
+    m = nnp.Sequential(Conv2d(1, 2, 3, rng=0), ReLU(), MaxPool2d(2))
+    steps = m._plan(True)
+    assert steps[0][0] is m[0] and steps[0][1] is m[1] and steps[0][2] == "relu"
+    with backend.use("numba"):
+        m(images(2, dtype=np.float32))
+    assert m[0]._cache.get("fused") and m[1]._cache.get("fused")
+    with pytest.raises(RuntimeError, match="ran fused"):
+        m[1].backward(np.ones((2, 2, 26, 26), np.float32))
+
+
+def test_first_conv_skips_dx_when_no_input_grad(monkeypatch):
+    m = models.lenet5(rng=0)                                # input_grad=False
+    calls = []
+    with backend.use("numba"):
+        ops = backend.ops("numba")
+        original = ops.conv2d_act_backward
+
+        def spy(*args, **kwargs):
+            calls.append(kwargs.get("need_dx"))
+            return original(*args, **kwargs)
+        monkeypatch.setattr(ops, "conv2d_act_backward", spy)
+        out = m(images(2, dtype=np.float32))
+        assert m.backward(np.ones_like(out)) is None
+    assert calls == [True, False]                           # second conv needs dx, the first does not
+
+
+# -- save / load and buffers ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_save_load_round_trip_with_buffers(name, tmp_path):
+    m = models.build_model(name, rng=5)
+    x = images(4, dtype=np.float32)
+    for _ in range(3):                                      # move the running statistics
+        m(x)
+        m.clear_cache()
+    nnp.save(m, tmp_path / "m.npz")
+    back = nnp.load(tmp_path / "m.npz")
+    assert list(back.state_dict()) == list(m.state_dict())
+    for (k, a), b in zip(m.state_dict().items(), back.state_dict().values()):
+        assert a.dtype == b.dtype and np.array_equal(a, b), k
+    m.eval(), back.eval()
+    np.testing.assert_array_equal(m(x), back(x))
+
+
+def test_load_refuses_a_buffer_of_the_wrong_dtype(tmp_path):
+    m = models.small_cnn(rng=0)
+    nnp.save(m, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["1.num_batches_tracked"] = arrays["1.num_batches_tracked"].astype(np.float32)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(nnp.ModelFileError, match="1.num_batches_tracked is float32"):
+        nnp.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"kernel_size": 0}, "kernel_size"),
+    ({"padding": "full"}, "padding"),
+    ({"groups": 4}, "divisible"),
+])
+def test_load_refuses_a_bad_conv_description(tmp_path, change, match):
+    m = nnp.Sequential(Conv2d(2, 2, 3, rng=0))
+    nnp.save(m, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays["__nnumpy__"]))
+    meta["architecture"]["children"][0]["config"].update(change)
+    arrays["__nnumpy__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(nnp.ModelFileError, match=match):
+        nnp.load(tmp_path / "bad.npz")
+
+
+def test_state_dict_order_and_to_dtype_with_buffers():
+    bn = BatchNorm2d(3)
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    bn.to(np.float64)
+    assert bn.running_mean.dtype == np.float64 and bn.num_batches_tracked.dtype == np.int64
+    assert [n for n, _ in bn.named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
+    assert len(bn.parameters()) == 2                        # buffers are not parameters
+
+
+# -- PyTorch interchange -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_to_and_from_torch_keep_every_entry(torch, name):
+    m = models.build_model(name, rng=6, dtype=np.float64)
+    m(images(4))
+    m.clear_cache()
+    t = interop.to_torch(m)
+    assert list(t.state_dict()) == list(m.state_dict())
+    for k, v in t.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), m.state_dict()[k])
+    back = interop.from_torch(t)
+    for (k, a), b in zip(m.state_dict().items(), back.state_dict().values()):
+        assert a.dtype == b.dtype and np.array_equal(a, b), k
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_compare_with_torch_on_the_models(torch, name, train):
+    m = models.build_model(name, rng=7)
+    y = np.arange(6) % 10
+    r64 = interop.compare_with_torch(m, images(6), y, train=train)
+    assert r64.ok and r64.max_rel_error < 1e-12, str(r64)
+    r32 = interop.compare_with_torch(m, images(6), y, dtype=np.float32, train=train)
+    assert r32.ok and r32.max_rel_error < 1e-4, str(r32)
+    names = [r["name"] for r in r64.rows]
+    assert ("1.running_mean" in names) == (train and name == "small-cnn")
+
+
+def test_compare_with_torch_refuses_training_mode_with_dropout(torch):
+    m = nnp.Sequential(Conv2d(1, 2, 3, rng=0), nnp.nn.Dropout2d(0.5), nnp.Flatten(), nnp.Linear(1352, 10, rng=0))
+    with pytest.raises(ValueError, match="dropout"):
+        interop.compare_with_torch(m, images(2), np.array([0, 1]), train=True)
+
+
+# -- summary -------------------------------------------------------------------------------------------------
+def test_summary_separates_per_sample_and_per_batch_memory():
+    s = nnp.summary(models.small_cnn(), (1, 28, 28))
+    bn = s.rows[1]
+    assert bn["type"] == "BatchNorm2d" and bn["output_shape"] == (-1, 16, 28, 28)
+    assert [n for n, *_ in bn["saved"]] == ["xhat"] and bn["saved"][0][3] == 16 * 28 * 28 * 4
+    assert bn["fixed"] == [("inv_std", (16,), "float32", 64)]
+    assert s.saved_bytes_fixed == 3 * 0 + 16 * 4 + 32 * 4 + 32 * 4
+    assert "per batch" in str(s)
+
+
+# -- gradcheck near kinks --------------------------------------------------------------------------------------
+def test_gradcheck_skips_entries_on_a_kink_but_not_a_wrong_gradient():
+    x = np.array([[0.3, -2e-6, 0.7, -0.4]])                 # one entry within eps of the ReLU kink
+    r = nnp.gradcheck(ReLU(), x)
+    assert r.ok and r.rows[0]["skipped"] == 1 and r.rows[0]["checked"] == 3, str(r)
+    assert "not judged" in str(r)
+
+    class WrongReLU(ReLU):
+        def backward(self, dy):
+            return 1.01 * super().backward(dy)
+    r = nnp.gradcheck(WrongReLU(), x)
+    assert not r.ok and r.rows[0]["skipped"] == 1
+
+
+def test_gradcheck_fails_when_every_entry_sits_on_a_kink():
+    r = nnp.gradcheck(ReLU(), np.array([[1e-6, -1e-6]]))
+    assert not r.ok and "within eps of a kink" in r.rows[0]["note"]
+
+
+def test_gradcheck_passes_lenet5_in_float64():
+    r = nnp.gradcheck(models.lenet5(rng=1), images(3, seed=3), target=np.array([1, 2, 3]),
+                      loss=nnp.CrossEntropyLoss(), max_checks=15, seed=2)
+    assert r.ok, str(r)
+
+
+# -- the command line ---------------------------------------------------------------------------------------------
+def nnumpy(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "nnumpy", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_train_lenet5_and_evaluate(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    r = nnumpy("train", "--model", "lenet5", "--epochs", 1, "--lr", 0.05, "--data-root", mnist_dir, "--out", out,
+               "--limit-train", 1500, "--limit-test", 300, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "training lenet5 on mnist" in r.stdout
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"] == "lenet5" and cfg["arch"] is None
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "lenet5" and 0.1 < metrics["test_acc"] <= 1
+    r = nnumpy("evaluate", out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "evaluation" / "evaluation.json").read_text())["test_acc"] == pytest.approx(
+        metrics["test_acc"])
+
+
+@pytest.mark.parametrize("args, match", [
+    (["train", "--model", "lenet5", "--arch", "784-10"], "--arch describes the layers of --model mlp"),
+    (["train", "--model", "lenet5", "--activation", "tanh"], "--activation describes"),
+    (["train", "--model", "alexnet"], "invalid choice"),
+    (["gradcheck", "--model", "small-cnn", "--arch", "784-10"], "--arch describes"),
+])
+def test_model_arguments_are_checked(args, match):
+    r = nnumpy(*args)
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
+
+
+def test_gradcheck_command_with_a_cnn():
+    r = nnumpy("gradcheck", "--model", "small-cnn", "--batch", 2, "--max-checks", 4)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "model: small-cnn" in r.stdout and "PASSED" in r.stdout
+
+
+def test_sweep_variant_with_a_model(tmp_path):
+    from nnumpy.runconfig import ConfigError, check_sweep
+    spec = {"settings": {"epochs": 1}, "variants": [{"name": "lenet", "model": "lenet5", "lrs": [0.05]}]}
+    check_sweep(spec)
+    bad = {"settings": {}, "variants": [{"name": "x", "model": "lenet5", "arch": "784-10", "lrs": [0.1]}]}
+    with pytest.raises(ConfigError, match="arch and activation describe the model 'mlp' only"):
+        check_sweep(bad)
+    with pytest.raises(ConfigError, match="model must be 'mlp' or one of"):
+        check_sweep({"settings": {}, "variants": [{"name": "x", "model": "vgg", "lrs": [0.1]}]})
+
+
+def test_summary_leaves_the_running_statistics_alone():
+    m = models.small_cnn(rng=0)
+    before = m.state_dict()
+    nnp.summary(m, (1, 28, 28))
+    for k, v in m.state_dict().items():
+        assert np.array_equal(v, before[k]), k
+
+
+def test_dtype_of_a_model_with_buffers_only():
+    assert BatchNorm2d(3, affine=False, dtype=np.float64).dtype == np.float64
