@@ -42,7 +42,7 @@ from .parallel import run_parallel
 from .rundir import is_run_folder, run_folder, write_text
 from .runconfig import PRESETS, ConfigError, RunConfig, check_sweep, load_sweep_config, slug, variant_config
 from .models import build_model
-from .serialization import load, save
+from .serialization import describe, load, save
 from .training import TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = ["RunConfig", "train_run", "sweep", "evaluate_run", "PRESETS", "load_sweep_config", "SweepInterrupted",
@@ -259,7 +259,9 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite
         fav = max(done, key=lambda r: (r["val_acc"], -r["val_loss"])) if done else None
         if fav is not None:
             model = load(folder / fav["run"] / "model.npz")
-            _, _, tst = load_data(first)
+            fav_variant = variants[names.index(fav["variant"])]
+            _, _, tst = load_data(variant_config(fav_variant, settings, overrides, fav_variant["lrs"][0], 1))
+                                                        # its own layout: images for a CNN, rows for an MLP
             fav["test_loss"], fav["test_acc"] = evaluate(model, *tst)
             metrics_path = folder / fav["run"] / "metrics.json"
             metrics = json.loads(metrics_path.read_text())
@@ -352,6 +354,9 @@ def evaluate_run(run_dir):
     run_dir = Path(run_dir)
     cfg = _run_config_of(run_dir)
     model = load(run_dir / "model.npz")
+    if describe(model) != describe(_build(cfg)[0]):
+        raise ConfigError(f"{run_dir}: config.json describes the model {describe_model(cfg)}, but model.npz holds "
+                          f"another network; one of the two files was replaced or edited")
     _, _, (xt, yt) = load_data(cfg)
     loss, acc = evaluate(model, xt, yt)
     pred = predict(model, xt)

@@ -139,11 +139,15 @@ def from_torch(module):
                 elif k not in ("dtype", "rng", "init") and hasattr(t, k):
                     v = getattr(t, k)
                     kwargs[k] = list(v) if isinstance(v, tuple) and k == "normalized_shape" else v
+            for k, v in t.state_dict().items():
+                if v.device.type == "meta":
+                    raise TypeError(f"from_torch: {name}{where} lives on the meta device (no values); "
+                                    f"materialise it first (e.g. .to_empty(device='cpu') and initialise it)")
+                if v.dtype not in (torch.float32, torch.float64, torch.int64):
+                    raise TypeError(f"from_torch: {name}{where}.{k} has dtype {v.dtype}; nnumpy holds float32 "
+                                    f"or float64 (convert the module with .float() or .double())")
             state = {k: v.detach().cpu().numpy() for k, v in t.state_dict().items()}
             floats = [v.dtype for v in state.values() if v.dtype.kind == "f"]
-            if floats and floats[0] not in (np.float32, np.float64):
-                raise TypeError(f"from_torch: {name}{where} has dtype {floats[0]}; nnumpy holds float32 or "
-                                f"float64")
             if "dtype" in inspect.signature(cls).parameters:
                 kwargs["dtype"] = floats[0] if floats else np.float32
             m = cls(**kwargs)

@@ -12,7 +12,7 @@ their builders.
 """
 from __future__ import annotations
 
-from ._checks import positive_int
+from ._checks import ArgumentTypeError, describe, positive_int
 from .nn import (ACTIVATIONS, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d,
                  Sequential)
 from .nn.module import as_float_dtype
@@ -22,7 +22,7 @@ __all__ = ["lenet5", "small_cnn", "MODELS", "build_model"]
 
 
 def _activation(name, owner):
-    if not isinstance(name, str) or name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:   # (a list is not hashable: test the type first)
         raise ValueError(f"{owner}: activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]
 
@@ -80,8 +80,9 @@ def small_cnn(channels=(16, 32, 32), num_classes=10, in_channels=1, dtype=None, 
     logits.  The convolutions have no bias: the batch norm after them
     subtracts the mean, which would cancel it.
     """
-    if isinstance(channels, (str, bytes)) or not hasattr(channels, "__iter__"):
-        raise ValueError(f"small_cnn: channels must be a list of channel counts, got {channels!r}")
+    if not isinstance(channels, (list, tuple)):
+        raise ArgumentTypeError(f"small_cnn: channels must be a list of channel counts such as [16, 32, 32], "
+                                f"got {describe(channels)}")
     channels = [positive_int(f"channels[{i}]", c, owner="small_cnn") for i, c in enumerate(channels)]
     if not channels:
         raise ValueError("small_cnn: channels must name at least one stage")
@@ -110,6 +111,9 @@ MODELS = {
 
 def build_model(name, dtype=None, rng=None, init=True, input_grad=False):
     """The network :data:`MODELS` names ``name``, built with the given dtype and seed."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"build_model: the model's name must be a string such as 'lenet5', got "
+                                f"{describe(name)}")
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     return MODELS[name][0](dtype=dtype, rng=rng, init=init, input_grad=input_grad)

@@ -172,8 +172,8 @@ def _want_shape(v, where):
 
 def _want_eps(v, where):
     v = _want_real(v, where)
-    if v <= 0:
-        raise _Invalid(f"{where} must be positive, got {v!r}")
+    if v < 0:
+        raise _Invalid(f"{where} must be >= 0, got {v!r}")
     return v
 
 
@@ -182,7 +182,9 @@ def _want_momentum(v, where):
 
 
 def _want_divisor(v, where):
-    return None if v is None else _want_int(v, where, 1)
+    if v is not None and (not _is_int(v) or v == 0):
+        raise _Invalid(f"{where} must be a non-zero integer or null, got {v!r:.80}")
+    return v
 
 
 def _want_padding_mode(v, where):
@@ -568,9 +570,10 @@ def _load_from_zip(zf, path, size):
     if problems:
         raise ModelFileError(f"{path}: the arrays do not fit the architecture it declares "
                              f"({arch['type']}): " + "; ".join(problems))
-    wrong = [f"{k} is {headers[k][0]}" for k, (_, dt) in expected.items() if headers[k][0].newbyteorder("=") != dt]
+    wrong = [(k, dt) for k, (_, dt) in expected.items() if headers[k][0].newbyteorder("=") != dt]
     if wrong:
-        raise ModelFileError(f"{path}: the model is {dtype} but " + ", ".join(wrong))
+        raise ModelFileError(f"{path}: the model is {dtype} but " + ", ".join(
+            f"{k} is {headers[k][0]}" + (f" (it must be {dt})" if dt != dtype else "") for k, dt in wrong))
     for k in expected:                              # a deflated member must really hold what it declares
         if members[k].compress_type != zipfile.ZIP_STORED:
             _read_member(zf, members[k], headers[k][3], members[k].file_size - headers[k][3], None, path)
@@ -590,4 +593,8 @@ def _load_from_zip(zf, path, size):
             data[...] = dest.T                      # converts the byte order too
         elif file_dtype.itemsize > 1 and not file_dtype.isnative:
             dest.byteswap(inplace=True)             # raw big-endian bytes in a native array
+    problems = [f"{k}: {p}" for k, m, attr, a in model._state_items()
+                if (p := m.check_state_entry(attr, a)) is not None]
+    if problems:
+        raise ModelFileError(f"{path}: " + "; ".join(problems))
     return model

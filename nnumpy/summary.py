@@ -1,9 +1,12 @@
 """``summary``: what each layer computes, holds and remembers for backward."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import backend
+from ._checks import ArgumentTypeError, describe, positive_int
 from .random import preserve_rng_state
 
 __all__ = ["summary", "Summary"]
@@ -56,21 +59,36 @@ def _leaves(module, prefix=""):
         yield from _leaves(child, f"{prefix}.{name}" if prefix else name)
 
 
-def summary(model, input_shape, dtype=None, print_table=False):
-    """Run one forward pass on a batch of two random inputs of ``input_shape``
-    (without the batch dimension, e.g. ``(784,)``) in training mode and
-    report, per leaf layer, the output shape, the parameter count and the
-    arrays kept for backward.  The model's random generators, buffers
-    (running statistics), mode and caches are left as they were found (the
-    caches emptied).
+def _check_input_shape(input_shape):
+    """``input_shape`` as a tuple of positive ints of modest total size, or a clear error."""
+    if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)
+    if not isinstance(input_shape, (tuple, list)) or not input_shape:
+        raise ArgumentTypeError(f"summary: input_shape must be the shape of one sample, without the batch "
+                                f"dimension, such as (784,) or (1, 28, 28), got {describe(input_shape)}")
+    shape = tuple(positive_int(f"input_shape[{i}]", d, owner="summary") for i, d in enumerate(input_shape))
+    if math.prod(shape) > 1 << 26:
+        raise ValueError(f"summary: input_shape {shape} has {math.prod(shape):,} values per sample, more than "
+                         f"summary's probe batches can hold (at most {1 << 26:,})")
+    return shape
 
-    The pass runs on the NumPy backend, layer by layer, so each layer's
-    own needs are shown; the numba backend's fused Linear+activation keeps
-    the layer's input and the activation's output instead.
+
+def summary(model, input_shape, dtype=None, print_table=False):
+    """Run forward passes on small batches of random inputs of ``input_shape``
+    (without the batch dimension, e.g. ``(784,)`` or ``(1, 28, 28)``) in
+    training mode and report, per leaf layer, the output shape, the
+    parameter count and the arrays kept for backward: those that grow with
+    the batch per sample, the others (batch norm's 1/sigma per channel) per
+    batch, told apart by running batches of 2 and of 3.  The model's random
+    generators, buffers (running statistics), mode and caches are left as
+    they were found (the caches emptied).
+
+    The passes run on the NumPy backend, layer by layer, so each layer's
+    own needs are shown; the numba backend's fused Linear/Conv2d+activation
+    keeps the layer's input and the activation's output instead.
     """
+    shape = _check_input_shape(input_shape)
     dtype = np.dtype(dtype or model.dtype or np.float32)
-    batch = 3                   # not a size a layer's own arrays are likely to have (per batch, not per sample)
-    x = np.random.default_rng(0).standard_normal((batch,) + tuple(input_shape)).astype(dtype)
     leaves = list(_leaves(model))
     shapes = {}
 
@@ -83,22 +101,34 @@ def summary(model, input_shape, dtype=None, print_table=False):
             return out
         return forward
 
+    def saved_by_layer(batch):
+        x = np.random.default_rng(0).standard_normal((batch,) + shape).astype(dtype)
+        with backend.use("numpy"):
+            model(x)
+        found = {name: {k: (a.shape, a.dtype.name, a.nbytes) for k, a in mod.saved_arrays().items()}
+                 for name, mod in leaves}
+        model.clear_cache()
+        return found
+
     was_training = model.training
     buffers = [(b, b.copy()) for b in model.buffers()]     # batch norm's running statistics move in training mode
-    with preserve_rng_state(model):
+    with preserve_rng_state(model) as rewind:
         try:
             for name, mod in leaves:
                 mod.__dict__["forward"] = recorder(name, mod)
             model.train()
-            with backend.use("numpy"):
-                model(x)
+            two = saved_by_layer(2)
+            rewind()
+            three = saved_by_layer(3)
             rows = []
             for name, mod in leaves:
-                arrays = mod.saved_arrays().items()
-                saved = [(k, tuple(a.shape[1:]), a.dtype.name, a.nbytes // batch)
-                         for k, a in arrays if a.ndim and a.shape[0] == batch]
-                fixed = [(k, tuple(a.shape), a.dtype.name, a.nbytes)
-                         for k, a in arrays if not (a.ndim and a.shape[0] == batch)]
+                saved, fixed = [], []
+                for k, (a_shape, dt, nbytes3) in three[name].items():
+                    per_sample = nbytes3 - two[name].get(k, (None, None, 0))[2]
+                    if per_sample > 0:
+                        saved.append((k, tuple(a_shape[1:]), dt, per_sample))
+                    else:
+                        fixed.append((k, tuple(a_shape), dt, nbytes3))
                 rows.append({"name": name, "type": type(mod).__name__,
                              "output_shape": shapes.get(name), "params": mod.num_parameters(),
                              "saved": saved, "fixed": fixed})
@@ -107,9 +137,9 @@ def summary(model, input_shape, dtype=None, print_table=False):
                 mod.__dict__.pop("forward", None)
             model.train(was_training)
             model.clear_cache()
-            for b, saved in buffers:
-                b[...] = saved
-    result = Summary(rows, tuple(input_shape), dtype)
+            for b, saved_b in buffers:
+                b[...] = saved_b
+    result = Summary(rows, shape, dtype)
     if print_table:
         print(result)
     return result

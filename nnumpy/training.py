@@ -12,6 +12,7 @@ from ._checks import ArgumentTypeError, describe, flag, positive_int, seed_rng
 from ._progress import progress_bar
 from .datasets.splits import _batch_indices, _check_pair, iterate_minibatches, num_batches
 from .nn.container import Sequential
+from .nn.conv import Conv2d
 from .nn.loss import CrossEntropyLoss, MSELoss
 from .nn.module import Module
 from .optim.lr_scheduler import LRScheduler
@@ -147,6 +148,19 @@ def _check_model(model, owner):
         raise ArgumentTypeError(f"{owner}: model must be an nnumpy Module, got {describe(model)}")
 
 
+def _check_images(model, x, owner, what="x"):
+    """A model that starts with a Conv2d takes batches of images (N, C, H, W):
+    one image (C, H, W) would pass through the layers as an unbatched sample
+    and fail much later, so say it here."""
+    first = model
+    while first._modules:
+        first = next(iter(first._modules.values()))
+    if isinstance(first, Conv2d) and isinstance(x, np.ndarray) and x.ndim != 4:
+        raise ValueError(f"{owner}: the model starts with {first.short_repr()}, which takes batches of images "
+                         f"(N, {first.in_channels}, H, W); {what} has shape {x.shape}"
+                         + (": for one image use x[None]" if x.ndim == 3 else ""))
+
+
 def _check_loss(loss_fn, owner):
     if isinstance(loss_fn, type):
         raise ArgumentTypeError(f"{owner}: loss_fn must be a loss instance, got the class {loss_fn.__name__} "
@@ -260,8 +274,10 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         if scheduler.optimizer is not optimizer:
             raise ValueError("fit: the scheduler drives another optimizer than the one given to fit")
     x_tr, y_tr = _pair(train, "training", owner)
+    _check_images(model, x_tr, owner, "the training x")
     if val is not None:
         val = _pair(val, "validation", owner)
+        _check_images(model, val[0], owner, "the validation x")
     epochs = positive_int("epochs", epochs, owner=owner)
     batch_size = positive_int("batch_size", batch_size, owner=owner)
     drop_last = flag("drop_last", drop_last, owner=owner)
@@ -377,6 +393,7 @@ def evaluate(model, x, y, loss_fn=None, batch_size=1000):
     _check_pair(x, y)
     if len(x) == 0:
         raise ValueError("evaluate needs at least one sample")
+    _check_images(model, x, "evaluate")
     batch_size = positive_int("batch_size", batch_size, owner="evaluate")
     if loss_fn is None:
         loss_fn = _default_loss(y)
@@ -406,6 +423,7 @@ def predict(model, x, batch_size=1000):
                                 f"(N, C, H, W) images for a CNN), got "
                                 f"{describe(x)}" + (f" of shape {x.shape}: for one sample use x[None]"
                                                     if isinstance(x, np.ndarray) else ""))
+    _check_images(model, x, "predict")
     was_training = model.training
     model.eval()
     try:

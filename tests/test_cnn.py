@@ -286,3 +286,119 @@ def test_summary_leaves_the_running_statistics_alone():
 
 def test_dtype_of_a_model_with_buffers_only():
     assert BatchNorm2d(3, affine=False, dtype=np.float64).dtype == np.float64
+
+
+# -- bad input at the boundary (found by trying 645 of them) ------------------------------------------------
+def test_a_sweep_mixing_a_cnn_and_an_mlp_tests_the_favourite_on_its_own_layout(tmp_path, mnist_dir):
+    from nnumpy.experiments import sweep
+    spec = {"settings": {"epochs": 1, "tune_epochs": 1, "limit_train": 600, "limit_test": 100,
+                         "data_root": str(mnist_dir)},
+            "variants": [{"name": "mlp", "arch": "784-16-10", "lrs": [0.05]},
+                         {"name": "lenet", "model": "lenet5", "lrs": [0.05]}]}
+    results = sweep(spec, tmp_path / "s", log=lambda *a: None, progress=False)
+    fav = next(r for r in results if "test_acc" in r)
+    assert 0 < fav["test_acc"] <= 1 and (tmp_path / "s" / "summary.md").is_file()
+
+
+def test_evaluate_refuses_a_config_that_does_not_describe_the_model(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    r = nnumpy("train", "--arch", "784-16-10", "--epochs", 1, "--data-root", mnist_dir, "--out", out,
+               "--limit-train", 600, "--limit-test", 100, "--quiet")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    cfg.update(model="lenet5", arch=None, activation=None)
+    (out / "config.json").write_text(json.dumps(cfg))
+    r = nnumpy("evaluate", out)
+    assert r.returncode == 2 and "model.npz holds another network" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("layer", [nnp.AvgPool2d(2, divisor_override=-2), nnp.LayerNorm(4, eps=0.0),
+                                   nnp.GroupNorm(2, 4, eps=0.0), nnp.BatchNorm2d(4, eps=0.0)],
+                         ids=["divisor", "layernorm-eps0", "groupnorm-eps0", "batchnorm-eps0"])
+def test_what_save_writes_load_reads(layer, tmp_path):
+    nnp.save(nnp.Sequential(layer), tmp_path / "m.npz")
+    assert nnp.load(tmp_path / "m.npz")[0].get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("be", ["numpy", "numba"])
+def test_empty_batches_pass_through_the_models(be):
+    with backend.use(be):
+        for name in models.MODELS:
+            m = models.build_model(name, rng=0, input_grad=True)
+            if name == "small-cnn":
+                m.eval()                              # batch statistics of no sample are refused in training
+            y = m(np.zeros((0, 1, 28, 28), np.float32))
+            assert y.shape == (0, 10)
+            assert m.backward(y).shape == (0, 1, 28, 28)
+
+
+@pytest.mark.parametrize("make", [lambda: Conv2d(1, 1, 3, stride=10 ** 20), lambda: MaxPool2d(2, stride=2 ** 63),
+                                  lambda: MaxPool2d(2, stride=np.array([2, 2])), lambda: Conv2d(1, 1, 2 ** 40)],
+                         ids=["conv-stride", "pool-stride", "array-stride", "kernel"])
+def test_huge_or_array_hyper_parameters_are_refused_at_construction(make):
+    with pytest.raises((ValueError, TypeError), match="stride|kernel_size"):
+        make()
+
+
+def test_zero_dimensional_arrays_are_integers():
+    assert Conv2d(1, 1, np.array(3), rng=0).kernel_size == (3, 3)
+
+
+@pytest.mark.parametrize("entry, value, match", [
+    ("1.num_batches_tracked", -1, "whole number >= 0"),
+    ("1.num_batches_tracked", 2.5, "whole number >= 0"),
+    ("1.running_var", -np.ones(16, np.float32), "negative"),
+])
+def test_batch_norm_state_is_checked_on_load(entry, value, match, tmp_path):
+    m = models.small_cnn(rng=0)
+    state = m.state_dict()
+    state[entry] = np.asarray(value, dtype=state[entry].dtype if entry.endswith("var") else None)
+    with pytest.raises(nnp.StateDictError, match=match):
+        m.load_state_dict(state)
+    nnp.save(m, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays[entry] = np.asarray(value).astype(arrays[entry].dtype)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    if entry.endswith("tracked") and value == 2.5:
+        return                                        # int64 in the file: 2.5 cannot be written there
+    with pytest.raises(nnp.ModelFileError, match=match):
+        nnp.load(tmp_path / "bad.npz")
+
+
+def test_summary_tells_per_batch_from_per_sample_with_three_channels():
+    s = nnp.summary(nnp.Sequential(BatchNorm2d(3), nnp.Flatten(), nnp.Linear(48, 2)), (3, 4, 4))
+    assert s.rows[0]["fixed"] == [("inv_std", (3,), "float32", 12)]
+    assert [n for n, *_ in s.rows[0]["saved"]] == ["xhat"]
+
+
+@pytest.mark.parametrize("shape", ["x", 2.5, (-1,), None, (10 ** 9, 10 ** 9)])
+def test_summary_refuses_bad_input_shapes(shape):
+    with pytest.raises((ValueError, TypeError), match="summary: input_shape"):
+        nnp.summary(models.lenet5(), shape)
+
+
+def test_errors_inside_a_sequential_name_the_layer_and_the_network_input():
+    with pytest.raises(ValueError, match=r"Linear\(400, 120\).*in layer '7' of the Sequential, whose input had "
+                                         r"shape \(2, 1, 32, 32\)"):
+        models.lenet5()(np.zeros((2, 1, 32, 32), np.float32))
+
+
+def test_one_image_without_its_batch_dimension_gets_a_hint():
+    with pytest.raises(ValueError, match=r"for one image use x\[None\]"):
+        nnp.predict(models.lenet5(), np.zeros((1, 28, 28), np.float32))
+
+
+@pytest.mark.parametrize("mask, match", [([1, 0, 1], "NumPy array"),
+                                         (np.array([[1, 0, np.nan], [1, 1, 1]]), "only 0 .drop. and 1"),
+                                         (np.array([[1, 0, 2], [1, 1, 1]]), "only 0 .drop. and 1")])
+def test_dropout2d_masks_are_checked(mask, match):
+    x = np.ones((2, 3, 4, 4), np.float32)
+    for layer in (nnp.Dropout2d(0.5), nnp.Dropout2d(0.5).eval()):
+        with pytest.raises((ValueError, TypeError), match=match):
+            layer(x, mask=mask)
+
+
+def test_from_torch_names_unsupported_dtypes(torch):
+    with pytest.raises(TypeError, match="bfloat16"):
+        interop.from_torch(torch.nn.Conv2d(1, 2, 3).to(torch.bfloat16))

@@ -339,7 +339,7 @@ def test_dropout2d_reproduces_torch_mask(torch, shape):
 @pytest.mark.parametrize("build,error,match", [
     (lambda: nn.BatchNorm2d(0), ValueError, "num_features must be a positive integer"),
     (lambda: nn.BatchNorm2d(3.5), TypeError, "num_features must be a positive integer, got 3.5"),
-    (lambda: nn.BatchNorm1d(3, eps=0), ValueError, "eps must be a finite number > 0"),
+    (lambda: nn.BatchNorm1d(3, eps=-1e-5), ValueError, "eps must be a finite number >= 0"),
     (lambda: nn.BatchNorm1d(3, momentum=1.5), ValueError, r"momentum must be a finite number in \[0, 1\]"),
     (lambda: nn.BatchNorm1d(3, momentum="0.1"), TypeError, "momentum"),
     (lambda: nn.BatchNorm1d(3, affine="yes"), TypeError, "affine must be True or False"),
@@ -406,7 +406,7 @@ def test_bad_masks_and_single_value_in_eval():
     d = nn.Dropout2d(0.5)
     with pytest.raises(ValueError, match=r"mask has shape \(4, 2\), expected \(4, 3\) or \(4, 3, 1, 1\)"):
         d(x, mask=np.ones((4, 2)))
-    with pytest.raises(TypeError, match="mask must be a NumPy array, got list"):
+    with pytest.raises(TypeError, match="mask must be a NumPy array of 0s and 1s, got list"):
         d(x, mask=[[1, 0, 1]] * 4)
     # one value per channel is fine where the running statistics normalise (as in PyTorch)
     m = nn.BatchNorm2d(3).eval()

@@ -39,20 +39,35 @@ def _prefix(owner):
     return f"{owner}: " if owner else ""
 
 
+#: Sizes, strides, paddings and dilations above this are refused: no image is that large, and the
+#: kernels index with 64-bit integers that products of such numbers would overflow.
+MAX_SIZE = 2 ** 31 - 1
+
+
+def _bounded(name, value, low, owner):
+    v = integer(name, value, low=low, owner=owner)
+    if v > MAX_SIZE:
+        raise ValueError(f"{_prefix(owner)}{name} must be at most {MAX_SIZE:,} (2**31 - 1), got {v:,}")
+    return v
+
+
 def pair(name, value, low=1, owner=None):
     """``value`` as a pair of Python ints (h, w), each ``>= low``.
 
     An integer ``k`` means ``(k, k)``; a tuple or list gives ``(h, w)``
     (PyTorch's ``kernel_size=3`` or ``kernel_size=(3, 2)``).  Anything else,
     or a pair of the wrong length, raises :class:`ArgumentTypeError`; values
-    below ``low`` raise ValueError.  Both errors name the argument."""
+    below ``low`` or above :data:`MAX_SIZE` raise ValueError.  Both errors
+    name the argument."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]                                # a 0-d array: its scalar
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ArgumentTypeError(f"{_prefix(owner)}{name} must be an integer or a pair (h, w) of "
                                     f"integers, got {describe(tuple(value))} with {len(value)} entries")
-        return tuple(integer(f"{name}[{i}]", v, low=low, owner=owner) for i, v in enumerate(value))
+        return tuple(_bounded(f"{name}[{i}]", v, low, owner) for i, v in enumerate(value))
     if isinstance(value, (numbers.Number, np.generic)) and not isinstance(value, (bool, np.bool_)):
-        v = integer(name, value, low=low, owner=owner)
+        v = _bounded(name, value, low, owner)
         return (v, v)
     raise ArgumentTypeError(f"{_prefix(owner)}{name} must be an integer or a pair (h, w) of integers, "
                             f"got {describe(value)}")

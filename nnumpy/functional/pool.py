@@ -37,7 +37,8 @@ def pool2d_params(kernel_size, stride=None, padding=0, dilation=1, owner="pool2d
     most half the kernel size (floor(KH/2), floor(KW/2)), so that every window
     holds at least one input element."""
     kernel_size = pair("kernel_size", kernel_size, owner=owner)
-    stride = kernel_size if stride is None or stride == () or stride == [] else pair("stride", stride, owner=owner)
+    no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)   # torch's "default"
+    stride = kernel_size if no_stride else pair("stride", stride, owner=owner)
     padding = pair("padding", padding, low=0, owner=owner)
     dilation = pair("dilation", dilation, owner=owner)
     if padding[0] > kernel_size[0] // 2 or padding[1] > kernel_size[1] // 2:

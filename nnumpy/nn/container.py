@@ -43,7 +43,9 @@ class Sequential(Module):
     after it run as one fused kernel (see :mod:`nnumpy.backend`), and
     hidden-layer buffers of the fully connected layers are reused from step
     to step: the arrays a forward pass keeps for backward stay valid until
-    the next forward pass.
+    the next forward pass.  A fused step reads its activation's derivative
+    from the output it returned (ReLU's mask, the sigmoid's y(1 - y)), so do
+    not write into a hidden layer's output between forward and backward.
     """
 
     def __init__(self, *modules, input_grad=True):
@@ -113,6 +115,21 @@ class Sequential(Module):
 
     # -- forward / backward -----------------------------------------------------------
     def forward(self, x):
+        self.__dict__["_at"] = None
+        try:
+            return self._forward(x)
+        except (ValueError, TypeError) as e:
+            m = self.__dict__["_at"]
+            name = next((k for k, v in self._modules.items() if v is m), None)
+            if (type(e) not in (ValueError, TypeError, ArgumentTypeError) or name is None
+                    or getattr(e, "_nnumpy_located", False) or not isinstance(x, np.ndarray)):
+                raise
+            located = type(e)(f"{e} (in layer '{name}' of the {type(self).__name__}, whose input had shape "
+                              f"{x.shape})")
+            located._nnumpy_located = True              # an outer Sequential adds nothing more
+            raise located from None
+
+    def _forward(self, x):
         fuse = backend.get_backend() == "numba"
         self.__dict__["_fused"] = fuse          # backward follows the same plan
         ops = backend.ops()
@@ -120,6 +137,7 @@ class Sequential(Module):
         last = len(steps) - 1
         fresh = True                       # is x a new array (not one of the reused buffers)?
         for k, (m, act_mod, act) in enumerate(steps):
+            self.__dict__["_at"] = m                       # named in an error about the input
             if act is not None and type(m) is Conv2d and getattr(x, "ndim", 0) == 4:
                 m.check_input(x)
                 x = np.ascontiguousarray(x)                                   # (N, C, H, W)

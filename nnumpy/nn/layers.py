@@ -13,6 +13,24 @@ from .module import Module, check_input
 __all__ = ["Flatten", "Dropout", "Dropout2d"]
 
 
+def _keep_mask(owner, mask, shapes, expected):
+    """A given keep-mask as a bool array: a NumPy array of one of ``shapes``
+    holding only 0 and 1 (or booleans), else a clear error."""
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"{owner}: mask must be a NumPy array of 0s and 1s, got {type(mask).__name__}")
+    if mask.shape not in shapes:
+        raise ValueError(f"{owner}: mask has shape {mask.shape}, expected {expected}")
+    if mask.dtype != np.bool_:
+        if mask.dtype.kind not in "iuf":
+            raise TypeError(f"{owner}: mask must hold 0s and 1s (bool, integer or float), got dtype {mask.dtype}")
+        with np.errstate(invalid="ignore"):
+            bad = ~((mask == 0) | (mask == 1))
+        if bad.any():
+            raise ValueError(f"{owner}: mask must hold only 0 (drop) and 1 (keep), got {mask.reshape(-1)[bad.reshape(-1)][0].item()!r} "
+                             f"at index {tuple(int(i) for i in np.argwhere(bad)[0])}")
+    return mask != 0
+
+
 class Flatten(Module):
     """Merge dimensions ``start_dim..end_dim`` into one, as ``torch.nn.Flatten``
     (default: (N, 28, 28) -> (N, 784)).  Backward reshapes dy back to the
@@ -31,8 +49,10 @@ class Flatten(Module):
         if not (0 <= s < max(nd, 1) and 0 <= e < max(nd, 1) and s <= e):
             raise ValueError(f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) cannot "
                              f"flatten an input of shape {x.shape}")
-        shape = x.shape[:s] + (-1,) + x.shape[e + 1:]
-        y = x.reshape(shape)
+        merged = 1
+        for d in x.shape[s:e + 1]:
+            merged *= d                    # not -1: reshape cannot infer it for an empty batch
+        y = x.reshape(x.shape[:s] + (merged,) + x.shape[e + 1:])
         self._save(shape=x.shape, out_shape=y.shape, dtype=x.dtype)
         return y
 
@@ -67,16 +87,15 @@ class Dropout(Module):
 
     def forward(self, x, mask=None):
         check_input(self, x)
-        if not self.training or self.p == 0.0:
+        keep = None if mask is None else _keep_mask("Dropout", mask, (x.shape,), f"the input's shape {x.shape}")
+        if not self.training or self.p == 0.0:          # a given mask is checked, and nothing is dropped
             self._save(mask=None, shape=x.shape, dtype=x.dtype)
             return x.copy()
-        if mask is None:
+        if keep is None:
             scaled = F.dropout_mask(x.shape, self.p, self.rng, x.dtype)
         else:
-            if mask.shape != x.shape:
-                raise ValueError(f"Dropout: mask has shape {mask.shape}, input {x.shape}")
             scale = 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
-            scaled = (mask != 0).astype(x.dtype) * x.dtype.type(scale)
+            scaled = keep.astype(x.dtype) * x.dtype.type(scale)
         self._save(mask=scaled, shape=x.shape, dtype=x.dtype)
         return F.dropout_forward(x, scaled)
 
@@ -138,21 +157,18 @@ class Dropout2d(Module):
 
     def forward(self, x, mask=None):
         self.check_input(x)
-        if not self.training or self.p == 0.0:
+        noise = x.shape[:2] + (1,) * (x.ndim - 2)               # (N, C, 1, 1) or (N, C, 1)
+        keep = None if mask is None else _keep_mask(
+            "Dropout2d", mask, (x.shape[:2], noise),
+            f"{x.shape[:2]} or {noise} (one value per sample and channel) for input {x.shape}")
+        if not self.training or self.p == 0.0:          # a given mask is checked, and nothing is dropped
             self._save(mask=None, shape=x.shape, dtype=x.dtype)
             return x.copy()
-        noise = x.shape[:2] + (1,) * (x.ndim - 2)               # (N, C, 1, 1) or (N, C, 1)
-        if mask is None:
+        if keep is None:
             scaled = F.dropout2d_mask(x.shape, self.p, self.rng, x.dtype)
         else:
-            if not isinstance(mask, np.ndarray):
-                raise TypeError(f"Dropout2d: mask must be a NumPy array, got {type(mask).__name__}")
-            if mask.shape not in (x.shape[:2], noise):
-                raise ValueError(f"Dropout2d: mask has shape {mask.shape}, "
-                                 f"expected {x.shape[:2]} or {noise} (one value per sample and channel) "
-                                 f"for input {x.shape}")
             scale = 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
-            scaled = (mask != 0).reshape(noise).astype(x.dtype) * x.dtype.type(scale)
+            scaled = keep.reshape(noise).astype(x.dtype) * x.dtype.type(scale)
         self._save(mask=scaled, shape=x.shape, dtype=x.dtype)
         return F.dropout2d_forward(x, scaled)
 

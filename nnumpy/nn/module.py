@@ -338,7 +338,9 @@ class Module:
         and unexpected keys.  Returns ``(missing_keys, unexpected_keys)``.
         Nothing is written unless every entry fits.
         """
-        own = OrderedDict((name, a) for name, _, _, a in self._state_items())
+        items = list(self._state_items())
+        own = OrderedDict((name, a) for name, _, _, a in items)
+        owners = {name: (m, attr) for name, m, attr, _ in items}
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
@@ -359,13 +361,25 @@ class Module:
             elif not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
                 problems.append(f"{k}: dtype {v.dtype} is not numeric")
             else:
-                values[k] = v
+                problem = owners[k][0].check_state_entry(owners[k][1], v)
+                if problem is not None:
+                    problems.append(f"{k}: {problem}")
+                else:
+                    values[k] = v
         if problems:
             raise StateDictError(f"cannot load state dict into {type(self).__name__}: "
                                  + "; ".join(problems))
         for k, v in values.items():
             own[k][...] = v
         return IncompatibleKeys(missing, unexpected)
+
+    def check_state_entry(self, name, value):
+        """Why ``value`` cannot be this module's state entry ``name`` (a string),
+        or None when it can.  Called by :meth:`load_state_dict` and
+        :func:`nnumpy.load` for every entry, after the shape check; modules
+        whose buffers have rules (batch norm's counter and variances) override
+        it.  NaN weights are not refused: they load as they are."""
+        return None
 
     def get_config(self):
         """The constructor arguments that rebuild this module (JSON-able);

@@ -79,7 +79,7 @@ class _BatchNorm(Module):
         super().__init__()
         name = type(self).__name__
         self.num_features = positive_int("num_features", num_features, owner=name)
-        self.eps = _eps(name, eps, positive=True)
+        self.eps = _eps(name, eps, positive=False)         # eps = 0 as PyTorch allows (a constant channel gives NaN)
         self.momentum = None if momentum is None else real("momentum", momentum, 0.0, 1.0, owner=name)
         self.affine = flag("affine", affine, owner=name)
         self.track_running_stats = flag("track_running_stats", track_running_stats, owner=name)
@@ -94,6 +94,26 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def check_state_entry(self, name, value):
+        """num_batches_tracked must be a whole number in [0, 2**62] (it divides
+        the cumulative average); running_var must not be negative (its square
+        root normalises in evaluation)."""
+        v = np.asarray(value)
+        if name == "num_batches_tracked":
+            if v.dtype.kind not in "iuf":
+                return f"the batch counter must be an integer, got dtype {v.dtype}"
+            with np.errstate(invalid="ignore"):
+                ok = bool(np.isfinite(v).all() and (v == np.floor(v)).all() and (v >= 0).all()
+                          and (v <= 2 ** 62).all())
+            if not ok:
+                return f"the batch counter must be a whole number >= 0, got {v.item() if v.size == 1 else v}"
+        elif name == "running_var" and v.dtype.kind in "iuf":
+            with np.errstate(invalid="ignore"):
+                negative = int((v < 0).sum())
+            if negative:
+                return f"{negative} running variance(s) are negative (at index {int(np.argmax(v < 0))})"
+        return None
 
     def _state_dtype(self):
         if self.weight is not None:
