@@ -48,7 +48,8 @@ class _Pool2d(Module):
         own = type(self).__name__
         self._k, self._s, self._p, self._d = pool2d_params(kernel_size, stride, padding, dilation, owner=own)
         self.kernel_size = _as_given(kernel_size, self._k)
-        self.stride = self.kernel_size if stride is None or stride == () or stride == [] else _as_given(stride, self._s)
+        no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)   # torch's "default"
+        self.stride = self.kernel_size if no_stride else _as_given(stride, self._s)
         self.padding = _as_given(padding, self._p)
         self.ceil_mode = flag("ceil_mode", ceil_mode, owner=own)
 
