@@ -49,6 +49,43 @@ def cases(batch, dtype, rng):
                         numpy_ops.linear_act_backward(dy, x, W, y, gW, gb, a, need_dx=False),
                     lambda dy=dy, x=x, W=W, y=y, gW=gW, gb=gb, a=act:
                         numba_ops.linear_act_backward(dy, x, W, y, gW, gb, a, need_dx=False)))
+    pool = ((2, 2), (2, 2), (0, 0), (1, 1), False)
+    for c, hw, o, pad in ((1, 28, 6, 2), (6, 14, 16, 0)):          # LeNet-5's two convolutions
+        x = rng.standard_normal((batch, c, hw, hw)).astype(dtype)
+        W = (rng.standard_normal((o, c, 5, 5)) / np.sqrt(25 * c)).astype(dtype)
+        b = rng.standard_normal(o).astype(dtype)
+        args = ((1, 1), ((pad, pad), (pad, pad)), (1, 1), 1)
+        y = numpy_ops.conv2d_act_forward(x, W, b, *args, "relu")
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        p, i = numpy_ops.max_pool2d_forward(y, *pool)
+        dp = rng.standard_normal(p.shape).astype(dtype)
+        gW, gb = np.zeros_like(W), np.zeros_like(b)
+        shape = f"{batch}x{c}x{hw}x{hw} -> {o}"
+        out.append(("conv5x5+relu forward", shape,
+                    lambda x=x, W=W, b=b, a=args: numpy_ops.conv2d_act_forward(x, W, b, *a, "relu"),
+                    lambda x=x, W=W, b=b, a=args: numba_ops.conv2d_act_forward(x, W, b, *a, "relu")))
+        out.append(("conv5x5+relu backward", shape,
+                    lambda dy=dy, x=x, W=W, y=y, gW=gW, gb=gb, a=args:
+                        numpy_ops.conv2d_act_backward(dy, x, W, y, gW, gb, *a, "relu"),
+                    lambda dy=dy, x=x, W=W, y=y, gW=gW, gb=gb, a=args:
+                        numba_ops.conv2d_act_backward(dy, x, W, y, gW, gb, *a, "relu")))
+        out.append(("max-pool 2x2 forward", f"{batch}x{o}x{y.shape[2]}x{y.shape[3]}",
+                    lambda y=y: numpy_ops.max_pool2d_forward(y, *pool),
+                    lambda y=y: numba_ops.max_pool2d_forward(y, *pool)))
+        out.append(("max-pool 2x2 backward", f"{batch}x{o}x{y.shape[2]}x{y.shape[3]}",
+                    lambda dp=dp, i=i, s=y.shape: numpy_ops.max_pool2d_backward(dp, i, s),
+                    lambda dp=dp, i=i, s=y.shape: numba_ops.max_pool2d_backward(dp, i, s)))
+        # the fused kernels against the reference pair they replace
+        out.append(("conv+relu+pool forward", shape,
+                    lambda x=x, W=W, b=b, a=args: numpy_ops.max_pool2d_forward(
+                        numpy_ops.conv2d_act_forward(x, W, b, *a, "relu"), *pool),
+                    lambda x=x, W=W, b=b, a=args: numba_ops.conv2d_act_pool_forward(x, W, b, *a, "relu", 0.0,
+                                                                                   *pool)))
+        out.append(("conv+relu+pool backward", shape,
+                    lambda dp=dp, i=i, x=x, W=W, y=y, gW=gW, gb=gb, a=args: numpy_ops.conv2d_act_backward(
+                        numpy_ops.max_pool2d_backward(dp, i, y.shape), x, W, y, gW, gb, *a, "relu"),
+                    lambda dp=dp, i=i, p=p, x=x, W=W, gW=gW, gb=gb, a=args: numba_ops.conv2d_act_pool_backward(
+                        dp, i, p, x, W, gW, gb, *a, "relu", 0.0, *pool)))
     z = (3 * rng.standard_normal((batch, 10))).astype(dtype)
     t = rng.integers(0, 10, batch)
     out.append(("softmax cross-entropy", f"{batch}x10", lambda: numpy_ops.cross_entropy(z, t),
@@ -89,14 +126,14 @@ def main(argv=None):
     common.print_machine(info)
     rng = np.random.default_rng(0)
     rows = []
-    print(f"{'kernel':<26}{'shape':<18}{'numpy us':>10}{'numba us':>10}{'speed-up':>10}")
+    print(f"{'kernel':<26}{'shape':<22}{'numpy us':>10}{'numba us':>10}{'speed-up':>10}")
     for batch in args.batch:
         for name, shape, ref, fast in cases(batch, np.dtype(args.dtype), rng):
             if "params" in shape and batch != args.batch[0]:
                 continue                      # optimizer steps do not depend on the batch
             t_ref, t_fast = per_call_us(ref), per_call_us(fast)
             rows.append({"kernel": name, "shape": shape, "numpy_us": t_ref, "numba_us": t_fast})
-            print(f"{name:<26}{shape:<18}{t_ref:>10.1f}{t_fast:>10.1f}{t_ref / t_fast:>9.2f}x")
+            print(f"{name:<26}{shape:<22}{t_ref:>10.1f}{t_fast:>10.1f}{t_ref / t_fast:>9.2f}x")
     jit = None
     if not args.no_jit:
         cold, cached = jit_times()

@@ -12,7 +12,7 @@ import pytest
 from nnumpy.backend import numpy_ops as ref
 
 numba = pytest.importorskip("numba", reason="Numba is not installed")
-conv = pytest.importorskip("nnumpy.backend.numba_conv", reason="Numba is not installed")
+from nnumpy.backend import numba_conv as conv  # noqa: E402  (with Numba installed, must import)
 from nnumpy.backend import numba_ops  # noqa: E402
 
 from test_backend import assert_close  # noqa: E402
@@ -37,14 +37,17 @@ SHAPES = [
     ("pixel", (1, 1, 1, 1), 1, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
     ("batch9", (9, 2, 4, 3), 3, (2, 2), (1, 1), ((1, 0), (0, 1)), (1, 1), 1),
 ]
-VARIANTS = ["direct", "gemm"]
+#: The convolution's algorithms: direct loops (forward; backward with dW in lanes or
+#: as a correlation) and im2col + GEMM.
+VARIANTS = [("direct", "lanes"), ("direct", "transposed"), ("gemm", None)]
 
 
-@pytest.fixture(params=VARIANTS)
+@pytest.fixture(params=VARIANTS, ids=lambda v: "-".join(filter(None, v)))
 def variant(request, monkeypatch):
     """Run the convolution kernels with one algorithm on every shape (the direct one
     applies to stride 1 only; strided shapes then run the GEMM)."""
-    monkeypatch.setattr(conv, "_FORCE", request.param)
+    monkeypatch.setattr(conv, "_FORCE", request.param[0])
+    monkeypatch.setattr(conv, "_FORCE_DW", request.param[1])
     return request.param
 
 
@@ -202,6 +205,28 @@ def test_conv2d_nan_and_inf_as_reference(case, dtype, variant):
             assert np.array_equal(np.isinf(n), np.isinf(r))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_an_empty_batch(dtype, variant):
+    """N = 0: empty outputs, zero gradients (added to, or written into, gW and gb)."""
+    for case in (SHAPES[0], SHAPES[1], SHAPES[2]):
+        args = conv_args(case)
+        x, W, b, _ = make(case, dtype)
+        x = x[:0]
+        y = numba_ops.conv2d_act_forward(x, W, b, *args, act="relu")
+        assert y.shape[0] == 0 and y.shape[1:] == ref.conv2d_act_forward(x, W, b, *args).shape[1:]
+        for acc in (True, False):
+            gw, gb = np.ones_like(W), np.ones_like(b)
+            dx = numba_ops.conv2d_act_backward(y, x, W, y, gw, gb, *args, act="relu", acc_w=acc, acc_b=acc)
+            assert dx.shape == x.shape
+            assert np.array_equal(gw, np.full_like(W, 1.0 if acc else 0.0))
+            assert np.array_equal(gb, np.full_like(b, 1.0 if acc else 0.0))
+        p, i = numba_ops.conv2d_act_pool_forward(x, W, b, *args, "relu", 0.0, *POOLS[0][1:])
+        assert p.shape[0] == 0 and i.shape[0] == 0
+    p, i = numba_ops.max_pool2d_forward(np.ones((0, 2, 4, 4), dtype), *POOLS[0][1:])
+    assert p.shape == (0, 2, 2, 2)
+    assert numba_ops.max_pool2d_backward(p, i, (0, 2, 4, 4)).shape == (0, 2, 4, 4)
+
+
 def test_conv2d_rejects_bad_arguments():
     x, W = np.ones((1, 4, 5, 5), np.float32), np.ones((2, 2, 3, 3), np.float32)
     with pytest.raises(TypeError, match="one dtype"):
@@ -336,8 +361,9 @@ def test_conv2d_act_pool_matches_reference(case, pool, act, dtype, variant):
 # ---------------------------------------------------------------------------
 # The same numbers for any number of threads
 # ---------------------------------------------------------------------------
-def run_all(dtype):
-    """Every kernel on a few shapes (both algorithms): the list of every output array."""
+def run_all(dtype, variants=VARIANTS):
+    """Every kernel on a few shapes (each algorithm of ``variants``; (None, None): the
+    one the kernels choose): the list of every output array."""
     outs = []
     rng = np.random.default_rng(5)
     for case in (SHAPES[0], SHAPES[1], SHAPES[2], SHAPES[7]):
@@ -346,8 +372,8 @@ def run_all(dtype):
         x = rng.standard_normal(xs).astype(dtype)
         W = rng.standard_normal((case[2], xs[1] // case[-1]) + case[3]).astype(dtype)
         b = rng.standard_normal(case[2]).astype(dtype)
-        for force in VARIANTS:
-            conv._FORCE = force
+        for force, dw in variants:
+            conv._FORCE, conv._FORCE_DW = force, dw
             try:
                 y = numba_ops.conv2d_act_forward(x, W, b, *args, act="relu")
                 dy = rng.standard_normal(y.shape).astype(dtype)
@@ -359,7 +385,7 @@ def run_all(dtype):
                 dx = numba_ops.conv2d_act_pool_backward(p, i, p, x, W, gw, gb, *args, "relu", 0.0, *POOLS[3][1:])
                 outs += [p, i, dx, gw, gb]
             finally:
-                conv._FORCE = None
+                conv._FORCE = conv._FORCE_DW = None
     x = pool_input((17, 3, 9, 10), dtype, rng)
     y, i = numba_ops.max_pool2d_forward(x, *POOLS[3][1:])
     outs += [y, i, numba_ops.max_pool2d_backward(x[:, :, :y.shape[2], :y.shape[3]].copy(), i, x.shape)]
@@ -381,3 +407,28 @@ def test_kernels_give_the_same_numbers_for_any_thread_count(dtype):
     assert len(one) == len(two)
     for a, b in zip(one, two):
         assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+def test_calls_from_several_python_threads_agree():
+    """Ops called at once from several Python threads (they then share, or wait for, the
+    helper threads) give the numbers of a call made alone."""
+    import threading
+    chosen = [(None, None)]                    # (no switching of algorithms while threads run)
+    alone = run_all(np.float32, chosen)
+    results, errors = [None] * 3, []
+
+    def work(k):
+        try:
+            results[k] = run_all(np.float32, chosen)
+        except BaseException as e:             # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for res in results:
+        assert len(res) == len(alone)
+        for a, b in zip(res, alone):
+            assert np.array_equal(a, b, equal_nan=True)

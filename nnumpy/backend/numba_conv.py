@@ -1,14 +1,89 @@
-"""Numba kernels for 2-d convolution and max pooling (see numba_ops for the contract).
+"""Kernels for 2-d convolution and max pooling on the numba backend.
 
-Work in progress: second version.
+Each public function has the signature and the meaning of its namesake in
+:mod:`nnumpy.backend.numpy_ops` (the mathematics; shapes: x (N, C, H, W),
+W (O, C/groups, KH, KW), y (N, O, Ho, Wo)); two more fuse a max-pool into the
+convolution before it:
+
+* ``conv2d_act_pool_forward(x, W, b, stride, padding, dilation, groups, act,
+  slope, kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode)``
+  -> (p, indices) = max_pool2d_forward(conv2d_act_forward(x, ...), ...), the
+  activation's output never stored;
+* ``conv2d_act_pool_backward(dp, indices, p, x, W, gW, gb, stride, padding,
+  dilation, groups, act, slope, kernel_size, pool_stride, pool_padding,
+  pool_dilation, ceil_mode, need_dx=True, acc_w=True, acc_b=True)`` -> dx:
+  dz is built straight from the pooled gradient (dz[arg-max] += dp * f'(p):
+  the activation's output at an arg-max is the pooled output), then as
+  conv2d_act_backward.
+
+Two algorithms, chosen per shape by measurement (below):
+
+* direct loops, stride 1 (any padding, dilation, groups), for few input
+  channels per output (C/groups * KH * KW <= 32 forward): each input plane is
+  zero-padded to (Hp, Wp) and flattened; output (ho, wo) is computed at flat
+  position ho * Wp + wo (the Wp - Wo positions past each row are computed and
+  dropped), so every kernel tap is one contiguous multiply-add over the plane,
+  and four taps for two output channels go in one pass;
+* im2col + GEMM: cols (N, G, C/G*KH*KW, Ho*Wo) one sample at a time, then one
+  batched np.matmul per call whose output has y's NCHW layout (no transpose
+  pass); bias and activation (and the max-pool) in one pass over it.
+  Backward: dz = dy * f'(y) and the bias gradient in one pass over dy,
+  dW = sum_n dz[n] @ cols[n].T (per-sample GEMMs summed in order), dcols =
+  W.T @ dz, col2im.
+
+Numbers agree with the reference to rounding (the tests hold every element to
+1e-12 / 1e-5 of the sum of its terms' magnitudes); maxima and arg-maxima are
+exact, ties and NaN as PyTorch.  The direct backward reads products past each
+row that are then dropped, so it runs only where x (and W, for dx) are finite;
+other inputs take the GEMM path, whose inf/NaN behaviour is the reference's.
+
+Threads: each call cuts its batch into fixed chunks of samples handed to
+``numba.get_num_threads()`` threads (the caller and a small pool of Python
+threads; every kernel releases the GIL, and so does NumPy's matmul).  A sum
+over samples (dW, db) adds the chunks' parts in chunk order, so 1 and 2
+threads give the same bits.  No fastmath; ``cache=True`` everywhere; the
+kernels compile per dtype.
+
+Measured on the 2-core test machine (busy: other jobs ran; ms per call, CPU
+time of one thread unless noted, LeNet-5 shapes, batch 64, float32):
+
+* conv1 (1 -> 6, 5x5, padding 2, 28x28) + ReLU + 2x2 pool, forward: first
+  direct version (per-tap loops over output rows, bounds in the loops) 4.35;
+  flat padded plane, one tap per pass 0.52 (the act + pool pass then took
+  0.36 of it: one loop per activation and a compare-and-select 2x2 pool made
+  it 0.12); four taps x two channels per pass 0.33, against im2col + GEMM
+  0.54 (BLAS with M = 6, K = 25 is a poor fit).  Direct wins.
+* conv1 backward (dW only): im2col + per-sample GEMMs 1.00; direct with dW
+  summed in lanes 1.11-1.27, as a correlation 1.39-1.43.  (Dot products do
+  not vectorise without fastmath: 2-4 G products/s, against 20-85 for the
+  multiply-add passes, hence the two lane-shaped formulations.)  GEMM wins.
+* conv2 (6 -> 16, 5x5, 14x14) + ReLU + pool, forward: GEMM 0.67, direct
+  0.70-0.87; backward: GEMM 1.34-1.42, direct 2.9 (correlation) / 5.9
+  (lanes).  GEMM wins.
+* one GEMM over the whole batch (cols (G, CK, N*L)) against per-sample
+  batched GEMMs: 0.32 / 0.34 forward, 0.37 / 0.39 dW, 0.30 / 0.33 dcols,
+  single-threaded BLAS.  Per sample was kept: it writes NCHW directly and
+  splits across threads.
+* Fusing the pool (2 threads, OpenBLAS single-threaded, wall time per call):
+  conv1 + ReLU + pool forward 0.22 against 0.18 + 0.12 unfused, backward
+  0.57 against 0.52 + 0.10; conv2 forward 0.42 against 0.39 + 0.10, backward
+  0.82 against 0.81 + 0.10: 0.29 ms of a 2.6 ms LeNet-5 step (a whole epoch
+  of kernel calls: 2.45 s fused, 2.76 s unfused).
+* Threads: Numba's own parallel loops (OpenMP) were tried first and dropped:
+  next to OpenBLAS's threads (which spin after every GEMM) a LeNet-5 step took
+  38-650 ms instead of 2.6-5; with this module's pool of Python threads, 2
+  threads give 1.3-1.8x per call (OpenBLAS single-threaded).  OpenBLAS's own
+  threads still compete with these (and with any other threads) whenever a
+  large GEMM elsewhere, such as a Linear layer's, wakes them.
 """
 from __future__ import annotations
 
 import os
 import threading
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .numpy_ops import ACTIVATION_CODES
 
@@ -18,16 +93,19 @@ __all__ = ["conv2d_act_forward", "conv2d_act_backward", "max_pool2d_forward", "m
 _IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
                                              ("identity", "relu", "leaky_relu", "sigmoid", "tanh"))
 
-_PAR = os.environ.get("NNUMPY_CONV_PARALLEL", "1") == "1"
-
 #: Samples per chunk of a batch reduction (dW, db in the direct kernels): fixed, so the
 #: order of every sum is the same for any number of threads.
 _CHUNK = 8
-#: The direct (Numba loop) convolution is used when C/groups * KH * KW is at most this;
-#: above it, im2col + one BLAS GEMM per group.  Measured, see the module docstring.
+#: The direct (Numba loop) forward is used when C/groups * KH * KW is at most this (and
+#: the stride is 1); above it, im2col + BLAS GEMMs.  Measured, see the module docstring.
 _DIRECT_MAX_CK = 32
-#: Tests set this to "direct" or "gemm" to run one variant on every shape.
+#: The direct backward is used when (O/groups) * C/groups * KH * KW is at most this (the
+#: per-sample GEMMs of the other way are then too small for BLAS to pay).
+_DIRECT_MAX_OGCK_BACKWARD = 64
+#: Tests set this to "direct" or "gemm" to run one variant on every shape, and
+#: _FORCE_DW to "lanes" or "transposed" (the direct backward's two ways to dW).
 _FORCE = None
+_FORCE_DW = None
 
 
 # ---------------------------------------------------------------------------
@@ -64,8 +142,9 @@ def _dact(d, y, code, slope, zero, one):
 
 @njit(cache=True)
 def _bias_act_inplace(a, n, bo, code, slope):
-    """a[:n] = act(a[:n] + bo), as _bias_act (one array: an in-place loop vectorises,
-    where two arguments that may overlap would make LLVM fall back to scalar code)."""
+    """a[:n] = act(a[:n] + bo) in place, one loop per activation, so that the
+    piecewise-linear ones vectorise.  (In place on purpose: with a separate source
+    array that may overlap, LLVM kept the scalar loop; measured 10x slower.)"""
     zero, one = a.dtype.type(0), a.dtype.type(1)
     if code == _RELU:
         for i in range(n):
@@ -81,27 +160,6 @@ def _bias_act_inplace(a, n, bo, code, slope):
     else:
         for i in range(n):
             a[i] = _act(a[i] + bo, code, slope, zero, one)
-
-
-@njit(cache=True)
-def _bias_act(src, dst, n, bo, code, slope):
-    """dst[:n] = act(src[:n] + bo) (src may be dst); one loop per activation, so the
-    piecewise-linear ones vectorise."""
-    zero, one = dst.dtype.type(0), dst.dtype.type(1)
-    if code == _RELU:
-        for i in range(n):
-            v = src[i] + bo
-            dst[i] = zero if v <= zero else v
-    elif code == _IDENTITY:
-        for i in range(n):
-            dst[i] = src[i] + bo
-    elif code == _LEAKY:
-        for i in range(n):
-            v = src[i] + bo
-            dst[i] = v if v > zero else v * slope
-    else:
-        for i in range(n):
-            dst[i] = _act(src[i] + bo, code, slope, zero, one)
 
 
 # ---------------------------------------------------------------------------
@@ -241,28 +299,30 @@ def _pool_any(src, pitch, H, W, out, idx, pp):
         _pool_plane(src, pitch, H, W, out, idx, kh, kw, sh, sw, ph, pw, dh, dw)
 
 
-@njit(cache=True, parallel=_PAR)
-def _max_pool_forward(x, y, idx, pp):
+@njit(cache=True, nogil=True)
+def _max_pool_forward(x, y, idx, pp, n0, n1):
+    """Samples n0 <= n < n1: y, idx (N, C, Ho, Wo) = each window's maximum and its flat index."""
     N, C, H, W = x.shape
-    for p in prange(N * C):
-        n, c = p // C, p % C
-        _pool_any(x[n, c].reshape(H * W), W, H, W, y[n, c], idx[n, c], pp)
+    for n in range(n0, n1):
+        for c in range(C):
+            _pool_any(x[n, c].reshape(H * W), W, H, W, y[n, c], idx[n, c], pp)
 
 
-@njit(cache=True, parallel=_PAR)
-def _max_pool_backward(dy, idx, dx):
-    """dx (N, C, H, W) = 0, then dx.flat[idx] += dy per plane (in output order)."""
+@njit(cache=True, nogil=True)
+def _max_pool_backward(dy, idx, dx, n0, n1):
+    """Samples n0 <= n < n1: dx (N, C, H, W) = 0, then dx[n, c].flat[idx] += dy per plane, in
+    output order (an index outside the plane, from a window of padding only, is skipped)."""
     N, C, Ho, Wo = dy.shape
     HW = dx.shape[2] * dx.shape[3]
     zero = dx.dtype.type(0)
-    for p in prange(N * C):
-        n, c = p // C, p % C
-        plane = dx[n, c].reshape(HW)
-        _fill(plane, zero)
-        d, i = dy[n, c].reshape(Ho * Wo), idx[n, c].reshape(Ho * Wo)
-        for k in range(Ho * Wo):
-            if 0 <= i[k] < HW:                  # a window of padding only names a position outside
-                plane[i[k]] += d[k]
+    for n in range(n0, n1):
+        for c in range(C):
+            plane = dx[n, c].reshape(HW)
+            _fill(plane, zero)
+            d, i = dy[n, c].reshape(Ho * Wo), idx[n, c].reshape(Ho * Wo)
+            for k in range(Ho * Wo):
+                if 0 <= i[k] < HW:
+                    plane[i[k]] += d[k]
 
 
 # ---------------------------------------------------------------------------
@@ -306,13 +366,9 @@ def _taps1x2(acc0, acc1, a, u, v, P):
 
 
 @njit(cache=True)
-def _conv_plane(acc0, acc1, two, xp, offs, w0, w1, P):
-    """acc0 (and acc1 when ``two``) (P,) = sum over the taps t of w[t] * xp[offs[t] + p],
-    in tap order."""
-    zero = acc0.dtype.type(0)
-    _fill(acc0, zero)                   # all of it: the tail past P is then harmless
-    if two:
-        _fill(acc1, zero)
+def _conv_accumulate(acc0, acc1, two, xp, offs, w0, w1, P):
+    """acc0 (and acc1 when ``two``) [p] += sum over the taps t of w[t] * xp[offs[t] + p],
+    p < P, in tap order (groups of four taps per pass)."""
     T = offs.size
     t = 0
     while t + 4 <= T:
@@ -327,6 +383,16 @@ def _conv_plane(acc0, acc1, two, xp, offs, w0, w1, P):
         else:
             _axpy(acc0, xp[offs[t]:], w0[t], P)
         t += 1
+
+
+@njit(cache=True)
+def _conv_plane(acc0, acc1, two, xp, offs, w0, w1, P):
+    """As _conv_accumulate, into zeroed accumulators."""
+    zero = acc0.dtype.type(0)
+    _fill(acc0, zero)                   # all of it: the tail past P is then harmless
+    if two:
+        _fill(acc1, zero)
+    _conv_accumulate(acc0, acc1, two, xp, offs, w0, w1, P)
 
 
 @njit(cache=True)
@@ -353,11 +419,17 @@ def _finish_plane(acc, Wp, Ho, Wo, bo, code, slope, pool, yo, pp, pyo, pio):
                 yo[ho, wo] = r[wo]
 
 
-@njit(cache=True, parallel=_PAR)
+@njit(cache=True, nogil=True)
 def _direct_forward(x, Wt, b, has_bias, G, pt, pl, dh, dw, Hp, Wp, Ho, Wo, code, slope,
-                    pool, y, pp, py, pidx):
-    """y (N, O, Ho, Wo) = act(conv + b); with ``pool``, instead py, pidx (N, O, Hq, Wq):
-    the max-pool of that (pp = pool parameters)."""
+                    pool, y, pp, py, pidx, n0, n1):
+    """Samples n0 <= n < n1, stride 1, g = o // (O/G):
+
+        y[n, o, ho, wo] = act(b[o] + sum_(c, kh, kw) W[o, c, kh, kw] xpad[n, g*Cg + c, ho + kh*dh, wo + kw*dw])
+
+    x (N, C, H, W), W (O, Cg, KH, KW), b (O,) (unused without has_bias) -> y (N, O, Ho, Wo);
+    with ``pool``, instead py, pidx (N, O, Hq, Wq): the max-pool of y (pp = its parameters),
+    y itself never stored.  Per sample: the padded planes xp (C, Hp*Wp) and two accumulator
+    planes (Ho*Wp), two output channels at a time."""
     N, C, H, W = x.shape
     O, Cg, KH, KW = Wt.shape
     Og = O // G
@@ -366,12 +438,12 @@ def _direct_forward(x, Wt, b, has_bias, G, pt, pl, dh, dw, Hp, Wp, Ho, Wo, code,
     Wf = Wt.reshape(O, Cg * KH * KW)
     offs = _tap_offsets(Cg, KH, KW, HWp, Wp, dh, dw)
     zero = x.dtype.type(0)
-    for n in prange(N):
-        xp = np.empty(C * HWp, x.dtype)
+    xp = np.empty(C * HWp, x.dtype)
+    acc0 = np.empty(Ho * Wp, x.dtype)
+    acc1 = np.empty(Ho * Wp, x.dtype)
+    for n in range(n0, n1):
         for c in range(C):
             _pad_plane(x[n, c], xp[c * HWp:(c + 1) * HWp], pt, pl, Wp)
-        acc0 = np.empty(Ho * Wp, x.dtype)
-        acc1 = np.empty(Ho * Wp, x.dtype)
         for g in range(G):
             xg = xp[g * Cg * HWp:]
             for oo in range(0, Og, 2):
@@ -411,89 +483,148 @@ def _dz_plane(mode, n, o, dy, y, idx, Wq, code, slope, dzp, Wp, Ho, Wo):
                     dzp[(k // Wo) * Wp + k % Wo] += _dact(d[q, r], yy[q, r], code, slope, zero, one)
 
 
-@njit(cache=True, parallel=_PAR)
+@njit(cache=True, nogil=True)
 def _direct_backward(mode, dy, y, idx, code, slope, x, Wt, G, pt, pl, dh, dw, Hp, Wp, Ho, Wo,
-                     need_dx, dx, pW, pb, chunk):
-    """Per chunk k of samples: pW[k] (O, Cg, KH, KW) = its part of dW, pb[k] (O,) float64
-    its part of db; dx (N, C, H, W) when need_dx.
+                     need_dx, dx, pW, pb, chunk, lanes, k0, k1):
+    """Per chunk k0 <= k < k1 of ``chunk`` samples: pW[k] (O, Cg, KH, KW) = its part of dW,
+    pb[k] (O,) float64 its part of db; dx (N, C, H, W) for its samples when need_dx.  Stride 1.
 
-        dz  = dy * f'(y) (or routed from the pooled gradient)   (Ho, Wp) per (n, o), flat
-        dW[o, c, kh, kw] = sum_n sum_p dz[n, o, p] * xpad[n, c, off + p],  off = kh*dh*Wp + kw*dw
-        dxpad[n, c, off + p] += W[o, c, kh, kw] * dz[n, o, p],  dx = its interior
+        dz = dy * f'(y) (or routed from the pooled gradient)        (O, Ho, Wo) per sample
+        dW[o, c, kh, kw] = sum_n sum_(ho, wo) dz[n, o, ho, wo] * xpad[n, c, ho + kh*dh, wo + kw*dw]
+        dx[n, c, h, w]   = sum_(o, kh, kw) W[o, c, kh, kw] * dz[n, o, h + pt - kh*dh, w + pl - kw*dw]
 
-    The sums over p run in lanes (a vector of P partial sums, accumulated over the
-    chunk's samples, then folded in a fixed order), so they vectorise."""
+    dW, two ways (``lanes`` chooses; both vectorise):
+    * lanes: per tap, a vector of partial sums over the flat positions p (dz laid out with
+      the padded pitch Wp, zeros past each row), accumulated over the chunk's samples
+      and folded in a fixed order: O*Cg*KH*KW*Ho*Wp products per sample, one store each;
+    * transposed: dW[o, c] is itself a correlation, of xpad[c] with dz[o] as the kernel:
+      acc[q] += dz[o, ho, wo] * xpad[c, ho*Wp + wo + q] over the taps (ho, wo), read at
+      q = kh*dh*Wp + kw*dw: O*Cg*Ho*Wo*Q products (Q = (KH-1)*dh*Wp + (KW-1)*dw + 1),
+      four taps and two channels o per pass (one store per four products).
+    dx: the correlation of dz, zero-padded by the dilated kernel's extent (plane E of
+    pitch We), with W's taps in reverse, computed as the forward pass computes y."""
     N, C, H, W = x.shape
     O, Cg, KH, KW = Wt.shape
     Og = O // G
+    L = Ho * Wo
     P = (Ho - 1) * Wp + Wo
     HWp = Hp * Wp
     HoWp = Ho * Wp
-    n_chunks = pW.shape[0]
+    Q = (KH - 1) * dh * Wp + (KW - 1) * dw + 1
+    Ep, Eq = (KH - 1) * dh, (KW - 1) * dw
+    He, We = Ho + 2 * Ep, Wo + 2 * Eq
+    HWe = He * We
+    Pdx = (H - 1) * We + W
     zero = x.dtype.type(0)
-    for k in prange(n_chunks):
+    wq = dy.shape[3]
+    # taps of the transposed dW (output positions) and of dx (reversed kernel, over Og channels)
+    offT = np.empty(L, np.int64)
+    for ho in range(Ho):
+        for wo in range(Wo):
+            offT[ho * Wo + wo] = ho * Wp + wo
+    offE = np.empty(Og * KH * KW, np.int64)
+    Wd = np.empty((C, Og * KH * KW), x.dtype)                  # Wd[c, (oo, kh, kw)] = W[o, c - g*Cg, kh, kw]
+    for oo in range(Og):
+        for kh in range(KH):
+            for kw in range(KW):
+                t = (oo * KH + kh) * KW + kw
+                offE[t] = oo * HWe + (pt + (KH - 1 - kh) * dh) * We + pl + (KW - 1 - kw) * dw
+                for g in range(G):
+                    for c in range(Cg):
+                        Wd[g * Cg + c, t] = Wt[g * Og + oo, c, kh, kw]
+    for k in range(k0, k1):
         n0 = k * chunk
         m = min(N, n0 + chunk) - n0
         xp = np.empty((m, C * HWp), x.dtype)
-        dz = np.empty((m, O * HoWp), x.dtype)
-        bl = np.zeros(HoWp)                                   # float64 lanes for db
+        pitch = Wp if lanes else Wo
+        dz = np.empty((m, O * Ho * pitch), x.dtype)
+        bl = np.zeros(Ho * pitch)                             # float64 lanes for db
         for j in range(m):
             for c in range(C):
                 _pad_plane(x[n0 + j, c], xp[j, c * HWp:(c + 1) * HWp], pt, pl, Wp)
         for o in range(O):
             for j in range(m):
-                dzp = dz[j, o * HoWp:(o + 1) * HoWp]
-                _dz_plane(mode, n0 + j, o, dy, y, idx, dy.shape[3], code, slope, dzp, Wp, Ho, Wo)
+                dzp = dz[j, o * Ho * pitch:(o + 1) * Ho * pitch]
+                _dz_plane(mode, n0 + j, o, dy, y, idx, wq, code, slope, dzp, pitch, Ho, Wo)
             _fill(bl, 0.0)
             for j in range(m):
-                dzp = dz[j, o * HoWp:]
-                for i in range(P):
+                dzp = dz[j, o * Ho * pitch:]
+                for i in range(Ho * pitch):
                     bl[i] += dzp[i]
-            pb[k, o] = _fold_sum(bl, P)
-        acc = np.empty(P, x.dtype)
-        for o in range(O):
-            g = o // Og
-            for c in range(Cg):
-                base = (g * Cg + c) * HWp
-                for kh in range(KH):
-                    for kw in range(KW):
-                        off = base + kh * dh * Wp + kw * dw
-                        _fill(acc, zero)
-                        for j in range(m):
-                            _vfma(acc, dz[j, o * HoWp:], xp[j, off:], P)
-                        pW[k, o, c, kh, kw] = _fold_sum(acc, P)
-        if need_dx:
-            dxp = np.empty(C * HWp, x.dtype)
+            pb[k, o] = _fold_sum(bl, Ho * pitch)
+        if lanes:
+            acc = np.empty(P, x.dtype)
+            for o in range(O):
+                g = o // Og
+                for c in range(Cg):
+                    base = (g * Cg + c) * HWp
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            off = base + kh * dh * Wp + kw * dw
+                            _fill(acc, zero)
+                            for j in range(m):
+                                _vfma(acc, dz[j, o * HoWp:], xp[j, off:], P)
+                            pW[k, o, c, kh, kw] = _fold_sum(acc, P)
+        else:
+            accW = np.zeros((O, Cg, Q), x.dtype)
             for j in range(m):
-                _fill(dxp, zero)
-                for o in range(O):
-                    g = o // Og
-                    for c in range(Cg):
-                        base = (g * Cg + c) * HWp
-                        for kh in range(KH):
-                            for kw in range(KW):
-                                _axpy(dxp[base + kh * dh * Wp + kw * dw:], dz[j, o * HoWp:], Wt[o, c, kh, kw], P)
-                for c in range(C):
-                    d = dx[n0 + j, c]
-                    for h in range(H):
-                        r = dxp[c * HWp + (h + pt) * Wp + pl:]
-                        for w in range(W):
-                            d[h, w] = r[w]
+                for g in range(G):
+                    for oo in range(0, Og, 2):
+                        o = g * Og + oo
+                        two = oo + 1 < Og
+                        o1 = o + 1 if two else o
+                        for c in range(Cg):
+                            _conv_accumulate(accW[o, c], accW[o1, c], two, xp[j, (g * Cg + c) * HWp:], offT,
+                                             dz[j, o * L:], dz[j, o1 * L:], Q)
+            for o in range(O):
+                for c in range(Cg):
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            pW[k, o, c, kh, kw] = accW[o, c, kh * dh * Wp + kw * dw]
+        if need_dx:
+            E = np.zeros(O * HWe, x.dtype)
+            acc0 = np.empty(H * We, x.dtype)
+            acc1 = np.empty(H * We, x.dtype)
+            for j in range(m):
+                for o in range(O):                            # E[o] = dz[o] placed at (Ep, Eq)
+                    for ho in range(Ho):
+                        src = dz[j, (o * Ho + ho) * pitch:]
+                        dst = E[o * HWe + (ho + Ep) * We + Eq:]
+                        for wo in range(Wo):
+                            dst[wo] = src[wo]
+                for g in range(G):
+                    Eg = E[g * Og * HWe:]
+                    for cc in range(0, Cg, 2):
+                        c = g * Cg + cc
+                        two = cc + 1 < Cg
+                        c1 = c + 1 if two else c
+                        _conv_plane(acc0, acc1, two, Eg, offE, Wd[c], Wd[c1], Pdx)
+                        for h in range(H):
+                            r0 = acc0[h * We:]
+                            d0 = dx[n0 + j, c, h]
+                            for w in range(W):
+                                d0[w] = r0[w]
+                        if two:
+                            for h in range(H):
+                                r1 = acc1[h * We:]
+                                d1 = dx[n0 + j, c1, h]
+                                for w in range(W):
+                                    d1[w] = r1[w]
 
 
 # ---------------------------------------------------------------------------
-# im2col / col2im in the GEMM's layout: cols (G, Cg*KH*KW, N*Ho*Wo), so that one
-# GEMM per group, W_g (Og, CK) @ cols_g (CK, N*L), gives the whole batch.
+# im2col / col2im, one sample at a time: cols (N, G, Cg*KH*KW, Ho*Wo), so that a
+# batched GEMM, W_g (Og, CK) @ cols[n, g] (CK, L), writes y (N, O, Ho, Wo) directly.
 # ---------------------------------------------------------------------------
-@njit(cache=True, parallel=_PAR)
-def _im2col(x, cols, G, KH, KW, sh, sw, pt, pl, dh, dw, Hp, Wp, Ho, Wo):
+@njit(cache=True, nogil=True)
+def _im2col(x, cols, G, KH, KW, sh, sw, pt, pl, dh, dw, Hp, Wp, Ho, Wo, n0, n1):
+    """cols[n, g, (c, kh, kw), ho*Wo + wo] = xpad[n, g*Cg + c, ho*sh + kh*dh, wo*sw + kw*dw]."""
     N, C, H, W = x.shape
     Cg = C // G
-    L = Ho * Wo
     HWp = Hp * Wp
     padded = pt > 0 or pl > 0 or Hp > H or Wp > W
-    for n in prange(N):
-        xp = np.empty(HWp, x.dtype)
+    xp = np.empty(HWp, x.dtype)
+    for n in range(n0, n1):
         for g in range(G):
             for c in range(Cg):
                 ci = g * Cg + c
@@ -504,44 +635,44 @@ def _im2col(x, cols, G, KH, KW, sh, sw, pt, pl, dh, dw, Hp, Wp, Ho, Wo):
                     src = x[n, ci].reshape(HWp)
                 for kh in range(KH):
                     for kw in range(KW):
-                        dst = cols[g, (c * KH + kh) * KW + kw, n * L:]
+                        dst = cols[n, g, (c * KH + kh) * KW + kw]
                         for ho in range(Ho):
-                            s = src[(ho * sh + kh * dh) * Wp + kw * dw:]
+                            a = src[(ho * sh + kh * dh) * Wp + kw * dw:]
                             d = dst[ho * Wo:]
                             if sw == 1:
                                 for wo in range(Wo):
-                                    d[wo] = s[wo]
+                                    d[wo] = a[wo]
                             else:
                                 for wo in range(Wo):
-                                    d[wo] = s[wo * sw]
+                                    d[wo] = a[wo * sw]
 
 
-@njit(cache=True, parallel=_PAR)
-def _col2im(dcols, dx, G, KH, KW, sh, sw, pt, pl, dh, dw, Hp, Wp, Ho, Wo):
-    """dx (N, C, H, W) = sum of dcols (G, CK, N*L) over the taps that read each input."""
+@njit(cache=True, nogil=True)
+def _col2im(dcols, dx, G, KH, KW, sh, sw, pt, pl, dh, dw, Hp, Wp, Ho, Wo, n0, n1):
+    """dx[n] (C, H, W) = the sum of dcols[n] (G, CK, L) over the taps that read each input
+    (accumulated in a padded plane, whose interior is then copied out)."""
     N, C, H, W = dx.shape
     Cg = C // G
-    L = Ho * Wo
     HWp = Hp * Wp
     zero = dx.dtype.type(0)
-    for n in prange(N):
-        xp = np.empty(HWp, dx.dtype)
+    xp = np.empty(HWp, dx.dtype)
+    for n in range(n0, n1):
         for g in range(G):
             for c in range(Cg):
                 ci = g * Cg + c
                 _fill(xp, zero)
                 for kh in range(KH):
                     for kw in range(KW):
-                        src = dcols[g, (c * KH + kh) * KW + kw, n * L:]
+                        src = dcols[n, g, (c * KH + kh) * KW + kw]
                         for ho in range(Ho):
                             d = xp[(ho * sh + kh * dh) * Wp + kw * dw:]
-                            s = src[ho * Wo:]
+                            a = src[ho * Wo:]
                             if sw == 1:
                                 for wo in range(Wo):
-                                    d[wo] += s[wo]
+                                    d[wo] += a[wo]
                             else:
                                 for wo in range(Wo):
-                                    d[wo * sw] += s[wo]
+                                    d[wo * sw] += a[wo]
                 dd = dx[n, ci]
                 for h in range(H):
                     r = xp[(h + pt) * Wp + pl:]
@@ -549,51 +680,122 @@ def _col2im(dcols, dx, G, KH, KW, sh, sw, pt, pl, dh, dw, Hp, Wp, Ho, Wo):
                         dd[h, w] = r[w]
 
 
-@njit(cache=True, parallel=_PAR)
-def _gemm_epilogue(z, b, has_bias, code, slope, pool, Ho, Wo, y, pp, py, pidx):
-    """From the GEMM's z (O, N*L): y (N, O, Ho, Wo) = act(z + b), or with ``pool``
+@njit(cache=True, nogil=True)
+def _gemm_epilogue(z, b, has_bias, code, slope, pool, Ho, Wo, pp, py, pidx, n0, n1):
+    """z (N, O, Ho*Wo), the GEMM's output: z = act(z + b) in place, and with ``pool``
     py, pidx (N, O, Hq, Wq) = its max-pool (pp = pool parameters)."""
-    N, O = pidx.shape[0], pidx.shape[1]
+    O = z.shape[1]
     L = Ho * Wo
-    zero, one = z.dtype.type(0), z.dtype.type(1)
-    for n in prange(N):
-        buf = np.empty(L, z.dtype)
+    zero = z.dtype.type(0)
+    for n in range(n0, n1):
         for o in range(O):
-            bo = b[o] if has_bias else zero
-            src = z[o, n * L:]
-            dst = buf if pool else y[n, o].reshape(L)
-            _bias_act(src, dst, L, bo, code, slope)
+            plane = z[n, o]
+            _bias_act_inplace(plane, L, b[o] if has_bias else zero, code, slope)
             if pool:
-                _pool_any(buf, Wo, Ho, Wo, py[n, o], pidx[n, o], pp)
+                _pool_any(plane, Wo, Ho, Wo, py[n, o], pidx[n, o], pp)
 
 
-@njit(cache=True, parallel=_PAR)
-def _gemm_dz(mode, dy, y, idx, code, slope, dz, db):
-    """dz (O, N, Ho, Wo) in the GEMM's layout (see _dz_plane for ``mode``) and db (O,)
-    float64 (one thread per channel, samples in order: the same sums for any number
-    of threads)."""
-    O, N, Ho, Wo = dz.shape
+@njit(cache=True, nogil=True)
+def _gemm_dz(mode, dy, y, idx, code, slope, dz, pb, n0, n1):
+    """dz (N, O, Ho, Wo) (see _dz_plane for ``mode``) and pb (N, O) float64: each
+    sample's part of db."""
+    N, O, Ho, Wo = dz.shape
     L = Ho * Wo
-    Wq = dy.shape[3]
-    for o in prange(O):
-        bl = np.zeros(L)
-        for n in range(N):
-            dzp = dz[o, n].reshape(L)
-            _dz_plane(mode, n, o, dy, y, idx, Wq, code, slope, dzp, Wo, Ho, Wo)
+    wq = dy.shape[3]
+    bl = np.empty(L)                                     # float64 copy, folded in a fixed order
+    for n in range(n0, n1):
+        for o in range(O):
+            dzp = dz[n, o].reshape(L)
+            _dz_plane(mode, n, o, dy, y, idx, wq, code, slope, dzp, Wo, Ho, Wo)
             for i in range(L):
-                bl[i] += dzp[i]
-        db[o] = _fold_sum(bl, L)
+                bl[i] = dzp[i]
+            pb[n, o] = _fold_sum(bl, L)
 
 
 @njit(cache=True)
-def _sum_chunks(parts, out, acc):
-    """out (M,) (+)= sum over parts (K, M), parts added in order."""
+def _sum_parts(parts, out, acc):
+    """out (M,) (+)= the sum over parts (K, M), the parts added in order (row 0 first)."""
     K, M = parts.shape
+    tmp = np.zeros(M, parts.dtype)                       # (no parts, an empty batch: 0)
+    for k in range(K):
+        r = parts[k]
+        for j in range(M):
+            tmp[j] += r[j]
     for j in range(M):
-        s = parts[0, j]
-        for k in range(1, K):
-            s += parts[k, j]
-        out[j] = out[j] + s if acc else s
+        out[j] = out[j] + tmp[j] if acc else tmp[j]
+
+
+# ---------------------------------------------------------------------------
+# Threads: the batch is cut into chunks of samples, handed to numba.get_num_threads()
+# threads (the caller and a small pool of Python threads; every kernel releases the
+# GIL, and so do NumPy's GEMMs).  The chunks are fixed, and every sum over samples adds
+# the chunks' parts in chunk order, so any number of threads gives the same numbers.
+# (Numba's own parallel loops were measured and not used: their OpenMP threads spin
+# after each loop and fight OpenBLAS's threads for the cores, see the module docstring.)
+# ---------------------------------------------------------------------------
+class _Worker:
+    """One helper thread: ``start(fn, i0, i1)`` hands it fn(i0, i1); ``join()`` waits for
+    it and re-raises its exception.  The hand-over is two locks used as semaphores: the
+    idle thread blocks (it never spins, so it takes no core from anyone).  A hand-over
+    and back costs ~50 us on the test machine (polling instead was measured slower)."""
+
+    def __init__(self):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._job, self._error = None, None
+        threading.Thread(target=self._loop, name="nnumpy-conv", daemon=True).start()
+
+    def _loop(self):
+        while True:
+            self._go.acquire()
+            fn, i0, i1 = self._job
+            try:
+                fn(i0, i1)
+            except BaseException as e:          # handed to the caller by join()
+                self._error = e
+            self._done.release()
+
+    def start(self, fn, i0, i1):
+        self._job, self._error = (fn, i0, i1), None
+        self._go.release()
+
+    def join(self):
+        self._done.acquire()
+        self._job = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+_workers = {"pid": None, "list": []}
+_workers_lock = threading.Lock()
+
+
+def _parallel(fn, n_items):
+    """fn(i0, i1) over [0, n_items), cut into one contiguous range per thread (the caller
+    runs the first range itself).  Exceptions propagate.  While another Python thread
+    is using the helper threads, this call runs in the caller alone."""
+    threads = min(numba.get_num_threads(), n_items)
+    if threads <= 1 or not _workers_lock.acquire(blocking=False):
+        fn(0, n_items)
+        return
+    try:
+        if _workers["pid"] != os.getpid():                  # none yet, or we are a forked child
+            _workers["pid"], _workers["list"] = os.getpid(), []
+        workers = _workers["list"]
+        while len(workers) < threads - 1:
+            workers.append(_Worker())
+        bounds = [n_items * t // threads for t in range(threads + 1)]
+        for t in range(1, threads):
+            workers[t - 1].start(fn, bounds[t], bounds[t + 1])
+        try:
+            fn(bounds[0], bounds[1])
+        finally:
+            for t in range(1, threads):
+                workers[t - 1].join()
+    finally:
+        _workers_lock.release()
 
 
 # ---------------------------------------------------------------------------
@@ -616,7 +818,7 @@ def _same_dtype(*arrays):
 
 
 def _scratch(name, shape, dtype):
-    """A work array reused between calls (one set per Python thread)."""
+    """A work array reused between calls (one set per calling Python thread)."""
     store = getattr(_local, "store", None)
     if store is None:
         store = _local.store = {}
@@ -629,7 +831,7 @@ def _scratch(name, shape, dtype):
 
 
 class _Geo:
-    """Shapes of one convolution."""
+    """Shapes of one convolution, and which algorithm runs it."""
 
     def __init__(self, x, W, stride, padding, dilation, groups):
         if x.ndim != 4 or W.ndim != 4:
@@ -648,18 +850,29 @@ class _Geo:
         if self.Ho < 1 or self.Wo < 1:
             raise ValueError(f"conv2d: input {self.H}x{self.W} with padding {padding} is smaller than the "
                              f"(dilated) kernel")
-        # padded plane: big enough for every read (the bottom/right padding, and the
-        # flat kernels' reads up to (Ho - 1 + (KH - 1) dh) rows)
+        # the padded plane: every read of the kernels lies inside it
         self.Hp = max(self.H + pt + pb, (self.Ho - 1) * self.sh + (self.KH - 1) * self.dh + 1)
         self.Wp = max(self.W + pl + pr, (self.Wo - 1) * self.sw + (self.KW - 1) * self.dw + 1)
         self.Og, self.CK, self.L = self.O // G, self.Cg * self.KH * self.KW, self.Ho * self.Wo
 
     @property
-    def direct(self):
+    def lanes(self):
+        """Which dW formulation of the direct backward is cheaper (see _direct_backward):
+        lanes costs about three times as much per product (a store each)."""
+        if _FORCE_DW is not None:
+            return _FORCE_DW == "lanes"
+        q = (self.KH - 1) * self.dh * self.Wp + (self.KW - 1) * self.dw + 1
+        p = (self.Ho - 1) * self.Wp + self.Wo
+        return 3 * self.KH * self.KW * p < self.L * q
+
+    def direct(self, backward):
+        """Direct loops (stride 1 only) or im2col + GEMM; measured, see the module docstring."""
         if self.sh != 1 or self.sw != 1:
             return False
         if _FORCE is not None:
             return _FORCE == "direct"
+        if backward:
+            return self.Og * self.CK <= _DIRECT_MAX_OGCK_BACKWARD
         return self.CK <= _DIRECT_MAX_CK
 
 
@@ -694,21 +907,27 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, pool_a
         Hq, Wq = _pool_out(g.Ho, g.Wo, pp, pool_args[4])
         py = np.empty((g.N, g.O, Hq, Wq), x.dtype)
         pidx = np.empty((g.N, g.O, Hq, Wq), np.int64)
-        y = np.empty((g.N, g.O, 1, 1), x.dtype)           # not written
     else:
         pp = (1, 1, 1, 1, 0, 0, 1, 1)
-        y = np.empty((g.N, g.O, g.Ho, g.Wo), x.dtype)
-        py, pidx = y, np.empty((g.N, g.O, 1, 1), np.int64)
-    if g.direct:
-        _direct_forward(x, W, bias, has_bias, g.G, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo, code,
-                        t(slope), pool, y, pp, py, pidx)
+        py, pidx = np.empty((g.N, g.O, 1, 1), x.dtype), np.empty((g.N, g.O, 1, 1), np.int64)
+    if g.direct(False):
+        y = np.empty((g.N, g.O, g.Ho, g.Wo) if not pool else (g.N, g.O, 1, 1), x.dtype)
+
+        def run(n0, n1):
+            _direct_forward(x, W, bias, has_bias, g.G, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo, code,
+                            t(slope), pool, y, pp, py, pidx, n0, n1)
     else:
-        cols = _scratch("cols", (g.G, g.CK, g.N * g.L), x.dtype)
-        _im2col(x, cols, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo)
-        z = _scratch("z", (g.G, g.Og, g.N * g.L), x.dtype)
-        np.matmul(W.reshape(g.G, g.Og, g.CK), cols, out=z)   # (G, Og, CK) @ (G, CK, N*L) -> (G, Og, N*L)
-        _gemm_epilogue(z.reshape(g.O, g.N * g.L), bias, has_bias, code, t(slope), pool, g.Ho, g.Wo, y, pp, py,
-                       pidx)
+        cols = _scratch("cols", (g.N, g.G, g.CK, g.L), x.dtype)
+        y = _scratch("z", (g.N, g.O, g.Ho, g.Wo), x.dtype) if pool else np.empty((g.N, g.O, g.Ho, g.Wo), x.dtype)
+        Wg = W.reshape(g.G, g.Og, g.CK)
+
+        def run(n0, n1):
+            _im2col(x, cols, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo, n0, n1)
+            # (G, Og, CK) @ (n, G, CK, L) -> (n, G, Og, L): y's own layout
+            np.matmul(Wg, cols[n0:n1], out=y[n0:n1].reshape(n1 - n0, g.G, g.Og, g.L))
+            _gemm_epilogue(y.reshape(g.N, g.O, g.L), bias, has_bias, code, t(slope), pool, g.Ho, g.Wo, pp, py,
+                           pidx, n0, n1)
+    _parallel(run, g.N)
     return (py, pidx) if pool else y
 
 
@@ -738,31 +957,45 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
     if not gW.flags.c_contiguous:
         raise ValueError("conv2d backward: gW must be C-contiguous (it is updated in place)")
     dx = np.empty_like(x) if need_dx else None
-    direct = g.direct and np.isfinite(x).all() and (not need_dx or np.isfinite(W).all())
+    # the direct loops compute a few products past each row (read, then ignored): with
+    # inf/NaN in x or W those could differ from the reference, which then decides
+    direct = g.direct(True) and np.isfinite(x).all() and (not need_dx or np.isfinite(W).all())
     if direct:
         n_chunks = -(-g.N // _CHUNK)
-        pW = np.empty((n_chunks, g.O, g.Cg, g.KH, g.KW), x.dtype)
+        pW = np.empty((n_chunks, g.O * g.CK), x.dtype)
         pb = np.empty((n_chunks, g.O))
-        _direct_backward(mode, dy, yy, idx, code, t(slope), x, W, g.G, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp,
-                         g.Ho, g.Wo, bool(need_dx), dx if need_dx else x, pW, pb, _CHUNK)
-        _sum_chunks(pW.reshape(n_chunks, -1), gW.reshape(-1), bool(acc_w))
-        db = pb.sum(axis=0) if n_chunks > 1 else pb[0]
+        lanes = g.lanes
+
+        def run(k0, k1):
+            _direct_backward(mode, dy, yy, idx, code, t(slope), x, W, g.G, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp,
+                             g.Ho, g.Wo, bool(need_dx), dx if need_dx else x, pW.reshape(n_chunks, g.O, g.Cg, g.KH,
+                                                                                         g.KW),
+                             pb, _CHUNK, lanes, k0, k1)
+        _parallel(run, n_chunks)
     else:
-        dz = _scratch("dz", (g.O, g.N, g.Ho, g.Wo), x.dtype)
-        db = np.empty(g.O)
-        _gemm_dz(mode, dy, yy, idx, code, t(slope), dz, db)
-        cols = _scratch("cols", (g.G, g.CK, g.N * g.L), x.dtype)
-        _im2col(x, cols, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo)
-        dzg = dz.reshape(g.G, g.Og, g.N * g.L)
-        colsT = cols.transpose(0, 2, 1)                          # (G, N*L, CK)
-        if acc_w:
-            gW += np.matmul(dzg, colsT).reshape(gW.shape)
-        else:
-            np.matmul(dzg, colsT, out=gW.reshape(g.G, g.Og, g.CK))   # (G, Og, NL) @ (G, NL, CK)
-        if need_dx:
-            np.matmul(W.reshape(g.G, g.Og, g.CK).transpose(0, 2, 1), dzg, out=cols)   # (G, CK, Og) @ (G, Og, NL)
-            _col2im(cols, dx, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo)
+        dz = _scratch("dz", (g.N, g.O, g.Ho, g.Wo), x.dtype)
+        cols = _scratch("cols", (g.N, g.G, g.CK, g.L), x.dtype)
+        pW = _scratch("pW", (g.N, g.O * g.CK), x.dtype)
+        pb = np.empty((g.N, g.O))
+        Wg = W.reshape(g.G, g.Og, g.CK)
+
+        def run(n0, n1):
+            n = n1 - n0
+            _gemm_dz(mode, dy, yy, idx, code, t(slope), dz, pb, n0, n1)
+            _im2col(x, cols, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo, n0, n1)
+            dzg = dz[n0:n1].reshape(n, g.G, g.Og, g.L)
+            # per sample: (n, G, Og, L) @ (n, G, L, CK) -> (n, G, Og, CK), summed over samples below
+            np.matmul(dzg, cols[n0:n1].transpose(0, 1, 3, 2), out=pW[n0:n1].reshape(n, g.G, g.Og, g.CK))
+            if need_dx:
+                # (G, CK, Og) @ (n, G, Og, L) -> (n, G, CK, L), into cols (no longer needed)
+                np.matmul(Wg.transpose(0, 2, 1), dzg, out=cols[n0:n1])
+                _col2im(cols, dx, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo,
+                        n0, n1)
+        _parallel(run, g.N)
+    _sum_parts(pW, gW.reshape(-1), bool(acc_w))
     if gb is not None:
+        db = np.zeros(g.O)
+        _sum_parts(pb, db, False)
         if acc_b:
             gb += db.astype(x.dtype)
         else:
@@ -797,7 +1030,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     N, C = x.shape[:2]
     y = np.empty((N, C, Ho, Wo), x.dtype)
     idx = np.empty((N, C, Ho, Wo), np.int64)
-    _max_pool_forward(x, y, idx, pp)
+    _parallel(lambda n0, n1: _max_pool_forward(x, y, idx, pp, n0, n1), N)
     return y, idx
 
 
@@ -808,7 +1041,7 @@ def max_pool2d_backward(dy, indices, in_shape):
     idx = indices if indices.dtype == np.int64 and indices.flags.c_contiguous else np.ascontiguousarray(
         indices, np.int64)
     dx = np.empty(tuple(in_shape), dy.dtype)
-    _max_pool_backward(dy, idx, dx)
+    _parallel(lambda n0, n1: _max_pool_backward(dy, idx, dx, n0, n1), dy.shape[0])
     return dx
 
 

@@ -12,7 +12,10 @@ here the same computation is arranged for speed:
   (tanh and the sigmoid with NumPy's SIMD tanh/exp between passes); the
   activation derivative and the bias gradient in one pass over dy;
 * softmax cross-entropy gives the loss and d(logits) in one pass per row;
-* optimizer updates are one loop over each parameter, in place.
+* optimizer updates are one loop over each parameter, in place;
+* 2-d convolution + activation (optionally + max-pool) and max pooling live
+  in :mod:`nnumpy.backend.numba_conv` (direct loops or im2col + BLAS by
+  shape, spread over ``numba.get_num_threads()`` threads; see there).
 
 Kernels are compiled on first use per dtype and cached on disk
 (``cache=True``), so later processes start warm.  No ``fastmath``: the
@@ -358,11 +361,3 @@ def warm_up(dtypes=(np.float32, np.float64)):
         for vmax in (None, np.zeros(3, dt)):                 # Adam, AMSGrad
             adam_update(p, np.ones(3, dt), np.zeros(3, dt), np.zeros(3, dt), vmax, 1, 0.1, 0.9, 0.999, 1e-8)
     numba_conv.warm_up(dtypes)
-
-
-def __getattr__(name):
-    # Operations whose kernels are still being written run the NumPy reference (temporary, see issue 13).
-    from . import numpy_ops
-    if name in getattr(numpy_ops, "__all__", ()):
-        return getattr(numpy_ops, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import backend
+from ..backend.threads import single_threaded_blas
 from .._checks import ArgumentTypeError, describe, flag, positive_int, real
 from ..random import resolve_rng
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
@@ -114,10 +115,17 @@ class Sequential(Module):
         return buf
 
     # -- forward / backward -----------------------------------------------------------
+    def _has_conv(self, fuse):
+        """Whether the plan runs a Conv2d on the numba backend (BLAS then keeps to one
+        thread: see :mod:`nnumpy.backend.threads`)."""
+        return fuse and any(type(m) is Conv2d for m, _, _ in self._plan(fuse))
+
     def forward(self, x):
         self.__dict__["_at"] = None
+        fuse = backend.get_backend() == "numba"
         try:
-            return self._forward(x)
+            with single_threaded_blas(self._has_conv(fuse)):
+                return self._forward(x)
         except (ValueError, TypeError) as e:
             m = self.__dict__["_at"]
             name = next((k for k, v in self._modules.items() if v is m), None)
@@ -171,6 +179,10 @@ class Sequential(Module):
         input_grad = self.input_grad if input_grad is None else bool(input_grad)
         if not self._modules:
             return dy.copy() if input_grad else None
+        with single_threaded_blas(self._has_conv(self.__dict__.get("_fused", False))):
+            return self._backward(dy, input_grad)
+
+    def _backward(self, dy, input_grad):
         fused = self.__dict__.get("_fused", False)
         steps = self._plan(fused)
         fresh = True
