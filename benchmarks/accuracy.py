@@ -14,11 +14,12 @@ al. 2003; the Fashion-MNIST README's benchmark table):
     784-800-10        1.6 %   (Simard et al., cross-entropy)
     lenet5            0.95 %  (LeCun et al., LeNet-5 without distortions)
     Fashion-MNIST, MLP 256-128-100: 88.33 % accuracy
-    Fashion-MNIST, "2 Conv+pooling", no preprocessing: 91.6 % accuracy (the
-        table has no LeNet-5; its nearest entry is this LeNet-like network,
-        the TensorFlow layers tutorial's: conv 32@5x5, pool, conv 64@5x5,
-        pool, fully connected 1024 with dropout, about 3.3 M parameters,
-        53 times LeNet-5's 61,706: a demanding comparison)
+    Fashion-MNIST and LeNet-5: no published figure.  The README's table has
+        no LeNet-5; its smallest CNN, "2 Conv+pooling" (the TensorFlow layers
+        tutorial's: conv 32@5x5, pool, conv 64@5x5, pool, fully connected 1024
+        with dropout, about 3.3 M parameters, 53 times LeNet-5's 61,706),
+        reaches 91.6 % accuracy (8.4 % error); it is named beside our figure
+        for scale, not as a target.
 
 The LeNet-5 rows train ``nnumpy.models.lenet5()`` (ReLU, max pooling; see
 its docstring for how it differs from the 1998 network) on (N, 1, 28, 28)
@@ -60,9 +61,9 @@ ROWS = {
                                    dict(lr=0.05, momentum=0.9, epochs=30, batch=64, dropout=0.2, wd=1e-4)),
     "lenet5": ("mnist", "lenet5", 0.95, "LeCun et al. 1998 (LeNet-5, no distortions)",
                dict(lr=0.05, momentum=0.9, epochs=15, batch=64, dropout=0.0, wd=5e-4)),
-    "fashion lenet5": ("fashion-mnist", "lenet5", round(100 - 91.6, 2),
-                       "Fashion-MNIST README, '2 Conv+pooling' (no LeNet-5 listed; this LeNet-like net has "
-                       "3.3 M parameters)",
+    "fashion lenet5": ("fashion-mnist", "lenet5", None,
+                       "no published LeNet-5 figure: the Fashion-MNIST README's smallest listed CNN "
+                       "('2 Conv+pooling', 3.3 M parameters, 53x LeNet-5) has 8.4 %",
                        dict(lr=0.05, momentum=0.9, epochs=15, batch=64, dropout=0.0, wd=5e-4)),
 }
 

@@ -77,12 +77,19 @@ def test_fused_plan_matches_the_layer_by_layer_reference(name, dtype):
 def test_conv_and_activation_run_as_one_step_on_numba():
     m = nnp.Sequential(Conv2d(1, 2, 3, rng=0), ReLU(), MaxPool2d(2))
     steps = m._plan(True)
-    assert steps[0][0] is m[0] and steps[0][1] is m[1] and steps[0][2] == "relu"
+    assert steps == [(m[0], m[1], "relu", m[2])] and m._plan(False) == [(x, None, None, None) for x in m]
     with backend.use("numba"):
         m(images(2, dtype=np.float32))
-    assert m[0]._cache.get("fused") and m[1]._cache.get("fused")
+    assert m[0]._cache.get("fused") and m[1]._cache.get("fused") and m[2]._cache.get("fused")
     with pytest.raises(RuntimeError, match="ran fused"):
-        m[1].backward(np.ones((2, 2, 26, 26), np.float32))
+        m[2].backward(np.ones((2, 2, 13, 13), np.float32))
+    assert "y" in m[0]._cache and m[0]._cache["y"].shape == (2, 2, 13, 13)     # only the pooled output is kept
+
+
+def test_a_pool_that_does_not_fit_the_fused_convolution_is_named():
+    m = nnp.Sequential(Conv2d(1, 2, 3, rng=0), ReLU(), MaxPool2d(5))
+    with backend.use("numba"), pytest.raises(ValueError, match=r"MaxPool2d.*in layer '2'"):
+        m(np.zeros((1, 1, 5, 5), np.float32))
 
 
 def test_first_conv_skips_dx_when_no_input_grad(monkeypatch):
@@ -90,12 +97,11 @@ def test_first_conv_skips_dx_when_no_input_grad(monkeypatch):
     calls = []
     with backend.use("numba"):
         ops = backend.ops("numba")
-        original = ops.conv2d_act_backward
-
-        def spy(*args, **kwargs):
-            calls.append(kwargs.get("need_dx"))
-            return original(*args, **kwargs)
-        monkeypatch.setattr(ops, "conv2d_act_backward", spy)
+        for name in ("conv2d_act_backward", "conv2d_act_pool_backward"):
+            def spy(*args, _original=getattr(ops, name), **kwargs):
+                calls.append(kwargs.get("need_dx"))
+                return _original(*args, **kwargs)
+            monkeypatch.setattr(ops, name, spy)
         out = m(images(2, dtype=np.float32))
         assert m.backward(np.ones_like(out)) is None
     assert calls == [True, False]                           # second conv needs dx, the first does not

@@ -6,7 +6,9 @@ from ..backend.threads import single_threaded_blas
 from .._checks import ArgumentTypeError, describe, flag, positive_int, real
 from ..random import resolve_rng
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from ..functional.pool import pool2d_output_size
 from .conv import Conv2d
+from .pooling import MaxPool2d
 from .layers import Dropout
 from .linear import Linear
 from .module import Module, as_float_dtype
@@ -79,10 +81,12 @@ class Sequential(Module):
 
     # -- execution plan -----------------------------------------------------------
     def _plan(self, fuse):
-        """Steps (module, activation module or None, activation name or None):
-        with ``fuse``, every Linear with the activation after it (or alone,
-        with the identity) and every Conv2d with the activation after it;
-        otherwise one step per module."""
+        """Steps (module, activation module or None, activation name or None,
+        max-pool module or None): with ``fuse``, every Linear with the
+        activation after it (or alone, with the identity), and every Conv2d
+        with the activation after it and, when one follows, the MaxPool2d
+        after that (conv + activation + max-pool in one kernel: the
+        convolution's output is never stored); otherwise one step per module."""
         plans = self.__dict__["_plans"]
         if fuse in plans:
             return plans[fuse]
@@ -92,14 +96,17 @@ class Sequential(Module):
             act = _FUSABLE.get(type(nxt)) if fuse and type(m) in (Linear, Conv2d) else None
             if act == "leaky_relu" and nxt.negative_slope <= 0:
                 act = None                 # f' is then not recoverable from the output's sign
+            pool = mods[i + 2] if act is not None and type(m) is Conv2d and i + 2 < len(mods) else None
+            if type(pool) is not MaxPool2d or pool.return_indices:
+                pool = None
             if act is not None:
-                steps.append((m, nxt, act))
-                i += 2
+                steps.append((m, nxt, act, pool))
+                i += 2 if pool is None else 3
             elif fuse and type(m) is Linear:
-                steps.append((m, None, "identity"))
+                steps.append((m, None, "identity", None))
                 i += 1
             else:
-                steps.append((m, None, None))
+                steps.append((m, None, None, None))
                 i += 1
         plans[fuse] = steps
         return steps
@@ -118,7 +125,7 @@ class Sequential(Module):
     def _has_conv(self, fuse):
         """Whether the plan runs a Conv2d on the numba backend (BLAS then keeps to one
         thread: see :mod:`nnumpy.backend.threads`)."""
-        return fuse and any(type(m) is Conv2d for m, _, _ in self._plan(fuse))
+        return fuse and any(type(m) is Conv2d for m, *_ in self._plan(fuse))
 
     def forward(self, x):
         self.__dict__["_at"] = None
@@ -144,22 +151,36 @@ class Sequential(Module):
         steps = self._plan(fuse)
         last = len(steps) - 1
         fresh = True                       # is x a new array (not one of the reused buffers)?
-        for k, (m, act_mod, act) in enumerate(steps):
+        for k, (m, act_mod, act, pool) in enumerate(steps):
             self.__dict__["_at"] = m                       # named in an error about the input
             if act is not None and type(m) is Conv2d and getattr(x, "ndim", 0) == 4:
-                m.check_input(x)
+                geo = m.check_input(x)
                 x = np.ascontiguousarray(x)                                   # (N, C, H, W)
                 b = m.bias.data if m.bias is not None else None
-                y = ops.conv2d_act_forward(x, m.weight.data, b, m.stride, m._pad, m.dilation, m.groups, act,
-                                           getattr(act_mod, "negative_slope", 0.0))
-                m._save(fused=True, x=x, y=y, act=act)       # x (N, C, H, W) and y = act(conv) (N, O, Ho, Wo)
+                slope = getattr(act_mod, "negative_slope", 0.0)
+                if pool is None:
+                    y = ops.conv2d_act_forward(x, m.weight.data, b, m.stride, m._pad, m.dilation, m.groups, act,
+                                               slope)
+                    m._save(fused=True, x=x, y=y, act=act)   # x (N, C, H, W) and y = act(conv) (N, O, Ho, Wo)
+                else:
+                    self.__dict__["_at"] = pool
+                    pool2d_output_size(geo.out_size, pool._k, pool._s, pool._p, pool._d, pool.ceil_mode,
+                                       owner=f"MaxPool2d({pool.extra_repr()})")      # a clear error first
+                    self.__dict__["_at"] = m
+                    # p = maxpool(act(conv(x) + b)) (N, O, Hq, Wq) and its arg-max in the (Ho, Wo) plane
+                    y, idx = ops.conv2d_act_pool_forward(x, m.weight.data, b, m.stride, m._pad, m.dilation,
+                                                         m.groups, act, slope, pool._k, pool._s, pool._p,
+                                                         pool._d, pool.ceil_mode)
+                    m._save(fused=True, x=x, y=y, idx=idx, act=act)
+                    pool._save(fused=True)
                 act_mod._save(fused=True)
                 x, fresh = y, True
                 continue
             if act is None or getattr(x, "ndim", 2) != 2 or type(m) is not Linear:
-                if act is not None:        # N-d input: run this pair unfused
+                if act is not None:        # N-d input: run this pair (or triple) unfused
                     x = m(x)
                     x = act_mod(x) if act_mod is not None else x
+                    x = pool(x) if pool is not None else x
                 else:
                     x = m(x)
                 fresh = False              # a module may return a view of its input
@@ -187,10 +208,12 @@ class Sequential(Module):
         steps = self._plan(fused)
         fresh = True
         for k in range(len(steps) - 1, -1, -1):
-            m, act_mod, act = steps[k]
+            m, act_mod, act, pool = steps[k]
             need = input_grad or k > 0
             cache = m._cache or {}
             if act is None or not cache.get("fused"):
+                if pool is not None:       # this triple ran unfused (an unbatched input)
+                    dy = pool.backward(dy)
                 if act is not None:        # this pair ran unfused (N-d input)
                     dy = act_mod.backward(dy) if act_mod is not None else dy
                 if isinstance(m, (Linear, Conv2d, Sequential)):    # ask for dx exactly when it is needed
@@ -207,12 +230,22 @@ class Sequential(Module):
             self._check_dy(dy, c["y"].shape, c["y"].dtype)
             x, y = c["x"], c["y"]
             if type(m) is Conv2d:
-                # dz = dy * f'(y); gW (+)= x (*) dz; gb (+)= sum dz; dx = col2im(dz @ W)  (see conv2d_act_backward)
+                # dz = dy * f'(y); gW (+)= x (*) dz; gb (+)= sum dz; dx = col2im(dz @ W)  (see conv2d_act_backward);
+                # after a fused max-pool, dy first goes back to the arg-max of each window
                 gW, acc_w = m.weight.grad_for_update()
                 gb, acc_b = m.bias.grad_for_update() if m.bias is not None else (None, True)
-                dy = backend.ops("numba").conv2d_act_backward(
-                    np.ascontiguousarray(dy), x, m.weight.data, y, gW, gb, m.stride, m._pad, m.dilation, m.groups,
-                    act, getattr(act_mod, "negative_slope", 0.0), need_dx=need, acc_w=acc_w, acc_b=acc_b)
+                slope = getattr(act_mod, "negative_slope", 0.0)
+                kernels = backend.ops("numba")
+                if pool is None:
+                    dy = kernels.conv2d_act_backward(
+                        np.ascontiguousarray(dy), x, m.weight.data, y, gW, gb, m.stride, m._pad, m.dilation,
+                        m.groups, act, slope, need_dx=need, acc_w=acc_w, acc_b=acc_b)
+                else:
+                    pool._take_fused_cache()
+                    dy = kernels.conv2d_act_pool_backward(
+                        np.ascontiguousarray(dy), c["idx"], y, x, m.weight.data, gW, gb, m.stride, m._pad,
+                        m.dilation, m.groups, act, slope, pool._k, pool._s, pool._p, pool._d, pool.ceil_mode,
+                        need_dx=need, acc_w=acc_w, acc_b=acc_b)
                 fresh = True
                 if not need:
                     return None
