@@ -51,6 +51,14 @@ def activation_backward(dy, y, act, slope=0.0):
     return dy
 
 
+def _store(grad, value, accumulate):
+    """grad += value (accumulate) or grad = value, in place (grad keeps its identity)."""
+    if accumulate:
+        grad += value
+    else:
+        grad[...] = value
+
+
 def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
     """``y = act(x @ W.T + b)``: x (N, K), W (M, K), b (M,) or None -> y (N, M)."""
     y = activation_forward(F.linear_forward(x, W, b), act, slope)
@@ -75,15 +83,9 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
     """
     dz = activation_backward(dy, y, act, slope)
     dx, dW, db = F.linear_backward(dz, x, W, need_bias=gb is not None, need_dx=need_dx)
-    if acc_w:
-        gW += dW
-    else:
-        gW[...] = dW
+    _store(gW, dW, acc_w)
     if gb is not None:
-        if acc_b:
-            gb += db
-        else:
-            gb[...] = db
+        _store(gb, db, acc_b)
     return dx
 
 
@@ -157,15 +159,9 @@ def conv2d_act_backward(dy, x, W, y, gW, gb, stride, padding, dilation, groups, 
     dz = activation_backward(dy, y, act, slope)
     dx, dW, db = F.conv2d_backward(dz, x, W, stride, padding, dilation, groups, need_dx=need_dx,
                                    need_bias=gb is not None)
-    if acc_w:
-        gW += dW
-    else:
-        gW[...] = dW
+    _store(gW, dW, acc_w)
     if gb is not None:
-        if acc_b:
-            gb += db
-        else:
-            gb[...] = db
+        _store(gb, db, acc_b)
     return dx
 
 
