@@ -243,7 +243,8 @@ def build_parser():
     t.add_argument("--lr", type=float, default=0.05, help="(initial) learning rate")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov when > 0)")
     t.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
-                   help="learning rate: cosine annealing to 0 over the epochs, or constant")
+                   help="learning rate: cosine annealing to 0 over the epochs (stepped after each epoch, so "
+                        "the first epoch runs at --lr), or constant")
     t.add_argument("--epochs", type=positive_int, default=20, help="training epochs")
     t.add_argument("--batch-size", type=positive_int, default=64, help="mini-batch size")
     t.add_argument("--val-fraction", type=float, default=0.1,

@@ -390,7 +390,7 @@ def evaluate(model, x, y, loss_fn=None, batch_size=1000):
     averaged), so it does not depend on the batch size.  A NaN or inf loss
     is returned as it is (see :func:`fit` for a check that stops)."""
     _check_model(model, "evaluate")
-    _check_pair(x, y)
+    _check_pair(x, y, "evaluate(model, x, y, loss_fn): x and y")
     if len(x) == 0:
         raise ValueError("evaluate needs at least one sample")
     _check_images(model, x, "evaluate")
