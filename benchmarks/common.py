@@ -151,7 +151,7 @@ def thread_info():
         try:
             info["numba_threads"] = numba.get_num_threads()
             info["numba_threading_layer"] = numba.threading_layer()
-        except Exception:                      # the layer is known only once a parallel kernel ran
+        except ValueError:                     # the layer is known only once a parallel kernel ran
             info.setdefault("numba_threads", numba.config.NUMBA_NUM_THREADS)
     if "torch" in sys.modules:
         torch = sys.modules["torch"]

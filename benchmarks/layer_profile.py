@@ -123,7 +123,7 @@ class StepProfiler:
             flat = [id(m) for step in steps for m in step]
             if all(steps) and flat == [id(m) for m in self.mods]:
                 return steps
-        except Exception:            # a container whose plan has another shape: time per child
+        except (AttributeError, TypeError, ValueError, KeyError):   # a plan of another shape: time per child
             pass
         return [[m] for m in self.mods]
 

@@ -33,8 +33,8 @@ def _blas_libraries():
         try:
             from threadpoolctl import ThreadpoolController
             _libraries.extend(ThreadpoolController().select(user_api="blas").lib_controllers)
-        except Exception:            # no threadpoolctl, or a BLAS it cannot drive: leave BLAS alone
-            pass
+        except (ImportError, OSError, AttributeError, ValueError):  # no threadpoolctl, or a BLAS it
+            pass                                                      # cannot drive: leave BLAS alone
         _state["found"] = True
     return _libraries
 

@@ -205,7 +205,37 @@ def _normalized_shape(value):
     return tuple(positive_int(f"normalized_shape[{i}]", v, owner="LayerNorm") for i, v in enumerate(items))
 
 
-class LayerNorm(Module):
+class _PerSampleNorm(Module):
+    """What LayerNorm and GroupNorm share: statistics of each sample alone (no
+    running statistics, the same in training and evaluation) and an optional
+    affine ``weight``/``bias``.  Subclasses give ``_normalize(x, w, b) -> (y,
+    (xhat, inv_std))`` and ``_grads(dy, xhat, inv_std, w) -> (dx, dweight,
+    dbias)``, their functional pair.  Cache: xhat (x.nbytes bytes) and
+    1/sigma per standardised set, plus the input's shape and dtype."""
+
+    def forward(self, x):
+        self.check_input(x)
+        w = self.weight.data if self.weight is not None else None
+        b = self.bias.data if self.bias is not None else None
+        y, (xhat, inv_std) = self._normalize(x, w, b)
+        self._save(xhat=xhat, inv_std=inv_std, shape=x.shape, dtype=x.dtype)
+        return y
+
+    def backward(self, dy):
+        """dy (x's shape) -> dx (x's shape); adds dL/dweight and dL/dbias into their ``.grad``:
+        dx = (1/sigma) (g - mean(g) - xhat mean(g xhat)) with g = weight * dy, means over each set."""
+        c = self._take_cache()
+        self._check_dy(dy, c["shape"], c["dtype"])
+        w = self.weight.data if self.weight is not None else None
+        dx, dgamma, dbeta = self._grads(dy, c["xhat"], c["inv_std"], w)
+        if self.weight is not None:
+            self.weight.grad += dgamma
+        if self.bias is not None:
+            self.bias.grad += dbeta
+        return dx
+
+
+class LayerNorm(_PerSampleNorm):
     """Layer normalisation, PyTorch's ``nn.LayerNorm``: each sample is
     standardised over its trailing dimensions ``normalized_shape`` (D1..Dk)
     with its own mean and biased variance, the same in training and
@@ -242,25 +272,13 @@ class LayerNorm(Module):
             raise ValueError(f"LayerNorm({list(self.normalized_shape)}) expects input of shape (*, {want}), "
                              f"got {x.shape}")
 
-    def forward(self, x):
-        self.check_input(x)
-        w = self.weight.data if self.weight is not None else None
-        b = self.bias.data if self.bias is not None else None
-        y, (xhat, inv_std) = F.layer_norm_forward(x, self.normalized_shape, w, b, self.eps)
-        self._save(xhat=xhat, inv_std=inv_std, shape=x.shape, dtype=x.dtype)
-        return y
+    def _normalize(self, x, w, b):
+        """(y, (xhat, inv_std)): x, y, xhat (*, D1..Dk); inv_std one per sample (prod(*))."""
+        return F.layer_norm_forward(x, self.normalized_shape, w, b, self.eps)
 
-    def backward(self, dy):
-        """dy (*, D) -> dx (*, D); adds dL/dweight, dL/dbias (D) into their ``.grad``."""
-        c = self._take_cache()
-        self._check_dy(dy, c["shape"], c["dtype"])
-        w = self.weight.data if self.weight is not None else None
-        dx, dgamma, dbeta = F.layer_norm_backward(dy, c["xhat"], c["inv_std"], w, self.normalized_shape)
-        if self.weight is not None:
-            self.weight.grad += dgamma
-        if self.bias is not None:
-            self.bias.grad += dbeta
-        return dx
+    def _grads(self, dy, xhat, inv_std, w):
+        """dy (*, D1..Dk) -> dx (*, D1..Dk), dL/dweight and dL/dbias (D1..Dk)."""
+        return F.layer_norm_backward(dy, xhat, inv_std, w, self.normalized_shape)
 
     def get_config(self):
         return {"normalized_shape": list(self.normalized_shape), "eps": self.eps,
@@ -271,7 +289,7 @@ class LayerNorm(Module):
                 f"bias={self.bias is not None}")
 
 
-class GroupNorm(Module):
+class GroupNorm(_PerSampleNorm):
     """Group normalisation, PyTorch's ``nn.GroupNorm``: the C channels are
     split into ``num_groups`` groups of C/G consecutive channels, and each
     (sample, group) is standardised over its C/G * prod(*) values, the same
@@ -315,25 +333,13 @@ class GroupNorm(Module):
             raise ValueError(f"{head}: the input of shape {x.shape} has a single value per group in the "
                              f"whole batch (Expected more than 1 value per channel, as PyTorch says)")
 
-    def forward(self, x):
-        self.check_input(x)
-        w = self.weight.data if self.weight is not None else None
-        b = self.bias.data if self.bias is not None else None
-        y, (xhat, inv_std) = F.group_norm_forward(x, self.num_groups, w, b, self.eps)
-        self._save(xhat=xhat, inv_std=inv_std, shape=x.shape, dtype=x.dtype)
-        return y
+    def _normalize(self, x, w, b):
+        """(y, (xhat, inv_std)): x, y (N, C, *), xhat as (N, G, C/G * prod(*)), inv_std (N, G)."""
+        return F.group_norm_forward(x, self.num_groups, w, b, self.eps)
 
-    def backward(self, dy):
-        """dy (N, C, *) -> dx (N, C, *); adds dL/dweight, dL/dbias (C,) into their ``.grad``."""
-        c = self._take_cache()
-        self._check_dy(dy, c["shape"], c["dtype"])
-        w = self.weight.data if self.weight is not None else None
-        dx, dgamma, dbeta = F.group_norm_backward(dy, c["xhat"], c["inv_std"], w)
-        if self.weight is not None:
-            self.weight.grad += dgamma
-        if self.bias is not None:
-            self.bias.grad += dbeta
-        return dx
+    def _grads(self, dy, xhat, inv_std, w):
+        """dy (N, C, *) -> dx (N, C, *), dL/dweight and dL/dbias (C,)."""
+        return F.group_norm_backward(dy, xhat, inv_std, w)
 
     def get_config(self):
         return {"num_groups": self.num_groups, "num_channels": self.num_channels, "eps": self.eps,
