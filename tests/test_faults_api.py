@@ -522,6 +522,24 @@ def test_special_values_through_elementwise_layers_match_torch(torch, on_backend
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ["relu", "leaky_relu"])
+def test_special_upstream_gradients_through_piecewise_activations_match_torch(torch, on_backend, name, dtype):
+    """inf and NaN in dy, where the input is negative (ReLU's gradient is then exactly
+    0, whatever dy holds) and where it is positive (they pass on), as PyTorch."""
+    make_mod, ref = ELEMENTWISE[name]
+    x = np.array([[-1.0, -2.0, -3.0, 1.0, 2.0, 3.0, -0.5, 0.5]], dtype=dtype)
+    dy = np.array([[INF, NAN, -INF, INF, NAN, -INF, 2.0, 3.0]], dtype=dtype)
+    m = make_mod()
+    m(x)
+    dx = m.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    ref(torch, xt).backward(torch.tensor(dy))
+    close(dx, xt.grad, dtype)
+    if name == "relu":
+        assert np.array_equal(dx[0, :3], np.zeros(3)) and np.isnan(dx[0, 4])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_special_values_through_dropout_in_training_match_torch(torch, on_backend, dtype):
     x = special_input((7, 11), dtype)
     torch.manual_seed(3)
