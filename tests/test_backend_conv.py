@@ -358,6 +358,54 @@ def test_conv2d_act_pool_matches_reference(case, pool, act, dtype, variant):
     assert_close(gw_n, gw_r, tol, gws)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case,pool", FUSED, ids=lambda c: c[0] if isinstance(c[0], str) else "")
+def test_cols_kept_from_forward_give_the_same_bits(case, pool, dtype, monkeypatch):
+    """A forward pass that fills a kept im2col buffer, and a backward pass that uses it
+    instead of its own im2col, give bit for bit what the calls without it give; the buffer
+    is checked, and refused where the direct loops run."""
+    monkeypatch.setattr(conv, "_FORCE", "gemm")
+    args = conv_args(case)
+    x, W, b, rng = make(case, dtype, seed=6)
+    shape = numba_ops.kept_cols_shape(x.shape, W.shape, *args)
+    y_ref = ref.conv2d_act_forward(x, W, b, *args)
+    assert shape == (x.shape[0], args[-1], W[0].size, y_ref.shape[2] * y_ref.shape[3])   # (N, G, C/G*KH*KW, L)
+    for pooled in (False, True):
+        cols = np.full(shape, np.nan, dtype)           # NaN: any entry the forward does not write shows
+        if pooled:
+            y, i = numba_ops.conv2d_act_pool_forward(x, W, b, *args, "relu", 0.0, *pool)
+            y2, i2 = numba_ops.conv2d_act_pool_forward(x, W, b, *args, "relu", 0.0, *pool, cols=cols)
+            assert np.array_equal(i, i2)
+        else:
+            y = numba_ops.conv2d_act_forward(x, W, b, *args, act="relu")
+            y2 = numba_ops.conv2d_act_forward(x, W, b, *args, act="relu", cols=cols)
+        assert np.array_equal(y, y2) and np.isfinite(cols).all()
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        for need_dx in (True, False):
+            out = []
+            for kept in (None, cols.copy()):
+                gw, gb = np.zeros_like(W), np.zeros_like(b)
+                if pooled:
+                    dx = numba_ops.conv2d_act_pool_backward(dy, i, y, x, W, gw, gb, *args, "relu", 0.0, *pool,
+                                                            need_dx=need_dx, cols=kept)
+                else:
+                    dx = numba_ops.conv2d_act_backward(dy, x, W, y, gw, gb, *args, act="relu", need_dx=need_dx,
+                                                       cols=kept)
+                out.append((dx, gw, gb))
+            (dx0, gw0, gb0), (dx1, gw1, gb1) = out
+            assert np.array_equal(gw0, gw1) and np.array_equal(gb0, gb1)
+            assert (dx0 is None and dx1 is None) if not need_dx else np.array_equal(dx0, dx1)
+    with pytest.raises(ValueError, match="cols must be"):
+        numba_ops.conv2d_act_forward(x, W, b, *args, act="relu", cols=np.empty(shape[:3] + (shape[3] + 1,), dtype))
+    monkeypatch.setattr(conv, "_FORCE", "direct")
+    if args[0] == (1, 1):                              # the direct loops run: nothing to keep
+        assert numba_ops.kept_cols_shape(x.shape, W.shape, *args) is None
+        y = numba_ops.conv2d_act_forward(x, W, b, *args, act="relu")
+        with pytest.raises(ValueError, match="does not keep them"):
+            numba_ops.conv2d_act_backward(y, x, W, y, np.zeros_like(W), None, *args, act="relu",
+                                          cols=np.empty(shape, dtype))
+
+
 # ---------------------------------------------------------------------------
 # The same numbers for any number of threads
 # ---------------------------------------------------------------------------

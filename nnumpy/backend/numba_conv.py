@@ -88,7 +88,7 @@ from numba import njit
 from .numpy_ops import ACTIVATION_CODES
 
 __all__ = ["conv2d_act_forward", "conv2d_act_backward", "max_pool2d_forward", "max_pool2d_backward",
-           "conv2d_act_pool_forward", "conv2d_act_pool_backward", "warm_up"]
+           "conv2d_act_pool_forward", "conv2d_act_pool_backward", "kept_cols_shape", "warm_up"]
 
 _IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
                                              ("identity", "relu", "leaky_relu", "sigmoid", "tanh"))
@@ -698,18 +698,34 @@ def _gemm_epilogue(z, b, has_bias, code, slope, pool, Ho, Wo, pp, py, pidx, n0, 
 @njit(cache=True, nogil=True)
 def _gemm_dz(mode, dy, y, idx, code, slope, dz, pb, n0, n1):
     """dz (N, O, Ho, Wo) (see _dz_plane for ``mode``) and pb (N, O) float64: each
-    sample's part of db."""
+    sample's part of db.  After a max-pool (mode 1) dz is zero but at the arg-maxima, so
+    db is summed over the pooled values routed there (Hq*Wq terms, not Ho*Wo) and dz is
+    written at the flat index itself (dz's pitch is Wo: no division)."""
     N, O, Ho, Wo = dz.shape
     L = Ho * Wo
-    wq = dy.shape[3]
-    bl = np.empty(L)                                     # float64 copy, folded in a fixed order
+    Lq = dy.shape[2] * dy.shape[3]
+    zero, one = dz.dtype.type(0), dz.dtype.type(1)
+    bl = np.empty(max(L, Lq))                            # float64 terms, folded in a fixed order
     for n in range(n0, n1):
         for o in range(O):
             dzp = dz[n, o].reshape(L)
-            _dz_plane(mode, n, o, dy, y, idx, wq, code, slope, dzp, Wo, Ho, Wo)
-            for i in range(L):
-                bl[i] = dzp[i]
-            pb[n, o] = _fold_sum(bl, L)
+            if mode == 0:
+                _dz_plane(mode, n, o, dy, y, idx, dy.shape[3], code, slope, dzp, Wo, Ho, Wo)
+                for i in range(L):
+                    bl[i] = dzp[i]
+                pb[n, o] = _fold_sum(bl, L)
+            else:
+                _fill(dzp, zero)
+                d, yy, ii = dy[n, o].reshape(Lq), y[n, o].reshape(Lq), idx[n, o].reshape(Lq)
+                for k in range(Lq):
+                    i = ii[k]
+                    if 0 <= i < L:              # (a pooling window of padding only points outside)
+                        v = _dact(d[k], yy[k], code, slope, zero, one)
+                        dzp[i] += v
+                        bl[k] = v
+                    else:
+                        bl[k] = 0.0
+                pb[n, o] = _fold_sum(bl, Lq)
 
 
 @njit(cache=True)
@@ -833,15 +849,15 @@ def _scratch(name, shape, dtype):
 class _Geo:
     """Shapes of one convolution, and which algorithm runs it."""
 
-    def __init__(self, x, W, stride, padding, dilation, groups):
-        if x.ndim != 4 or W.ndim != 4:
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups):
+        if len(x_shape) != 4 or len(w_shape) != 4:
             raise ValueError(f"conv2d: x must be (N, C, H, W) and W (O, C/groups, KH, KW), got shapes "
-                             f"{x.shape} and {W.shape}")
-        self.N, self.C, self.H, self.W = x.shape
-        self.O, self.Cg, self.KH, self.KW = W.shape
+                             f"{x_shape} and {w_shape}")
+        self.N, self.C, self.H, self.W = x_shape
+        self.O, self.Cg, self.KH, self.KW = w_shape
         self.G = G = int(groups)
         if G < 1 or self.O % G or self.Cg * G != self.C:
-            raise ValueError(f"conv2d: x has {self.C} channels and W has shape {W.shape} with groups={groups}: "
+            raise ValueError(f"conv2d: x has {self.C} channels and W has shape {w_shape} with groups={groups}: "
                              f"need C = groups * W.shape[1] and O divisible by groups")
         (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = stride, padding, dilation
         self.sh, self.sw, self.pt, self.pl, self.dh, self.dw = (int(v) for v in (sh, sw, pt, pl, dh, dw))
@@ -893,10 +909,19 @@ def _pool_out(H, W, pp, ceil_mode):
     return out(H, kh, sh, ph, dh), out(W, kw, sw, pw, dw)
 
 
-def _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, pool_args):
+def _check_cols(cols, g, dtype):
+    shape = (g.N, g.G, g.CK, g.L)
+    if cols.shape != shape or cols.dtype != dtype or not cols.flags.c_contiguous:
+        raise ValueError(f"conv2d: cols must be a C-contiguous {np.dtype(dtype)} array of shape {shape} "
+                         f"(see kept_cols_shape), got {cols.dtype} {cols.shape}")
+
+
+def _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, pool_args, cols_out=None):
     _same_dtype(x, W, b)
     x, W = _c(x), _c(W)
-    g = _Geo(x, W, stride, padding, dilation, groups)
+    g = _Geo(x.shape, W.shape, stride, padding, dilation, groups)
+    if cols_out is not None:
+        _check_cols(cols_out, g, x.dtype)
     t = x.dtype.type
     code = ACTIVATION_CODES[act]
     has_bias = b is not None
@@ -917,7 +942,7 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, pool_a
             _direct_forward(x, W, bias, has_bias, g.G, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo, code,
                             t(slope), pool, y, pp, py, pidx, n0, n1)
     else:
-        cols = _scratch("cols", (g.N, g.G, g.CK, g.L), x.dtype)
+        cols = cols_out if cols_out is not None else _scratch("cols", (g.N, g.G, g.CK, g.L), x.dtype)
         y = _scratch("z", (g.N, g.O, g.Ho, g.Wo), x.dtype) if pool else np.empty((g.N, g.O, g.Ho, g.Wo), x.dtype)
         Wg = W.reshape(g.G, g.Og, g.CK)
 
@@ -931,24 +956,40 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, pool_a
     return (py, pidx) if pool else y
 
 
-def conv2d_act_forward(x, W, b, stride, padding, dilation, groups, act="identity", slope=0.0):
-    """y (N, O, Ho, Wo) = act(conv(x, W) + b); see numpy_ops.conv2d_act_forward."""
-    return _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, None)
+def kept_cols_shape(x_shape, w_shape, stride, padding, dilation, groups):
+    """The shape (N, G, C/G*KH*KW, Ho*Wo) of the im2col matrix that the forward pass of this
+    convolution can keep for its backward pass (both run im2col + GEMM), else None (the
+    direct loops run one of them, and there is nothing to keep).  A caller that passes a
+    buffer of this shape as ``cols=`` to the forward pass and the same buffer to the
+    backward pass saves the backward's im2col (measured 0.23 ms a call, one thread, at
+    LeNet-5's second convolution)."""
+    g = _Geo(tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups)
+    if g.direct(False) or g.direct(True):
+        return None
+    return (g.N, g.G, g.CK, g.L)
+
+
+def conv2d_act_forward(x, W, b, stride, padding, dilation, groups, act="identity", slope=0.0, cols=None):
+    """y (N, O, Ho, Wo) = act(conv(x, W) + b); see numpy_ops.conv2d_act_forward.  ``cols``: a
+    buffer of shape :func:`kept_cols_shape` that the im2col + GEMM path fills with im2col(x)
+    for the backward pass (unused by the direct loops)."""
+    return _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, None, cols)
 
 
 def conv2d_act_pool_forward(x, W, b, stride, padding, dilation, groups, act, slope, kernel_size, pool_stride,
-                            pool_padding, pool_dilation, ceil_mode):
+                            pool_padding, pool_dilation, ceil_mode, cols=None):
     """(p, indices) = max_pool2d_forward(conv2d_act_forward(x, ...), kernel_size, ...), without
-    keeping the convolution's output: p, indices (N, O, Hq, Wq), indices into the (Ho, Wo) plane."""
+    keeping the convolution's output: p, indices (N, O, Hq, Wq), indices into the (Ho, Wo) plane.
+    ``cols``: as for conv2d_act_forward."""
     return _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope,
-                         (kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode))
+                         (kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode), cols)
 
 
 def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, groups, act, slope, need_dx,
-                   acc_w, acc_b):
+                   acc_w, acc_b, cols_in=None):
     _same_dtype(dy, x, W, y, gW, gb)
     dy, x, W = _c(dy), _c(x), _c(W)
-    g = _Geo(x, W, stride, padding, dilation, groups)
+    g = _Geo(x.shape, W.shape, stride, padding, dilation, groups)
     code = ACTIVATION_CODES[act]
     t = x.dtype.type
     if mode == 0 and dy.shape != (g.N, g.O, g.Ho, g.Wo):
@@ -960,6 +1001,11 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
     # the direct loops compute a few products past each row (read, then ignored): with
     # inf/NaN in x or W those could differ from the reference, which then decides
     direct = g.direct(True) and np.isfinite(x).all() and (not need_dx or np.isfinite(W).all())
+    if cols_in is not None:
+        _check_cols(cols_in, g, x.dtype)
+        if direct or g.direct(False):
+            raise ValueError("conv2d backward: cols were given, but this convolution does not keep them "
+                             "(kept_cols_shape is None)")
     if direct:
         n_chunks = -(-g.N // _CHUNK)
         pW = np.empty((n_chunks, g.O * g.CK), x.dtype)
@@ -974,7 +1020,8 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
         _parallel(run, n_chunks)
     else:
         dz = _scratch("dz", (g.N, g.O, g.Ho, g.Wo), x.dtype)
-        cols = _scratch("cols", (g.N, g.G, g.CK, g.L), x.dtype)
+        have_cols = cols_in is not None          # im2col(x), kept by the forward pass
+        cols = cols_in if have_cols else _scratch("cols", (g.N, g.G, g.CK, g.L), x.dtype)
         pW = _scratch("pW", (g.N, g.O * g.CK), x.dtype)
         pb = np.empty((g.N, g.O))
         Wg = W.reshape(g.G, g.Og, g.CK)
@@ -982,12 +1029,15 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
         def run(n0, n1):
             n = n1 - n0
             _gemm_dz(mode, dy, yy, idx, code, t(slope), dz, pb, n0, n1)
-            _im2col(x, cols, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo, n0, n1)
+            if not have_cols:
+                _im2col(x, cols, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo, n0,
+                        n1)
             dzg = dz[n0:n1].reshape(n, g.G, g.Og, g.L)
             # per sample: (n, G, Og, L) @ (n, G, L, CK) -> (n, G, Og, CK), summed over samples below
             np.matmul(dzg, cols[n0:n1].transpose(0, 1, 3, 2), out=pW[n0:n1].reshape(n, g.G, g.Og, g.CK))
             if need_dx:
-                # (G, CK, Og) @ (n, G, Og, L) -> (n, G, CK, L), into cols (no longer needed)
+                # (G, CK, Og) @ (n, G, Og, L) -> (n, G, CK, L), into cols (no longer needed: a kept
+                # cols buffer is used up)
                 np.matmul(Wg.transpose(0, 2, 1), dzg, out=cols[n0:n1])
                 _col2im(cols, dx, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo,
                         n0, n1)
@@ -1004,21 +1054,24 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
 
 
 def conv2d_act_backward(dy, x, W, y, gW, gb, stride, padding, dilation, groups, act="identity", slope=0.0,
-                        need_dx=True, acc_w=True, acc_b=True):
-    """Backward of conv2d_act_forward; see numpy_ops.conv2d_act_backward."""
+                        need_dx=True, acc_w=True, acc_b=True, cols=None):
+    """Backward of conv2d_act_forward; see numpy_ops.conv2d_act_backward.  ``cols``: the buffer
+    the forward pass filled (see kept_cols_shape), which saves the im2col; it is overwritten
+    (used up) when dx is computed."""
     return _conv_backward(0, dy, y, _I64, x, W, gW, gb, stride, padding, dilation, groups, act, slope, need_dx,
-                          acc_w, acc_b)
+                          acc_w, acc_b, cols)
 
 
 def conv2d_act_pool_backward(dp, indices, p, x, W, gW, gb, stride, padding, dilation, groups, act, slope,
                              kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode, need_dx=True,
-                             acc_w=True, acc_b=True):
-    """Backward of conv2d_act_pool_forward: dp, indices, p (N, O, Hq, Wq) (p: the pooled output)."""
+                             acc_w=True, acc_b=True, cols=None):
+    """Backward of conv2d_act_pool_forward: dp, indices, p (N, O, Hq, Wq) (p: the pooled output);
+    ``cols`` as for conv2d_act_backward."""
     _same_dtype(dp, p)
     idx = indices if indices.dtype == np.int64 and indices.flags.c_contiguous else np.ascontiguousarray(
         indices, np.int64)
     return _conv_backward(1, _c(dp), _c(p), idx, x, W, gW, gb, stride, padding, dilation, groups, act, slope,
-                          need_dx, acc_w, acc_b)
+                          need_dx, acc_w, acc_b, cols)
 
 
 def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):

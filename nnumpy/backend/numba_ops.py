@@ -35,12 +35,12 @@ from numba import njit
 
 from . import numba_conv
 from .numba_conv import (conv2d_act_backward, conv2d_act_forward, conv2d_act_pool_backward,
-                         conv2d_act_pool_forward, max_pool2d_backward, max_pool2d_forward)
+                         conv2d_act_pool_forward, kept_cols_shape, max_pool2d_backward, max_pool2d_forward)
 from .numpy_ops import ACTIVATION_CODES
 
 __all__ = ["linear_act_forward", "linear_act_backward", "cross_entropy", "sgd_update", "adam_update",
            "conv2d_act_forward", "conv2d_act_backward", "max_pool2d_forward", "max_pool2d_backward",
-           "conv2d_act_pool_forward", "conv2d_act_pool_backward", "ACTIVATION_CODES", "warm_up"]
+           "conv2d_act_pool_forward", "conv2d_act_pool_backward", "kept_cols_shape", "ACTIVATION_CODES", "warm_up"]
 
 _IDENTITY, _RELU, _LEAKY, _SIGMOID, _TANH = (ACTIVATION_CODES[k] for k in
                                              ("identity", "relu", "leaky_relu", "sigmoid", "tanh"))

@@ -158,10 +158,14 @@ class Sequential(Module):
                 x = np.ascontiguousarray(x)                                   # (N, C, H, W)
                 b = m.bias.data if m.bias is not None else None
                 slope = getattr(act_mod, "negative_slope", 0.0)
+                # the im2col matrix, kept from forward to backward where both use it (else None)
+                shape = ops.kept_cols_shape(x.shape, m.weight.shape, m.stride, m._pad, m.dilation, m.groups)
+                cols = self._buffer(("cols", k), shape, x.dtype) if shape is not None else None
                 if pool is None:
                     y = ops.conv2d_act_forward(x, m.weight.data, b, m.stride, m._pad, m.dilation, m.groups, act,
-                                               slope)
-                    m._save(fused=True, x=x, y=y, act=act)   # x (N, C, H, W) and y = act(conv) (N, O, Ho, Wo)
+                                               slope, cols=cols)
+                    # x (N, C, H, W), y = act(conv) (N, O, Ho, Wo), cols (N, G, C/G*KH*KW, Ho*Wo) or None
+                    m._save(fused=True, x=x, y=y, act=act, cols=cols)
                 else:
                     self.__dict__["_at"] = pool
                     pool2d_output_size(geo.out_size, pool._k, pool._s, pool._p, pool._d, pool.ceil_mode,
@@ -170,8 +174,8 @@ class Sequential(Module):
                     # p = maxpool(act(conv(x) + b)) (N, O, Hq, Wq) and its arg-max in the (Ho, Wo) plane
                     y, idx = ops.conv2d_act_pool_forward(x, m.weight.data, b, m.stride, m._pad, m.dilation,
                                                          m.groups, act, slope, pool._k, pool._s, pool._p,
-                                                         pool._d, pool.ceil_mode)
-                    m._save(fused=True, x=x, y=y, idx=idx, act=act)
+                                                         pool._d, pool.ceil_mode, cols=cols)
+                    m._save(fused=True, x=x, y=y, idx=idx, act=act, cols=cols)
                     pool._save(fused=True)
                 act_mod._save(fused=True)
                 x, fresh = y, True
@@ -239,13 +243,13 @@ class Sequential(Module):
                 if pool is None:
                     dy = kernels.conv2d_act_backward(
                         np.ascontiguousarray(dy), x, m.weight.data, y, gW, gb, m.stride, m._pad, m.dilation,
-                        m.groups, act, slope, need_dx=need, acc_w=acc_w, acc_b=acc_b)
+                        m.groups, act, slope, need_dx=need, acc_w=acc_w, acc_b=acc_b, cols=c["cols"])
                 else:
                     pool._take_fused_cache()
                     dy = kernels.conv2d_act_pool_backward(
                         np.ascontiguousarray(dy), c["idx"], y, x, m.weight.data, gW, gb, m.stride, m._pad,
                         m.dilation, m.groups, act, slope, pool._k, pool._s, pool._p, pool._d, pool.ceil_mode,
-                        need_dx=need, acc_w=acc_w, acc_b=acc_b)
+                        need_dx=need, acc_w=acc_w, acc_b=acc_b, cols=c["cols"])
                 fresh = True
                 if not need:
                     return None
