@@ -38,8 +38,9 @@ SHAPES = [
     ("batch9", (9, 2, 4, 3), 3, (2, 2), (1, 1), ((1, 0), (0, 1)), (1, 1), 1),
 ]
 #: The convolution's algorithms: direct loops (forward; backward with dW in lanes or
-#: as a correlation) and im2col + GEMM.
-VARIANTS = [("direct", "lanes"), ("direct", "transposed"), ("gemm", None)]
+#: as a correlation), im2col + GEMM, and im2col + GEMM with dW after a max-pool taken
+#: from the arg-maxima alone where no dx is asked for ("pooled", see numba_conv._pooled_dw).
+VARIANTS = [("direct", "lanes"), ("direct", "transposed"), ("gemm", None), ("gemm", "pooled")]
 
 
 @pytest.fixture(params=VARIANTS, ids=lambda v: "-".join(filter(None, v)))
