@@ -78,6 +78,7 @@ time of one thread unless noted, LeNet-5 shapes, batch 64, float32):
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 
@@ -919,7 +920,7 @@ def _scratch(name, shape, dtype):
         store = _local.store = {}
     key = (name, np.dtype(dtype))
     a = store.get(key)
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     if a is None or a.size < size:
         a = store[key] = np.empty(size, dtype)
     return a[:size].reshape(shape)

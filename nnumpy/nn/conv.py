@@ -94,8 +94,15 @@ class Conv2d(Module):
             raise ValueError(f"{self.short_repr()} got an input of shape {x.shape} with an empty channel, "
                              f"height or width dimension")
         x4 = x.shape if x.ndim == 4 else (1,) + x.shape
-        return conv2d_geometry(x4, self.weight.shape, self.stride, self._pad, self.dilation, self.groups,
-                               owner=self.short_repr())
+        # the geometry of the last input shape is kept: a training loop asks for the same one every step
+        key = (x4, self.weight.shape, self.stride, self._pad, self.dilation, self.groups)
+        memo = self.__dict__.get("_geometry_memo")
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        geo = conv2d_geometry(x4, self.weight.shape, self.stride, self._pad, self.dilation, self.groups,
+                              owner=self.short_repr())
+        self.__dict__["_geometry_memo"] = (key, geo)
+        return geo
 
     def short_repr(self):
         return f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size})"
