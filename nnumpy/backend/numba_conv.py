@@ -29,7 +29,12 @@ Two algorithms, chosen per shape by measurement (below):
   pass); bias and activation (and the max-pool) in one pass over it.
   Backward: dz = dy * f'(y) and the bias gradient in one pass over dy,
   dW = sum_n dz[n] @ cols[n].T (per-sample GEMMs summed in order), dcols =
-  W.T @ dz, col2im.
+  W.T @ dz, col2im.  A caller can keep cols from the forward pass for the
+  backward (``cols=``, see :func:`kept_cols_shape`; ``Sequential`` does);
+
+and, after a max-pool, for a first layer (no dx) whose forward ran the direct
+loops, dW from the arg-maxima alone (:func:`_pooled_dw`): a quarter of the
+products of the GEMM for a 2x2 pool, and neither dz nor im2col is formed.
 
 Numbers agree with the reference to rounding (the tests hold every element to
 1e-12 / 1e-5 of the sum of its terms' magnitudes); maxima and arg-maxima are
@@ -69,6 +74,18 @@ time of one thread unless noted, LeNet-5 shapes, batch 64, float32):
   0.57 against 0.52 + 0.10; conv2 forward 0.42 against 0.39 + 0.10, backward
   0.82 against 0.81 + 0.10: 0.29 ms of a 2.6 ms LeNet-5 step (a whole epoch
   of kernel calls: 2.45 s fused, 2.76 s unfused).
+* Later (2026-11-30, quiet machine): keeping cols from forward to backward
+  saved the backward's im2col (0.23 ms a call at conv2, one thread), and the
+  arg-max dW took conv1's backward from 0.49 to 0.38 ms a call (2 threads);
+  a LeNet-5 step went from 2.70 to about 2.25 ms (separate processes,
+  alternating).  Tried and not kept: the arg-max dW at conv2 (16 x 6
+  channels, 25 arg-maxima a plane: short passes, 1.44 ms against the GEMM's
+  0.41, one thread); cols as (L, CK) rows for it (the row-wise im2col and
+  the short multiply-adds took 1.4 and 1.3 ms); im2col + GEMM in groups of
+  2-8 samples (no change); GEMMs inside Numba (np.dot reaches SciPy's
+  OpenBLAS 0.3.30, 8.4 us a (16, 150) @ (150, 100) product against 5.9 us
+  through NumPy's 0.3.31); a split of the batch that gives the calling
+  thread more samples while the helper wakes up (no change beyond noise).
 * Threads: Numba's own parallel loops (OpenMP) were tried first and dropped:
   next to OpenBLAS's threads (which spin after every GEMM) a LeNet-5 step took
   38-650 ms instead of 2.6-5; with this module's pool of Python threads, 2
