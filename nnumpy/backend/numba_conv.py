@@ -89,7 +89,11 @@ time of one thread unless noted, LeNet-5 shapes, batch 64, float32):
 * Threads: Numba's own parallel loops (OpenMP) were tried first and dropped:
   next to OpenBLAS's threads (which spin after every GEMM) a LeNet-5 step took
   38-650 ms instead of 2.6-5; with this module's pool of Python threads, 2
-  threads give 1.3-1.8x per call (OpenBLAS single-threaded).  OpenBLAS's own
+  threads give 1.3-1.8x per call (OpenBLAS single-threaded); waiting for a
+  hand-over first in a loop that yields the core (see _Worker) took the
+  cost of a call from ~55 to ~7 us and a LeNet-5 step from 2.12 to 2.01 ms
+  (medians of alternating fresh processes, 2.06-2.16 against 1.98-2.03 in
+  the last 7 pairs).  OpenBLAS's own
   threads still compete with these (and with any other threads) whenever a
   large GEMM elsewhere, such as a Linear layer's, wakes them.
 """
@@ -846,34 +850,87 @@ def _sum_parts(parts, out, acc):
 # (Numba's own parallel loops were measured and not used: their OpenMP threads spin
 # after each loop and fight OpenBLAS's threads for the cores, see the module docstring.)
 # ---------------------------------------------------------------------------
+def _find_sched_yield():
+    """libc's sched_yield as a ctypes function Numba can call, or None (no such libc)."""
+    try:
+        import ctypes
+        fn = ctypes.CDLL(None).sched_yield
+    except (OSError, AttributeError, TypeError):        # e.g. Windows: no sched_yield
+        return None
+    fn.restype, fn.argtypes = ctypes.c_int, []
+    return fn
+
+
+_sched_yield = _find_sched_yield()
+#: How many times a waiting thread yields its core before it blocks (about 0.3-1 ms).
+_SPINS = 2000
+
+
+if _sched_yield is not None:
+    @njit(nogil=True)            # (not cached: Numba caches no function that calls through a ctypes pointer)
+    def _spin_until(flag, value, spins):
+        """Wait, without the GIL, until flag[0] == value or ``spins`` yields have passed;
+        whether it was seen.  Each pass reads flag[0] anew (the call to sched_yield
+        between reads keeps the compiler from hoisting the load) and gives the core to
+        any other thread that wants it."""
+        for _ in range(spins):
+            if flag[0] == value:
+                return True
+            _sched_yield()
+        return flag[0] == value
+else:
+    def _spin_until(flag, value, spins):
+        return False
+
+
 class _Worker:
     """One helper thread: ``start(fn, i0, i1)`` hands it fn(i0, i1); ``join()`` waits for
-    it and re-raises its exception.  The hand-over is two locks used as semaphores: the
-    idle thread blocks (it never spins, so it takes no core from anyone).  A hand-over
-    and back costs ~50 us on the test machine (polling instead was measured slower)."""
+    it and re-raises its exception.
+
+    The hand-over is two locks used as semaphores, each released once per job and
+    acquired once per job, so they alone are correct.  Waking a thread that sleeps on
+    a lock, and then on the GIL, cost ~55 us a call (the helper started its range
+    ~30 us after the caller, and the caller resumed ~23 us after the helper ended); so
+    before blocking, each side first waits for a sequence number in a shared array
+    (``go`` for the helper, ``done`` for the caller) in a Numba loop that holds no GIL
+    and yields its core between reads (``_spin_until``, up to _SPINS yields, under a
+    millisecond), and then takes the lock, by then already released.  Measured on the
+    2-core test machine: a call whose work takes 31 us on one thread took 57 us on two
+    with the locks alone, 18 us with the wait first.  A waiting thread never holds a
+    core that another thread asks for (sched_yield), and blocks after the spins."""
 
     def __init__(self):
         self._go, self._done = threading.Lock(), threading.Lock()
         self._go.acquire()
         self._done.acquire()
+        self._go_seq = np.zeros(1, np.int64)         # the job number the caller has handed over
+        self._done_seq = np.zeros(1, np.int64)       # the job number the helper has finished
+        self._seq = 0
         self._job, self._error = None, None
         threading.Thread(target=self._loop, name="nnumpy-conv", daemon=True).start()
 
     def _loop(self):
+        seq = 0
         while True:
+            seq += 1
+            _spin_until(self._go_seq, seq, _SPINS)
             self._go.acquire()
             fn, i0, i1 = self._job
             try:
                 fn(i0, i1)
             except BaseException as e:          # handed to the caller by join()
                 self._error = e
+            self._done_seq[0] = seq
             self._done.release()
 
     def start(self, fn, i0, i1):
+        self._seq += 1
         self._job, self._error = (fn, i0, i1), None
+        self._go_seq[0] = self._seq
         self._go.release()
 
     def join(self):
+        _spin_until(self._done_seq, self._seq, _SPINS)
         self._done.acquire()
         self._job = None
         if self._error is not None:
