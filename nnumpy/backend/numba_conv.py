@@ -91,7 +91,7 @@ time of one thread unless noted, LeNet-5 shapes, batch 64, float32):
   38-650 ms instead of 2.6-5; with this module's pool of Python threads, 2
   threads give 1.3-1.8x per call (OpenBLAS single-threaded); waiting for a
   hand-over first in a loop that yields the core (see _Worker) took the
-  cost of a call from ~55 to ~7 us and a LeNet-5 step from 2.12 to 2.01 ms
+  overhead of a call from ~40 to ~7 us and a LeNet-5 step from 2.12 to 2.01 ms
   (medians of alternating fresh processes, 2.06-2.16 against 1.98-2.03 in
   the last 7 pairs).  OpenBLAS's own
   threads still compete with these (and with any other threads) whenever a
