@@ -6,6 +6,8 @@ that is a sum (a convolution output, a weight/bias/input gradient) is measured r
 the sum of its terms' magnitudes (see tests/test_backend.py).  Both algorithms of the
 convolution (direct loops and im2col + GEMM) run on every shape.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -513,3 +515,73 @@ def test_helper_threads_run_every_item_once_and_pass_errors_on(spins, monkeypatc
         assert (hits == 1).all()
     finally:
         numba.set_num_threads(before)
+
+
+def test_an_interrupted_wait_for_a_helper_keeps_the_threads_in_step(monkeypatch):
+    """Ctrl-C while the caller waits for a helper (simulated: the wait raises
+    KeyboardInterrupt once): the caller still waits for the helper's range to be done,
+    the KeyboardInterrupt goes on, and the next calls work and run every item once."""
+    import time
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba runs with one thread here (NUMBA_NUM_THREADS=1)")
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        conv._parallel(lambda i0, i1: None, 2)                 # the helper exists
+        worker = conv._workers["list"][0]
+        real_wait = type(worker)._wait
+        calls = {"n": 0}
+
+        def wait_once_interrupted(self, flag, value):
+            calls["n"] += 1
+            if calls["n"] == 1 and flag is self._done_seq:
+                raise KeyboardInterrupt
+            return real_wait(self, flag, value)
+        monkeypatch.setattr(type(worker), "_wait", wait_once_interrupted)
+        done = np.zeros(64)
+
+        def slow_helper(i0, i1):
+            if i0 > 0:
+                time.sleep(0.05)                # the helper is still busy when the caller is interrupted
+            done[i0:i1] = 1
+        with pytest.raises(KeyboardInterrupt):
+            conv._parallel(slow_helper, 64)
+        assert (done == 1).all()                # the helper's range finished before the interrupt went on
+        monkeypatch.setattr(type(worker), "_wait", real_wait)
+        for _ in range(20):
+            hits = np.zeros(64, np.int64)
+            conv._parallel(lambda i0, i1: hits.__setitem__(slice(i0, i1), hits[i0:i1] + 1), 64)
+            assert (hits == 1).all()
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_an_error_in_one_of_several_helpers_waits_for_all(tmp_path):
+    """With 3 threads (a subprocess with NUMBA_NUM_THREADS=3), an exception in the first
+    helper's range reaches the caller only after the second helper has finished, and the
+    next call runs every item."""
+    import subprocess
+    import sys
+    code = (
+        "import time, numpy as np\n"
+        "from nnumpy.backend import numba_conv as NC\n"
+        "done = np.zeros(3)\n"
+        "def bad(i0, i1):\n"
+        "    if i0 == 1: raise ValueError('helper 0 fails')\n"
+        "    if i0 == 2: time.sleep(0.2)\n"
+        "    done[i0:i1] = 1\n"
+        "try:\n"
+        "    NC._parallel(bad, 3)\n"
+        "except ValueError as e:\n"
+        "    print('raised', e, done.tolist())\n"
+        "items = np.zeros(3)\n"
+        "def good(i0, i1):\n"
+        "    time.sleep(0.1 if i0 == 2 else 0); items[i0:i1] += 1\n"
+        "for _ in range(3):\n"
+        "    NC._parallel(good, 3)\n"
+        "print('items', items.tolist())\n")
+    env = dict(os.environ, NUMBA_NUM_THREADS="3")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "raised helper 0 fails [1.0, 0.0, 1.0]" in r.stdout, r.stdout
+    assert "items [3.0, 3.0, 3.0]" in r.stdout, r.stdout

@@ -887,67 +887,112 @@ class _Worker:
     """One helper thread: ``start(fn, i0, i1)`` hands it fn(i0, i1); ``join()`` waits for
     it and re-raises its exception.
 
-    The hand-over is two locks used as semaphores, each released once per job and
-    acquired once per job, so they alone are correct.  Waking a thread that sleeps on
-    a lock, and then on the GIL, cost ~55 us a call (the helper started its range
-    ~30 us after the caller, and the caller resumed ~23 us after the helper ended); so
-    before blocking, each side first waits for a sequence number in a shared array
-    (``go`` for the helper, ``done`` for the caller) in a Numba loop that holds no GIL
-    and yields its core between reads (``_spin_until``, up to _SPINS yields, under a
-    millisecond), and then takes the lock, by then already released.  Measured on the
-    2-core test machine: a call whose work takes 31 us on one thread took 57 us on two
-    with the locks alone, 18 us with the wait first.  A waiting thread never holds a
-    core that another thread asks for (sched_yield), and blocks after the spins."""
+    The hand-over is two job numbers in shared arrays: ``go`` (the last job handed
+    over) and ``done`` (the last job finished).  Each side waits for the number it
+    needs first in a Numba loop that holds no GIL and yields its core between reads
+    (``_spin_until``, up to _SPINS yields, under a millisecond), then, if it is still
+    waiting, on a condition variable (it blocks: an idle helper takes no core).
+    Measured on the 2-core test machine: a call whose work takes 31 us on one thread
+    took 57 us on two when both sides slept on locks (the helper started ~30 us late,
+    waking and then waiting for the GIL; the caller resumed ~23 us after it ended)
+    and 18 us with the wait first.  Waiting on the numbers, never on tokens, keeps
+    the two sides in step whatever interrupts a wait (Ctrl-C in join: the caller
+    still waits for the helper, which is writing into the caller's arrays, before
+    the KeyboardInterrupt goes on)."""
 
     def __init__(self):
-        self._go, self._done = threading.Lock(), threading.Lock()
-        self._go.acquire()
-        self._done.acquire()
+        self._cv = threading.Condition(threading.Lock())
         self._go_seq = np.zeros(1, np.int64)         # the job number the caller has handed over
         self._done_seq = np.zeros(1, np.int64)       # the job number the helper has finished
         self._seq = 0
+        self._sleepers = 0                           # threads blocked in _wait
         self._job, self._error = None, None
         threading.Thread(target=self._loop, name="nnumpy-conv", daemon=True).start()
+
+    def _wait(self, flag, value):
+        """Until flag[0] == value: first without the GIL, yielding the core, then blocked.
+        (What the other side wrote before the number, the job or its results, is
+        ordered before what this side reads next by the GIL, which both sides take
+        in between.)"""
+        if _spin_until(flag, value, _SPINS):
+            return
+        with self._cv:
+            self._sleepers += 1
+            try:
+                while flag[0] != value:
+                    self._cv.wait()
+            finally:
+                self._sleepers -= 1
+
+    def _post(self, flag, value):
+        """flag[0] = value, and wake a side blocked in _wait.  The number is written
+        before the lock is taken, so a side that is spinning goes on at once instead
+        of queueing for the lock; one blocked in wait() cannot miss it (it checked
+        the number under the lock, and the notify comes under the lock after the
+        write)."""
+        flag[0] = value
+        if self._sleepers:                   # (read under the GIL, as the waiter wrote it)
+            with self._cv:
+                self._cv.notify_all()
 
     def _loop(self):
         seq = 0
         while True:
             seq += 1
-            _spin_until(self._go_seq, seq, _SPINS)
-            self._go.acquire()
+            self._wait(self._go_seq, seq)
             fn, i0, i1 = self._job
             try:
                 fn(i0, i1)
             except BaseException as e:          # handed to the caller by join()
                 self._error = e
-            self._done_seq[0] = seq
-            self._done.release()
+            self._post(self._done_seq, seq)
 
     def start(self, fn, i0, i1):
-        self._seq += 1
         self._job, self._error = (fn, i0, i1), None
-        self._go_seq[0] = self._seq
-        self._go.release()
+        self._seq += 1
+        self._post(self._go_seq, self._seq)
 
     def join(self):
-        _spin_until(self._done_seq, self._seq, _SPINS)
-        self._done.acquire()
-        self._job = None
+        try:
+            self._wait(self._done_seq, self._seq)
+        except BaseException:
+            # interrupted (Ctrl-C): the helper is still computing into arrays the caller
+            # owns; wait for it (a few milliseconds at most) before the exception goes on
+            while self._done_seq[0] != self._seq:
+                try:
+                    self._wait(self._done_seq, self._seq)
+                except BaseException:
+                    pass
+            raise
+        finally:
+            self._job = None
         if self._error is not None:
             error, self._error = self._error, None
             raise error
 
 
+def _reset_after_fork():
+    """In a forked child: no helper threads exist (they were not copied), and the lock
+    may have been copied held by a thread of the parent that is not here."""
+    global _workers_lock
+    _workers_lock = threading.Lock()
+    _workers["pid"], _workers["list"] = None, []
+
+
 _workers = {"pid": None, "list": []}
 _workers_lock = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _parallel(fn, n_items):
     """fn(i0, i1) over [0, n_items), cut into one contiguous range per thread (the caller
-    runs the first range itself).  Exceptions propagate.  While another Python thread
+    runs the first range itself).  Exceptions propagate (the caller's own first, else
+    the first helper's), after every helper has finished.  While another Python thread
     is using the helper threads, this call runs in the caller alone."""
     threads = min(numba.get_num_threads(), n_items)
-    if threads <= 1 or not _workers_lock.acquire(blocking=False):
+    lock = _workers_lock
+    if threads <= 1 or not lock.acquire(blocking=False):
         fn(0, n_items)
         return
     try:
@@ -959,13 +1004,20 @@ def _parallel(fn, n_items):
         bounds = [n_items * t // threads for t in range(threads + 1)]
         for t in range(1, threads):
             workers[t - 1].start(fn, bounds[t], bounds[t + 1])
+        error = None
         try:
             fn(bounds[0], bounds[1])
-        finally:
-            for t in range(1, threads):
+        except BaseException as e:
+            error = e
+        for t in range(1, threads):                         # every helper, even after an error
+            try:
                 workers[t - 1].join()
+            except BaseException as e:
+                error = error if error is not None else e
+        if error is not None:
+            raise error
     finally:
-        _workers_lock.release()
+        lock.release()
 
 
 # ---------------------------------------------------------------------------
