@@ -585,3 +585,44 @@ def test_an_error_in_one_of_several_helpers_waits_for_all(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "raised helper 0 fails [1.0, 0.0, 1.0]" in r.stdout, r.stdout
     assert "items [3.0, 3.0, 3.0]" in r.stdout, r.stdout
+
+
+def test_kernels_refuse_arguments_that_disagree_before_indexing_with_them():
+    """The numba wrappers check every shape and hyper-parameter they index with (a wrong
+    one used to read or write past an array: garbage, or a corrupted heap), with a
+    ValueError that names it."""
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((3, 6, 8, 8)), rng.standard_normal((4, 6, 3, 3)), rng.standard_normal(4)
+    S, P, D = (1, 1), ((1, 1), (1, 1)), (1, 1)
+    pool = ((2, 2), (2, 2), (0, 0), (1, 1), False)
+    y = numba_ops.conv2d_act_forward(x, W, b, S, P, D, 1, act="relu")
+    p, i = numba_ops.conv2d_act_pool_forward(x, W, b, S, P, D, 1, "relu", 0.0, *pool)
+    yp, ip = numba_ops.max_pool2d_forward(x, *pool)
+    gW, gb = np.zeros_like(W), np.zeros_like(b)
+    bad = {
+        "the bias has shape": lambda: numba_ops.conv2d_act_forward(x, W, b[:2], S, P, D, 1),
+        "stride must be at least 1": lambda: numba_ops.conv2d_act_forward(x, W, b, (0, 1), P, D, 1),
+        "dilation must be at least 1": lambda: numba_ops.conv2d_act_forward(x, W, b, S, P, (0, 1), 1),
+        "padding must be": lambda: numba_ops.conv2d_act_forward(x, W, b, S, ((-1, 0), (0, 0)), D, 1),
+        "stride must be an integer or 2 integers": lambda: numba_ops.conv2d_act_forward(x, W, b, "2", P, D, 1),
+        "gW has shape": lambda: numba_ops.conv2d_act_backward(y, x, W, y, np.zeros(10), gb, S, P, D, 1, "relu"),
+        "gb has shape": lambda: numba_ops.conv2d_act_backward(y, x, W, y, gW, np.zeros(3), S, P, D, 1, "relu"),
+        "y has shape": lambda: numba_ops.conv2d_act_backward(y, x, W, y[:, :, :4], gW, gb, S, P, D, 1, "relu"),
+        "output y is needed": lambda: numba_ops.conv2d_act_backward(y, x, W, None, gW, gb, S, P, D, 1, "relu"),
+        "dp has shape": lambda: numba_ops.conv2d_act_pool_backward(p[:, :, :3], i, p, x, W, gW, gb, S, P, D, 1,
+                                                                   "relu", 0.0, *pool),
+        "indices has shape": lambda: numba_ops.conv2d_act_pool_backward(p, i[:2], p, x, W, gW, gb, S, P, D, 1,
+                                                                         "relu", 0.0, *pool),
+        "kernel_size must be at least 1": lambda: numba_ops.max_pool2d_forward(x, (0, 0), (2, 2), (0, 0), (1, 1),
+                                                                               False),
+        "at most half of the kernel": lambda: numba_ops.max_pool2d_forward(x, (2, 2), (2, 2), (2, 2), (1, 1),
+                                                                           False),
+        "too small": lambda: numba_ops.max_pool2d_forward(x, (9, 9), (1, 1), (0, 0), (1, 1), False),
+        "matching the input": lambda: numba_ops.max_pool2d_backward(yp, ip, (2, 6, 8, 8)),
+        "must have one shape": lambda: numba_ops.max_pool2d_backward(yp, ip[:, :3], (3, 6, 8, 8)),
+        "writable": lambda: numba_ops.conv2d_act_forward(
+            x, W, b, S, P, D, 1, cols=np.broadcast_to(np.zeros(1), (3, 1, 54, 64))),
+    }
+    for message, call in bad.items():
+        with pytest.raises(ValueError, match=message):
+            call()

@@ -1052,6 +1052,29 @@ def _scratch(name, shape, dtype):
     return a[:size].reshape(shape)
 
 
+def _ints(name, value, n, low):
+    """``value`` as a tuple of n Python ints, each >= low (an int means n copies); a clear
+    ValueError otherwise.  These kernels index with the numbers they are given, so they
+    are checked here, at the boundary, not trusted."""
+    try:
+        vals = (value,) * n if isinstance(value, (int, np.integer)) else tuple(value)
+        ok = len(vals) == n and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                    for v in vals)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be an integer or {n} integers, got {value!r}")
+    vals = tuple(int(v) for v in vals)
+    if min(vals) < low:
+        raise ValueError(f"{name} must be at least {low}, got {value!r}")
+    return vals
+
+
+def _check_shape(name, a, shape):
+    if a is not None and tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(a.shape)}, expected {tuple(shape)}")
+
+
 class _Geo:
     """Shapes of one convolution, and which algorithm runs it."""
 
@@ -1065,8 +1088,14 @@ class _Geo:
         if G < 1 or self.O % G or self.Cg * G != self.C:
             raise ValueError(f"conv2d: x has {self.C} channels and W has shape {w_shape} with groups={groups}: "
                              f"need C = groups * W.shape[1] and O divisible by groups")
-        (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = stride, padding, dilation
-        self.sh, self.sw, self.pt, self.pl, self.dh, self.dw = (int(v) for v in (sh, sw, pt, pl, dh, dw))
+        sh, sw = _ints("conv2d: stride", stride, 2, 1)
+        dh, dw = _ints("conv2d: dilation", dilation, 2, 1)
+        try:
+            (pt, pb), (pl, pr) = (_ints("conv2d: padding", p, 2, 0) for p in padding)
+        except (TypeError, ValueError):
+            raise ValueError(f"conv2d: padding must be ((top, bottom), (left, right)) of integers >= 0, "
+                             f"got {padding!r}") from None
+        self.sh, self.sw, self.pt, self.pl, self.dh, self.dw = sh, sw, pt, pl, dh, dw
         self.Ho = (self.H + pt + pb - dh * (self.KH - 1) - 1) // sh + 1
         self.Wo = (self.W + pl + pr - dw * (self.KW - 1) - 1) // sw + 1
         if self.Ho < 1 or self.Wo < 1:
@@ -1099,8 +1128,14 @@ class _Geo:
 
 
 def _pool_params(kernel_size, stride, padding, dilation):
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-    return tuple(int(v) for v in (kh, kw, sh, sw, ph, pw, dh, dw))
+    kh, kw = _ints("max_pool2d: kernel_size", kernel_size, 2, 1)
+    sh, sw = _ints("max_pool2d: stride", stride, 2, 1)
+    ph, pw = _ints("max_pool2d: padding", padding, 2, 0)
+    dh, dw = _ints("max_pool2d: dilation", dilation, 2, 1)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"max_pool2d: padding must be at most half of the kernel size, got padding={padding!r} "
+                         f"and kernel_size={kernel_size!r}")
+    return kh, kw, sh, sw, ph, pw, dh, dw
 
 
 def _pool_out(H, W, pp, ceil_mode):
@@ -1112,20 +1147,27 @@ def _pool_out(H, W, pp, ceil_mode):
         if ceil_mode and (o - 1) * s >= size + p:
             o -= 1
         return o
-    return out(H, kh, sh, ph, dh), out(W, kw, sw, pw, dw)
+    Ho, Wo = out(H, kh, sh, ph, dh), out(W, kw, sw, pw, dw)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"max_pool2d: the input ({H} x {W}) is too small for kernel ({kh}, {kw}), stride "
+                         f"({sh}, {sw}), padding ({ph}, {pw}), dilation ({dh}, {dw}): output {Ho} x {Wo}")
+    return Ho, Wo
 
 
 def _check_cols(cols, g, dtype):
     shape = (g.N, g.G, g.CK, g.L)
-    if cols.shape != shape or cols.dtype != dtype or not cols.flags.c_contiguous:
-        raise ValueError(f"conv2d: cols must be a C-contiguous {np.dtype(dtype)} array of shape {shape} "
-                         f"(see kept_cols_shape), got {cols.dtype} {cols.shape}")
+    if (not isinstance(cols, np.ndarray) or cols.shape != shape or cols.dtype != dtype
+            or not cols.flags.c_contiguous or not cols.flags.writeable):
+        raise ValueError(f"conv2d: cols must be a writable, C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{shape} (see kept_cols_shape), got {type(cols).__name__} "
+                         f"{getattr(cols, 'dtype', '')} {getattr(cols, 'shape', '')}")
 
 
 def _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, pool_args, cols_out=None):
     _same_dtype(x, W, b)
     x, W = _c(x), _c(W)
     g = _Geo(x.shape, W.shape, stride, padding, dilation, groups)
+    _check_shape("conv2d: the bias", b, (g.O,))
     if cols_out is not None:
         _check_cols(cols_out, g, x.dtype)
     t = x.dtype.type
@@ -1200,6 +1242,11 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
     t = x.dtype.type
     if mode == 0 and dy.shape != (g.N, g.O, g.Ho, g.Wo):
         raise ValueError(f"conv2d backward: dy has shape {dy.shape}, expected {(g.N, g.O, g.Ho, g.Wo)}")
+    _check_shape("conv2d backward: gW", gW, W.shape)
+    _check_shape("conv2d backward: gb", gb, (g.O,))
+    if y is None and (code != _IDENTITY or mode == 1):
+        raise ValueError(f"conv2d backward: the forward output y is needed for the {act!r} activation")
+    _check_shape("conv2d backward: y", y if mode == 0 and code != _IDENTITY else None, dy.shape)
     yy = _c(y) if (y is not None and (code != _IDENTITY or mode == 1)) else dy
     if not gW.flags.c_contiguous:
         raise ValueError("conv2d backward: gW must be C-contiguous (it is updated in place)")
@@ -1287,6 +1334,10 @@ def conv2d_act_pool_backward(dp, indices, p, x, W, gW, gb, stride, padding, dila
     """Backward of conv2d_act_pool_forward: dp, indices, p (N, O, Hq, Wq) (p: the pooled output);
     ``cols`` as for conv2d_act_backward."""
     _same_dtype(dp, p)
+    g = _Geo(x.shape, W.shape, stride, padding, dilation, groups)
+    Hq, Wq = _pool_out(g.Ho, g.Wo, _pool_params(kernel_size, pool_stride, pool_padding, pool_dilation), ceil_mode)
+    for name, a in (("dp", dp), ("indices", indices), ("p", p)):
+        _check_shape(f"conv2d + max_pool2d backward: {name}", a, (g.N, g.O, Hq, Wq))
     idx = indices if indices.dtype == np.int64 and indices.flags.c_contiguous else np.ascontiguousarray(
         indices, np.int64)
     return _conv_backward(1, _c(dp), _c(p), idx, x, W, gW, gb, stride, padding, dilation, groups, act, slope,
@@ -1296,6 +1347,8 @@ def conv2d_act_pool_backward(dp, indices, p, x, W, gW, gb, stride, padding, dila
 def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     """(y, indices) (N, C, Ho, Wo); see numpy_ops.max_pool2d_forward."""
     _same_dtype(x)
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d: x must be (N, C, H, W), got shape {x.shape}")
     x = _c(x)
     pp = _pool_params(kernel_size, stride, padding, dilation)
     Ho, Wo = _pool_out(x.shape[2], x.shape[3], pp, ceil_mode)
@@ -1309,10 +1362,14 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
 def max_pool2d_backward(dy, indices, in_shape):
     """dx (in_shape): dy routed to the arg-max of each window."""
     _same_dtype(dy)
+    in_shape = _ints("max_pool2d backward: in_shape", in_shape, 4, 0)
+    if dy.ndim != 4 or tuple(indices.shape) != dy.shape or dy.shape[:2] != in_shape[:2]:
+        raise ValueError(f"max_pool2d backward: dy {dy.shape} and indices {tuple(indices.shape)} must have one "
+                         f"shape (N, C, Ho, Wo) matching the input {in_shape}")
     dy = _c(dy)
     idx = indices if indices.dtype == np.int64 and indices.flags.c_contiguous else np.ascontiguousarray(
         indices, np.int64)
-    dx = np.empty(tuple(in_shape), dy.dtype)
+    dx = np.empty(in_shape, dy.dtype)
     _parallel(lambda n0, n1: _max_pool_backward(dy, idx, dx, n0, n1), dy.shape[0])
     return dx
 
