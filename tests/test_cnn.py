@@ -408,3 +408,84 @@ def test_dropout2d_masks_are_checked(mask, match):
 def test_from_torch_names_unsupported_dtypes(torch):
     with pytest.raises(TypeError, match="bfloat16"):
         interop.from_torch(torch.nn.Conv2d(1, 2, 3).to(torch.bfloat16))
+
+
+# -- hyper-parameters set after construction ---------------------------------------------------
+BACKENDS_HERE = backend.available_backends()
+
+
+@pytest.mark.parametrize("be", BACKENDS_HERE)
+def test_hyper_parameters_set_after_construction_are_used_as_pytorch_does(be, torch):
+    """conv.padding / stride / dilation and pool.kernel_size / stride / padding / dilation
+    set on a built layer change what it computes (they were kept as given but the layer
+    computed from its first values), are checked when set, and an int works as a pair."""
+    F = torch.nn.functional
+    x = np.random.default_rng(0).standard_normal((2, 3, 11, 11))
+    xt = torch.tensor(x)
+    with backend.use(be):
+        conv = Conv2d(3, 4, 3, dtype=np.float64, rng=0)
+        relu, pool = ReLU(), MaxPool2d(2)
+        net = nnp.Sequential(conv, relu, pool)
+        net(x)
+        conv.padding, conv.stride, conv.dilation = 1, 2, (1, 2)
+        pool.kernel_size, pool.stride, pool.padding, pool.dilation = 3, 1, 1, 1
+        assert conv.stride == (2, 2) and conv.padding == (1, 1) and pool.kernel_size == 3
+        y = net(x)
+        wt, bt = torch.tensor(conv.weight.data), torch.tensor(conv.bias.data)
+        yt = F.max_pool2d(F.relu(F.conv2d(xt, wt, bt, stride=2, padding=1, dilation=(1, 2))), 3, 1, 1)
+        np.testing.assert_allclose(y, yt.numpy(), rtol=1e-12, atol=1e-12)
+        with pytest.raises(ValueError, match="needs stride 1"):
+            conv.padding = "same"
+        with pytest.raises(ValueError, match="at most half"):
+            pool.padding = 2
+        assert conv.padding == (1, 1) and pool.padding == 1          # a refused value changes nothing
+
+
+@pytest.mark.parametrize("be", BACKENDS_HERE)
+@pytest.mark.parametrize("fused", [True, False])
+def test_backward_uses_the_forward_pass_hyper_parameters(be, fused):
+    """Changing a layer's stride or slope between forward and backward does not change the
+    gradients of the forward that ran (the fused numba step used to mix the two)."""
+    x = np.random.default_rng(1).standard_normal((2, 6, 9, 9))
+
+    def run(change):
+        with backend.use(be):
+            conv = Conv2d(6, 4, 3, padding=1, dtype=np.float64, rng=0)
+            act = nnp.LeakyReLU(0.1)
+            layers = [conv, act, MaxPool2d(2)]
+            net = nnp.Sequential(*layers) if fused else None
+            y = net(x) if fused else layers[2](act(conv(x)))
+            if change:
+                conv.stride, act.negative_slope, layers[2].kernel_size = 2, 0.3, 3
+            dy = np.ones_like(y)
+            dx = net.backward(dy) if fused else conv.backward(act.backward(layers[2].backward(dy)))
+            return dx, conv.weight.grad.copy(), conv.bias.grad.copy()
+    for a, b in zip(run(False), run(True)):
+        assert np.array_equal(a, b)
+
+
+def test_fused_conv_tanh_pool_carries_nan_as_the_unfused_layers():
+    """A NaN convolution output outside every pooling window (or behind another NaN):
+    0 * tanh'(NaN) is NaN, so dx, dW and db are NaN on both backends, as in PyTorch."""
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 2, 2] = np.nan
+    out = {}
+    for be in BACKENDS_HERE:
+        with backend.use(be):
+            conv = Conv2d(1, 1, 1, dtype=np.float64, rng=0)
+            conv.weight.data[...] = 1.0
+            conv.bias.data[...] = 0.0
+            net = nnp.Sequential(conv, nnp.Tanh(), MaxPool2d(2))
+            y = net(x)
+            dx = net.backward(np.ones_like(y))
+            out[be] = (dx, conv.weight.grad.copy(), conv.bias.grad.copy())
+            assert np.isnan(dx[0, 0, 2, 2]) and np.isnan(conv.weight.grad).all() and np.isnan(conv.bias.grad).all()
+    for a, b in zip(*out.values()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_relu_keeps_a_0d_input_an_array():
+    for act in (ReLU(), nnp.LeakyReLU(0.1)):
+        y = act(np.array(-1.0))
+        dx = act.backward(np.array(2.0))
+        assert isinstance(y, np.ndarray) and y.shape == () and isinstance(dx, np.ndarray) and dx.shape == ()

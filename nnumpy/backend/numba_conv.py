@@ -1332,7 +1332,10 @@ def conv2d_act_pool_backward(dp, indices, p, x, W, gW, gb, stride, padding, dila
                              kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode, need_dx=True,
                              acc_w=True, acc_b=True, cols=None):
     """Backward of conv2d_act_pool_forward: dp, indices, p (N, O, Hq, Wq) (p: the pooled output);
-    ``cols`` as for conv2d_act_backward."""
+    ``cols`` as for conv2d_act_backward.  dz is formed at the arg-maxima only (elsewhere it
+    is dy * f'(y) with dy = 0): exact for ReLU, LeakyReLU and the identity; for the sigmoid
+    and tanh it misses the NaN of 0 * f'(NaN) where a NaN convolution output is no arg-max
+    (Sequential fuses the pool only after the first three)."""
     _same_dtype(dp, p)
     g = _Geo(x.shape, W.shape, stride, padding, dilation, groups)
     Hq, Wq = _pool_out(g.Ho, g.Wo, _pool_params(kernel_size, pool_stride, pool_padding, pool_dilation), ceil_mode)

@@ -164,6 +164,12 @@ def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
     return Conv2dGeometry(stride, padding, dilation, groups, out_size)
 
 
+def _check_arrays(owner, **arrays):
+    for name, a in arrays.items():
+        if a is not None and not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
+            raise TypeError(f"{owner}: {name} must be a float NumPy array, got {describe(a)}")
+
+
 # ---------------------------------------------------------------------------
 # im2col, batch last
 # ---------------------------------------------------------------------------
@@ -222,7 +228,11 @@ def conv2d_forward(x, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     Each row of W_k is one filter, each column of X_k one receptive field, so
     each entry of Z_k is one filter applied at one position of one sample.
     """
+    _check_arrays("conv2d_forward", x=x, W=W, b=b)
     geo = conv2d_geometry(x.shape, W.shape, stride, padding, dilation, groups, owner="conv2d_forward")
+    if b is not None and b.shape != (W.shape[0],):
+        raise ValueError(f"conv2d_forward: the bias has shape {b.shape}, expected ({W.shape[0]},) "
+                         f"(one per output channel)")
     n, g = x.shape[0], geo.groups
     o, cg, kh, kw = W.shape
     og, ck, (ho, wo) = o // g, cg * kh * kw, geo.out_size
@@ -272,6 +282,7 @@ def conv2d_backward(dy, x, W, stride=1, padding=0, dilation=1, groups=1, need_dx
     dx[n, c, h, w] = sum_{o, p, q, i, j : i*sh + p*dh = h + top, j*sw + q*dw = w + left}
     dy[n, o, i, j] * W[o, c, p, q].
     """
+    _check_arrays("conv2d_backward", dy=dy, x=x, W=W)
     geo = conv2d_geometry(x.shape, W.shape, stride, padding, dilation, groups, owner="conv2d_backward")
     n, c, h, w = x.shape
     o, cg, kh, kw = W.shape

@@ -73,9 +73,9 @@ def masked(a, mask):
     slower than the multiply.  The two differ only where ``a`` is inf or NaN
     and the mask false (inf * 0 and NaN * 0 are NaN, where must give 0), so an
     array whose product is not all finite is redone with np.where."""
-    out = a * mask
+    out = np.asarray(a * mask)           # (asarray: a 0-d input gives a 0-d array, not a scalar)
     if not np.isfinite(out).all():
-        out = np.where(mask, a, a.dtype.type(0))
+        out = np.asarray(np.where(mask, a, a.dtype.type(0)))
     return out
 
 
@@ -84,9 +84,8 @@ def relu_forward(x):
     not turn into a harmless-looking 0; np.maximum propagates NaN).  Returns y
     and the mask ``not x <= 0`` (bool, x's shape: true where x > 0 or x is NaN),
     one byte per element: all that backward needs."""
-    mask = x <= 0                    # false for NaN, so NaN passes through
-    np.logical_not(mask, out=mask)
-    return np.maximum(x, x.dtype.type(0)), mask
+    mask = np.logical_not(x <= 0)    # x <= 0 is false for NaN, so NaN passes through
+    return np.asarray(np.maximum(x, x.dtype.type(0))), np.asarray(mask)
 
 
 def relu_backward(dy, mask):
@@ -98,13 +97,13 @@ def relu_backward(dy, mask):
 
 def leaky_relu_forward(x, negative_slope):
     """``y = x`` where x > 0, else ``negative_slope * x``.  Returns y, mask."""
-    mask = x > 0
-    return masked(x, mask) + masked(x, ~mask) * negative_slope, mask
+    mask = np.asarray(x > 0)
+    return np.asarray(masked(x, mask) + masked(x, ~mask) * negative_slope), mask
 
 
 def leaky_relu_backward(dy, mask, negative_slope):
     """``f'(x) = 1`` where x > 0, else ``negative_slope``: ``dx = dy * f'(x)``."""
-    return masked(dy, mask) + masked(dy, ~mask) * negative_slope
+    return np.asarray(masked(dy, mask) + masked(dy, ~mask) * negative_slope)
 
 
 def sigmoid(x):

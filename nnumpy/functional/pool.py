@@ -68,6 +68,9 @@ def _check_4d(x, owner):
     if not isinstance(x, np.ndarray) or x.ndim != 4:
         raise ValueError(f"{owner}: the input must be an array of shape (N, C, H, W), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{owner}: the input must be a float array (padding is -inf or 0, averages are "
+                        f"fractions), got {x.dtype}")
 
 
 def _windows(x, kernel_size, stride, padding, dilation, out_size, fill):

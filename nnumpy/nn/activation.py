@@ -38,13 +38,13 @@ class LeakyReLU(Module):
     def forward(self, x):
         check_input(self, x)
         y, mask = F.leaky_relu_forward(x, self.negative_slope)
-        self._save(mask=mask, dtype=x.dtype)
+        self._save(mask=mask, dtype=x.dtype, slope=self.negative_slope)   # the forward's slope, for backward
         return y
 
     def backward(self, dy):
         c = self._take_cache()
         self._check_dy(dy, c["mask"].shape, c["dtype"])
-        return F.leaky_relu_backward(dy, c["mask"], self.negative_slope)
+        return F.leaky_relu_backward(dy, c["mask"], c["slope"])
 
     def get_config(self):
         return {"negative_slope": self.negative_slope}

@@ -20,6 +20,12 @@ __all__ = ["Sequential", "MLP", "ACTIVATIONS"]
 #: Activations that the numba backend fuses into the Linear or Conv2d before them.
 _FUSABLE = {ReLU: "relu", LeakyReLU: "leaky_relu", Sigmoid: "sigmoid", Tanh: "tanh", Identity: "identity"}
 
+#: Activations after which a MaxPool2d joins the fused Conv2d step.  The fused backward forms dz
+#: at the arg-maxima only (elsewhere dz = 0 * f'(y) = 0); for these, 0 * f'(y) is 0 for every y,
+#: but the sigmoid's and tanh's y (1 - y) and 1 - y^2 are NaN where y is NaN, which PyTorch (and the
+#: unfused layers) carry into dx, dW and db: those keep the pool as a step of its own.
+_POOL_FUSABLE = ("relu", "leaky_relu", "identity")
+
 #: Activation names accepted by :class:`MLP`.
 ACTIVATIONS = {
     "relu": ReLU,
@@ -48,7 +54,11 @@ class Sequential(Module):
     to step: the arrays a forward pass keeps for backward stay valid until
     the next forward pass.  A fused step reads its activation's derivative
     from the output it returned (ReLU's mask, the sigmoid's y(1 - y)), so do
-    not write into a hidden layer's output between forward and backward.
+    not write into a hidden layer's output between forward and backward; nor
+    into the network's input: what backward then uses of it is undefined (the
+    numpy backend reads the input again, a fused convolution may have kept
+    its im2col from the forward pass).  Backward uses the hyper-parameters
+    (stride, padding, pooling window, slope) that the forward pass ran with.
     """
 
     def __init__(self, *modules, input_grad=True):
@@ -84,9 +94,10 @@ class Sequential(Module):
         """Steps (module, activation module or None, activation name or None,
         max-pool module or None): with ``fuse``, every Linear with the
         activation after it (or alone, with the identity), and every Conv2d
-        with the activation after it and, when one follows, the MaxPool2d
-        after that (conv + activation + max-pool in one kernel: the
-        convolution's output is never stored); otherwise one step per module."""
+        with the activation after it and, when one follows (after a ReLU,
+        LeakyReLU or Identity: see _POOL_FUSABLE), the MaxPool2d after that
+        (conv + activation + max-pool in one kernel: the convolution's output
+        is never stored); otherwise one step per module."""
         plans = self.__dict__["_plans"]
         if fuse in plans:
             return plans[fuse]
@@ -97,7 +108,7 @@ class Sequential(Module):
             if act == "leaky_relu" and nxt.negative_slope <= 0:
                 act = None                 # f' is then not recoverable from the output's sign
             pool = mods[i + 2] if act is not None and type(m) is Conv2d and i + 2 < len(mods) else None
-            if type(pool) is not MaxPool2d or pool.return_indices:
+            if type(pool) is not MaxPool2d or pool.return_indices or act not in _POOL_FUSABLE:
                 pool = None
             if act is not None:
                 steps.append((m, nxt, act, pool))
@@ -158,24 +169,25 @@ class Sequential(Module):
                 x = np.ascontiguousarray(x)                                   # (N, C, H, W)
                 b = m.bias.data if m.bias is not None else None
                 slope = getattr(act_mod, "negative_slope", 0.0)
+                hyper = (m.stride, m._pad, m.dilation, m.groups)         # backward uses these
                 # the im2col matrix, kept from forward to backward where both use it (else None)
-                shape = ops.kept_cols_shape(x.shape, m.weight.shape, m.stride, m._pad, m.dilation, m.groups)
+                shape = ops.kept_cols_shape(x.shape, m.weight.shape, *hyper)
                 cols = self._buffer(("cols", k), shape, x.dtype) if shape is not None else None
                 if pool is None:
-                    y = ops.conv2d_act_forward(x, m.weight.data, b, m.stride, m._pad, m.dilation, m.groups, act,
-                                               slope, cols=cols)
+                    y = ops.conv2d_act_forward(x, m.weight.data, b, *hyper, act, slope, cols=cols)
                     # x (N, C, H, W), y = act(conv) (N, O, Ho, Wo), cols (N, G, C/G*KH*KW, Ho*Wo) or None
-                    m._save(fused=True, x=x, y=y, act=act, cols=cols)
+                    m._save(fused=True, x=x, y=y, act=act, cols=cols, hyper=hyper, slope=slope)
                 else:
                     self.__dict__["_at"] = pool
                     pool2d_output_size(geo.out_size, pool._k, pool._s, pool._p, pool._d, pool.ceil_mode,
                                        owner=f"MaxPool2d({pool.extra_repr()})")      # a clear error first
                     self.__dict__["_at"] = m
                     # p = maxpool(act(conv(x) + b)) (N, O, Hq, Wq) and its arg-max in the (Ho, Wo) plane
-                    y, idx = ops.conv2d_act_pool_forward(x, m.weight.data, b, m.stride, m._pad, m.dilation,
-                                                         m.groups, act, slope, pool._k, pool._s, pool._p,
-                                                         pool._d, pool.ceil_mode, cols=cols)
-                    m._save(fused=True, x=x, y=y, idx=idx, act=act, cols=cols)
+                    pool_hyper = (pool._k, pool._s, pool._p, pool._d, pool.ceil_mode)
+                    y, idx = ops.conv2d_act_pool_forward(x, m.weight.data, b, *hyper, act, slope, *pool_hyper,
+                                                         cols=cols)
+                    m._save(fused=True, x=x, y=y, idx=idx, act=act, cols=cols, hyper=hyper, slope=slope,
+                            pool_hyper=pool_hyper)
                     pool._save(fused=True)
                 act_mod._save(fused=True)
                 x, fresh = y, True
@@ -192,8 +204,9 @@ class Sequential(Module):
             m.check_input(x)
             W, b = m.weight.data, m.bias.data if m.bias is not None else None
             out = None if k == last else self._buffer(("y", k), (x.shape[0], m.out_features), x.dtype)
-            y = ops.linear_act_forward(x, W, b, act, getattr(act_mod, "negative_slope", 0.0), out)
-            m._save(fused=True, x=x, y=y, act=act)       # x (N, in) and y = act(z) (N, out)
+            slope = getattr(act_mod, "negative_slope", 0.0)
+            y = ops.linear_act_forward(x, W, b, act, slope, out)
+            m._save(fused=True, x=x, y=y, act=act, slope=slope)       # x (N, in) and y = act(z) (N, out)
             if act_mod is not None:
                 act_mod._save(fused=True)
             x, fresh = y, out is None
@@ -238,18 +251,18 @@ class Sequential(Module):
                 # after a fused max-pool, dy first goes back to the arg-max of each window
                 gW, acc_w = m.weight.grad_for_update()
                 gb, acc_b = m.bias.grad_for_update() if m.bias is not None else (None, True)
-                slope = getattr(act_mod, "negative_slope", 0.0)
                 kernels = backend.ops("numba")
+                # the forward's hyper-parameters (and slope), whatever was set on the layers since
+                hyper, slope = c["hyper"], c["slope"]
                 if pool is None:
                     dy = kernels.conv2d_act_backward(
-                        np.ascontiguousarray(dy), x, m.weight.data, y, gW, gb, m.stride, m._pad, m.dilation,
-                        m.groups, act, slope, need_dx=need, acc_w=acc_w, acc_b=acc_b, cols=c["cols"])
+                        np.ascontiguousarray(dy), x, m.weight.data, y, gW, gb, *hyper, act, slope, need_dx=need,
+                        acc_w=acc_w, acc_b=acc_b, cols=c["cols"])
                 else:
                     pool._take_fused_cache()
                     dy = kernels.conv2d_act_pool_backward(
-                        np.ascontiguousarray(dy), c["idx"], y, x, m.weight.data, gW, gb, m.stride, m._pad,
-                        m.dilation, m.groups, act, slope, pool._k, pool._s, pool._p, pool._d, pool.ceil_mode,
-                        need_dx=need, acc_w=acc_w, acc_b=acc_b, cols=c["cols"])
+                        np.ascontiguousarray(dy), c["idx"], y, x, m.weight.data, gW, gb, *hyper, act, slope,
+                        *c["pool_hyper"], need_dx=need, acc_w=acc_w, acc_b=acc_b, cols=c["cols"])
                 fresh = True
                 if not need:
                     return None
@@ -259,7 +272,7 @@ class Sequential(Module):
             gW, acc_w = m.weight.grad_for_update()
             gb, acc_b = m.bias.grad_for_update() if m.bias is not None else (None, True)
             dy = backend.ops("numba").linear_act_backward(
-                dy, x, m.weight.data, y, gW, gb, act, getattr(act_mod, "negative_slope", 0.0), need,
+                dy, x, m.weight.data, y, gW, gb, act, c["slope"], need,
                 dz=dz, dx=dx, acc_w=acc_w, acc_b=acc_b)
             fresh = dx is None
         if not input_grad:

@@ -14,6 +14,25 @@ from .module import Module, Parameter, as_float_dtype, check_input
 __all__ = ["Conv2d"]
 
 
+class _Geometry:
+    """stride, padding or dilation of a Conv2d, checked together whenever one is set,
+    also after construction (``conv.padding = 1`` then pads, as in PyTorch): stride
+    and dilation kept as (h, w) tuples, padding as given (a pair or a string) and
+    normalised to ``_pad`` ((top, bottom), (left, right)), which the layer computes
+    from."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj.__dict__["_given"][self.name]
+
+    def __set__(self, obj, value):
+        obj._set_geometry(**{self.name: value})
+
+
 class Conv2d(Module):
     """2-d convolution over (N, C, H, W) batches, PyTorch's ``nn.Conv2d``::
 
@@ -49,8 +68,8 @@ class Conv2d(Module):
         self.in_channels = positive_int("in_channels", in_channels, owner=own)
         self.out_channels = positive_int("out_channels", out_channels, owner=own)
         self.kernel_size = pair("kernel_size", kernel_size, owner=own)
-        self.stride = pair("stride", stride, owner=own)
-        self.dilation = pair("dilation", dilation, owner=own)
+        self.__dict__["_given"] = {"stride": pair("stride", stride, owner=own),
+                                   "dilation": pair("dilation", dilation, owner=own)}
         self.groups = positive_int("groups", groups, owner=own)
         if self.in_channels % self.groups:
             raise ValueError(f"Conv2d: in_channels must be divisible by groups, got in_channels="
@@ -62,10 +81,7 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: only padding_mode='zeros' is supported, got {padding_mode!r} "
                              f"(PyTorch's 'reflect', 'replicate' and 'circular' are not implemented)")
         self.padding_mode = "zeros"
-        # padding as PyTorch keeps it: (ph, pw), or the string; _pad is the normalised form
-        self._pad = conv2d_padding(padding, self.kernel_size, self.stride, self.dilation, owner=own,
-                                   asymmetric=False)
-        self.padding = padding if isinstance(padding, str) else (self._pad[0][0], self._pad[1][0])
+        self._set_geometry(padding=padding)
         bias = flag("bias", bias, owner=own)
         dt = as_float_dtype(dtype)
         kh, kw = self.kernel_size
@@ -79,6 +95,21 @@ class Conv2d(Module):
             draw = {k: np.zeros(s, dt) for k, s in shapes.items() if s is not None}
         self.weight = Parameter(draw["weight"], copy=False)
         self.bias = Parameter(draw["bias"], copy=False) if bias else None
+
+    stride = _Geometry()
+    padding = _Geometry()
+    dilation = _Geometry()
+
+    def _set_geometry(self, **changes):
+        """Set stride, padding and/or dilation (as given) after checking them together."""
+        own = "Conv2d"
+        given = dict(self.__dict__["_given"], **changes)
+        stride, dilation = pair("stride", given["stride"], owner=own), pair("dilation", given["dilation"], owner=own)
+        # padding as PyTorch keeps it: (ph, pw), or the string; _pad is the normalised form
+        pad = conv2d_padding(given["padding"], self.kernel_size, stride, dilation, owner=own, asymmetric=False)
+        padding = given["padding"] if isinstance(given["padding"], str) else (pad[0][0], pad[1][0])
+        self.__dict__["_given"] = {"stride": stride, "dilation": dilation, "padding": padding}
+        self.__dict__["_pad"] = pad
 
     def _expected(self):
         return f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W)"
@@ -111,9 +142,9 @@ class Conv2d(Module):
         self.check_input(x)
         x4 = np.ascontiguousarray(x if x.ndim == 4 else x[None])    # (N, C, H, W); no copy when contiguous
         b = self.bias.data if self.bias is not None else None
-        y = backend.ops().conv2d_act_forward(x4, self.weight.data, b, self.stride, self._pad, self.dilation,
-                                             self.groups, "identity")
-        self._save(x=x4, in_shape=x.shape)
+        hyper = (self.stride, self._pad, self.dilation, self.groups)      # backward uses these, whatever is set since
+        y = backend.ops().conv2d_act_forward(x4, self.weight.data, b, *hyper, "identity")
+        self._save(x=x4, in_shape=x.shape, hyper=hyper)
         return y if x.ndim == 4 else y[0]                            # (N, O, Ho, Wo) or (O, Ho, Wo)
 
     def backward(self, dy, input_grad=True):
@@ -121,9 +152,8 @@ class Conv2d(Module):
         and db into the parameters' gradients.  With ``input_grad=False`` only
         those are computed and None is returned (saves the col2im)."""
         cache = self._take_cache()
-        x, in_shape = cache["x"], cache["in_shape"]                  # x: (N, C, H, W)
-        ho, wo = conv2d_geometry(x.shape, self.weight.shape, self.stride, self._pad, self.dilation,
-                                 self.groups).out_size
+        x, in_shape, hyper = cache["x"], cache["in_shape"], cache["hyper"]     # x: (N, C, H, W)
+        ho, wo = conv2d_geometry(x.shape, self.weight.shape, *hyper).out_size
         out_shape = (x.shape[0], self.out_channels, ho, wo)
         self._check_dy(dy, out_shape if len(in_shape) == 4 else out_shape[1:], x.dtype)
         dy4 = dy if dy.ndim == 4 else dy[None]
@@ -131,8 +161,7 @@ class Conv2d(Module):
         gb, acc_b = self.bias.grad_for_update() if self.bias is not None else (None, True)
         # gb (+)= sum of dy over N, Ho, Wo; gW (+)= correlation of x with dy; dx = col2im(dy @ W)
         dx = backend.ops().conv2d_act_backward(
-            np.ascontiguousarray(dy4), x, self.weight.data, None, gW, gb,
-            self.stride, self._pad, self.dilation, self.groups, "identity", 0.0,
+            np.ascontiguousarray(dy4), x, self.weight.data, None, gW, gb, *hyper, "identity", 0.0,
             need_dx=bool(input_grad), acc_w=acc_w, acc_b=acc_b)
         if not input_grad:
             return None

@@ -40,18 +40,48 @@ def _pool_input(module, x):
     return np.ascontiguousarray(x if x.ndim == 4 else x[None])
 
 
+class _Hyper:
+    """A pooling hyper-parameter as PyTorch keeps it (an int or a tuple, as given),
+    checked together with the others whenever it is set, also after construction
+    (``pool.kernel_size = 3`` then pools with 3 x 3 windows, as in PyTorch); the
+    layer computes from the normalised pairs ``_k, _s, _p, _d``."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj.__dict__["_given"][self.name]
+
+    def __set__(self, obj, value):
+        obj._set_hyper(**{self.name: value})
+
+
 class _Pool2d(Module):
     """What the fixed-window pools share: hyper-parameters kept as given (an
     int or a tuple, PyTorch's attributes) and normalised to pairs."""
 
+    kernel_size = _Hyper()
+    stride = _Hyper()
+    padding = _Hyper()
+
     def _setup(self, kernel_size, stride, padding, dilation, ceil_mode):
-        own = type(self).__name__
-        self._k, self._s, self._p, self._d = pool2d_params(kernel_size, stride, padding, dilation, owner=own)
-        self.kernel_size = _as_given(kernel_size, self._k)
+        self._set_hyper(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
+        self.ceil_mode = flag("ceil_mode", ceil_mode, owner=type(self).__name__)
+
+    def _set_hyper(self, **changes):
+        """Set hyper-parameters (as given) after checking all of them together."""
+        given = dict(self.__dict__.get("_given", {}), **changes)
+        k, s, p, d = pool2d_params(given["kernel_size"], given["stride"], given["padding"],
+                                   given.get("dilation", 1), owner=type(self).__name__)
+        kernel = _as_given(given["kernel_size"], k)
+        stride = given["stride"]
         no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)   # torch's "default"
-        self.stride = self.kernel_size if no_stride else _as_given(stride, self._s)
-        self.padding = _as_given(padding, self._p)
-        self.ceil_mode = flag("ceil_mode", ceil_mode, owner=own)
+        self.__dict__["_given"] = {"kernel_size": kernel, "stride": kernel if no_stride else _as_given(stride, s),
+                                   "padding": _as_given(given["padding"], p),
+                                   "dilation": _as_given(given.get("dilation", 1), d)}
+        self.__dict__.update(_k=k, _s=s, _p=p, _d=d)
 
     def _out_size(self, x4):
         return pool2d_output_size(x4.shape[2:], self._k, self._s, self._p, self._d, self.ceil_mode,
@@ -78,10 +108,11 @@ class MaxPool2d(_Pool2d):
     element) and the input's shape.
     """
 
+    dilation = _Hyper()
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         self._setup(kernel_size, stride, padding, dilation, ceil_mode)
-        self.dilation = _as_given(dilation, self._d)
         self.return_indices = flag("return_indices", return_indices, owner="MaxPool2d")
 
     def forward(self, x):
@@ -134,15 +165,16 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         x4 = _pool_input(self, x)
         self._out_size(x4)
-        y = F.avg_pool2d_forward(x4, *self._args())
+        args = self._args()                             # backward uses these, whatever is set since
+        y = F.avg_pool2d_forward(x4, *args)
         y = y if x.ndim == 4 else y[0]
-        self._save(in_shape=x.shape, out_shape=y.shape, dtype=x.dtype)
+        self._save(in_shape=x.shape, out_shape=y.shape, dtype=x.dtype, args=args)
         return y
 
     def backward(self, dy):
         c, dy4 = self._take(dy)
         in4 = c["in_shape"] if len(c["in_shape"]) == 4 else (1,) + c["in_shape"]
-        return F.avg_pool2d_backward(dy4, in4, *self._args()).reshape(c["in_shape"])
+        return F.avg_pool2d_backward(dy4, in4, *c["args"]).reshape(c["in_shape"])
 
     def get_config(self):
         return {"kernel_size": _jsonable(self.kernel_size), "stride": _jsonable(self.stride),
