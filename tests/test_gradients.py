@@ -112,3 +112,39 @@ def test_gradcheck_does_not_touch_the_module(rng):
 def test_gradcheck_max_checks_samples_entries(rng):
     r = check(nnp.Linear(30, 20, rng=0), rng.standard_normal((2, 30)), max_checks=10)
     assert [row["checked"] for row in r.rows] == [10, 10, 10]
+
+
+class _Scale(nnp.nn.Module):
+    """y = 2 x, with a backward off by ``factor`` (1: correct)."""
+
+    def __init__(self, factor=1.0):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        self._save(shape=x.shape)
+        return 2.0 * x
+
+    def backward(self, dy):
+        self._take_cache()
+        return 2.0 * self.factor * dy
+
+
+@pytest.mark.parametrize("factor,ok", [(1.0, True), (1.5, False), (1.01, False)])
+def test_gradcheck_judges_tiny_gradients_by_the_finite_difference_noise(factor, ok):
+    """A loss averaged over 4096 samples: input gradients of 1e-6 to 5e-4, so the central
+    difference's rounding (about 2.2e-16 |f| / eps, 2e-11 here) is 5e-8 of the scale, above
+    a tolerance of 1e-8.  A correct backward passes, its row saying so; a wrong one (50 % or
+    1 % off) still fails: those differences are far above the noise floor."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4096, 10))
+    t = rng.integers(0, 10, 4096)
+    rep = nnp.gradcheck(_Scale(factor), x, target=t, loss=nnp.CrossEntropyLoss(), max_checks=40,
+                        tolerance=1e-8)
+    row = rep.rows[0]
+    assert rep.ok is ok
+    assert row["noise"] > 0 and row["skipped"] == 0          # rounding noise is no kink either
+    if ok:
+        assert row["rel_err"] > 1e-8 and row["within_noise"] and "within the finite differences' noise" in str(rep)
+    else:
+        assert not row["within_noise"] and row["abs_err"] > 100 * row["noise"]
