@@ -13,7 +13,8 @@ in its own fresh process.
 
 What is timed is what really runs.  A Sequential executes a plan of steps:
 on the numba backend a Conv2d or Linear and the activation after it are one
-fused kernel ("0-1 Conv2d+ReLU"), every other module is a step of its own
+fused kernel ("7-8 Linear+ReLU"; a Conv2d, its ReLU and the MaxPool2d after
+it: "0-2 Conv2d+ReLU+MaxPool2d"), every other module is a step of its own
 (on the numpy backend every module is).  The rows are those steps: a module
 that runs by itself is timed around its own forward/backward (per-instance
 wrappers, removed afterwards); a fused step is timed around the backend

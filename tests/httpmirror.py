@@ -52,11 +52,19 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(srv.stall_seconds)
             elif fault == "interrupt":
                 _thread.interrupt_main()          # Ctrl-C in the downloading thread
-                for i in range(half, min(half + 50, len(body))):   # wake the reader up
+                # keep waking the reader up (a byte every 20 ms, for up to 10 s, until it hangs up):
+                # the interrupt lands when the main thread next runs Python, which a busy machine may
+                # delay; a body that ended after a second could end first
+                deadline = time.monotonic() + 10
+                i = half
+                while i < len(body) - 1 and time.monotonic() < deadline:
                     time.sleep(0.02)
-                    self.wfile.write(body[i:i + 1])
-                    self.wfile.flush()
-                time.sleep(1)
+                    try:
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                    except OSError:               # the client hung up: it was interrupted
+                        break
+                    i += 1
             elif fault == "drip":                 # never silent long enough for a read timeout
                 for i in range(half, len(body)):
                     time.sleep(0.05)

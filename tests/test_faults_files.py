@@ -1160,8 +1160,6 @@ def test_ctrl_c_during_the_fallback_download_leaves_nothing(tiny):
     tiny.a.mirror.fault("m", "interrupt")
     with pytest.warns(DatasetWarning), pytest.raises(KeyboardInterrupt):
         load("tiny-a", tiny, root=root)
-        import time
-        time.sleep(2)
     assert listing(tiny.tmp) == before                   # not even an empty download folder
 
 

@@ -262,25 +262,28 @@ def conv2d_backward(dy, x, W, stride=1, padding=0, dilation=1, groups=1, need_dx
                                                        -> (C/g*KH*KW, Ho*Wo*N) = dcols
         dx    = col2im(dcols)                          (N, C, H, W)
 
-    dW is the correlation of the input with the output gradient:
-    dW[o, c, p, q] = sum_{n, i, j} dy[n, o, i, j] * xp[n, c, i*sh + p*dh, j*sw + q*dw].
+    dW is the correlation of the input with the output gradient (c0 the
+    first input channel of o's group, as in the module docstring):
+    dW[o, c, p, q] = sum_{n, i, j} dy[n, o, i, j] * xp[n, c0 + c, i*sh + p*dh, j*sw + q*dw].
 
     col2im is the adjoint of im2col.  im2col copied every input pixel into
     each window that covers it; so every input pixel receives the sum of the
     gradients of all the windows that saw it.  The sum is formed with KH*KW
     strided slice-adds: kernel tap (p, q) saw, across all output positions
     (i, j), the padded pixels (i*sh + p*dh, j*sw + q*dw), a strided slice of
-    xp, so ``dxp[c, p*dh::sh, q*dw::sw, :] += dcols[c, p, q]`` (Ho x Wo x N
-    entries per channel, in the batch-last layout of im2col), and finally the
+    xp, so ``dxp[c, p*dh : p*dh + sh*(Ho-1) + 1 : sh, q*dw : q*dw + sw*(Wo-1) + 1
+    : sw, :] += dcols[c, p, q]`` (Ho x Wo x N entries per channel, in the
+    batch-last layout of im2col), and finally the
     padding is cropped away: gradients that fell on padded zeros belong to no
     input.
 
     The same dx, seen as a convolution: dx is the *full* convolution of dy,
     dilated by the stride (sh - 1 zeros between its rows, sw - 1 between its
     columns), with the kernel rotated by 180 degrees (W[o, c, KH-1-p, KW-1-q],
-    input and output channels swapped), cropped by the padding:
-    dx[n, c, h, w] = sum_{o, p, q, i, j : i*sh + p*dh = h + top, j*sw + q*dw = w + left}
-    dy[n, o, i, j] * W[o, c, p, q].
+    input and output channels swapped), cropped by the padding; for input
+    channel c (k = c // (C/g) its group, c - k*C/g its index in the group):
+    dx[n, c, h, w] = sum_{o of group k, p, q, i, j : i*sh + p*dh = h + top, j*sw + q*dw = w + left}
+    dy[n, o, i, j] * W[o, c - k*C/g, p, q].
     """
     _check_arrays("conv2d_backward", dy=dy, x=x, W=W)
     geo = conv2d_geometry(x.shape, W.shape, stride, padding, dilation, groups, owner="conv2d_backward")
