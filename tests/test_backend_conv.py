@@ -485,10 +485,19 @@ def test_calls_from_several_python_threads_agree():
             assert np.array_equal(a, b, equal_nan=True)
 
 
-@pytest.mark.parametrize("spins", [0, 2000], ids=["locks-only", "spin-first"])
+def assert_each_item_runs_once(n):
+    hits = np.zeros(n, np.int64)
+
+    def mark(i0, i1):
+        hits[i0:i1] += 1
+    conv._parallel(mark, n)
+    assert (hits == 1).all(), (n, hits)
+
+
+@pytest.mark.parametrize("spins", [0, 2000], ids=["blocking-only", "spin-first"])
 def test_helper_threads_run_every_item_once_and_pass_errors_on(spins, monkeypatch):
-    """The hand-over to the helper threads (a wait on a shared sequence number, then the
-    locks; or the locks alone): over many calls of every size, each item runs exactly
+    """The hand-over to the helper threads (a wait on a shared job number without the
+    GIL, then on a condition variable; or the condition variable alone): over many calls of every size, each item runs exactly
     once, and an exception raised in a helper's range reaches the caller, after which
     the helpers still work."""
     if numba.config.NUMBA_NUM_THREADS < 2:
@@ -498,21 +507,14 @@ def test_helper_threads_run_every_item_once_and_pass_errors_on(spins, monkeypatc
     numba.set_num_threads(2)
     try:
         for n in list(range(1, 9)) + [64] * 200:
-            hits = np.zeros(n, np.int64)
-
-            def mark(i0, i1, hits=hits):
-                hits[i0:i1] += 1
-            conv._parallel(mark, n)
-            assert (hits == 1).all(), (n, hits)
+            assert_each_item_runs_once(n)
 
         def fail_late(i0, i1):
             if i0 > 0:                        # the helper's range, not the caller's
                 raise ValueError(f"items {i0}-{i1}")
         with pytest.raises(ValueError, match="items 32-64"):
             conv._parallel(fail_late, 64)
-        hits = np.zeros(64, np.int64)
-        conv._parallel(lambda i0, i1: hits.__setitem__(slice(i0, i1), hits[i0:i1] + 1), 64)
-        assert (hits == 1).all()
+        assert_each_item_runs_once(64)
     finally:
         numba.set_num_threads(before)
 
@@ -549,9 +551,7 @@ def test_an_interrupted_wait_for_a_helper_keeps_the_threads_in_step(monkeypatch)
         assert (done == 1).all()                # the helper's range finished before the interrupt went on
         monkeypatch.setattr(type(worker), "_wait", real_wait)
         for _ in range(20):
-            hits = np.zeros(64, np.int64)
-            conv._parallel(lambda i0, i1: hits.__setitem__(slice(i0, i1), hits[i0:i1] + 1), 64)
-            assert (hits == 1).all()
+            assert_each_item_runs_once(64)
     finally:
         numba.set_num_threads(before)
 

@@ -9,28 +9,9 @@ from .. import backend
 from .._checks import flag, positive_int
 from ..functional import conv2d_geometry, conv2d_padding, pair
 from ..random import resolve_rng
-from .module import Module, Parameter, as_float_dtype, check_input
+from .module import CheckedAttribute, Module, Parameter, as_float_dtype, check_input
 
 __all__ = ["Conv2d"]
-
-
-class _Geometry:
-    """stride, padding or dilation of a Conv2d, checked together whenever one is set,
-    also after construction (``conv.padding = 1`` then pads, as in PyTorch): stride
-    and dilation kept as (h, w) tuples, padding as given (a pair or a string) and
-    normalised to ``_pad`` ((top, bottom), (left, right)), which the layer computes
-    from."""
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return obj.__dict__["_given"][self.name]
-
-    def __set__(self, obj, value):
-        obj._set_geometry(**{self.name: value})
 
 
 class Conv2d(Module):
@@ -96,9 +77,10 @@ class Conv2d(Module):
         self.weight = Parameter(draw["weight"], copy=False)
         self.bias = Parameter(draw["bias"], copy=False) if bias else None
 
-    stride = _Geometry()
-    padding = _Geometry()
-    dilation = _Geometry()
+    # checked whenever set, also after construction; the layer computes from stride, _pad, dilation
+    stride = CheckedAttribute("_set_geometry")
+    padding = CheckedAttribute("_set_geometry")
+    dilation = CheckedAttribute("_set_geometry")
 
     def _set_geometry(self, **changes):
         """Set stride, padding and/or dilation (as given) after checking them together."""

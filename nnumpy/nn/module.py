@@ -54,6 +54,30 @@ def check_input(module, x, dtype=None):
         raise TypeError(f"{name} expects float32 or float64 input, got {x.dtype}")
 
 
+class CheckedAttribute:
+    """A layer's hyper-parameter that is checked, together with the layer's
+    others, whenever it is set, also after construction (PyTorch's layers
+    read such attributes at every call, so setting one there changes what the
+    layer computes; here the setter validates and normalises, and the layer
+    computes from the normalised form).  Reads give the value as kept in
+    ``layer.__dict__["_given"]``; a write calls ``layer.<setter>(name=value)``,
+    which checks and stores it (or raises, changing nothing)."""
+
+    def __init__(self, setter):
+        self.setter = setter
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj.__dict__["_given"][self.name]
+
+    def __set__(self, obj, value):
+        getattr(obj, self.setter)(**{self.name: value})
+
+
 class Parameter:
     """A learnable array: ``data`` and its gradient ``grad`` (same shape, dtype).
 

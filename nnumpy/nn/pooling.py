@@ -12,7 +12,7 @@ from .. import backend
 from .. import functional as F
 from .._checks import ArgumentTypeError, describe, flag, integer
 from ..functional.pool import adaptive_output_size, pool2d_output_size, pool2d_params
-from .module import Module, check_input
+from .module import CheckedAttribute, Module, check_input
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
 
@@ -40,31 +40,14 @@ def _pool_input(module, x):
     return np.ascontiguousarray(x if x.ndim == 4 else x[None])
 
 
-class _Hyper:
-    """A pooling hyper-parameter as PyTorch keeps it (an int or a tuple, as given),
-    checked together with the others whenever it is set, also after construction
-    (``pool.kernel_size = 3`` then pools with 3 x 3 windows, as in PyTorch); the
-    layer computes from the normalised pairs ``_k, _s, _p, _d``."""
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return obj.__dict__["_given"][self.name]
-
-    def __set__(self, obj, value):
-        obj._set_hyper(**{self.name: value})
-
-
 class _Pool2d(Module):
     """What the fixed-window pools share: hyper-parameters kept as given (an
     int or a tuple, PyTorch's attributes) and normalised to pairs."""
 
-    kernel_size = _Hyper()
-    stride = _Hyper()
-    padding = _Hyper()
+    # checked whenever set, also after construction; the layer computes from _k, _s, _p, _d
+    kernel_size = CheckedAttribute("_set_hyper")
+    stride = CheckedAttribute("_set_hyper")
+    padding = CheckedAttribute("_set_hyper")
 
     def _setup(self, kernel_size, stride, padding, dilation, ceil_mode):
         self._set_hyper(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
@@ -108,7 +91,7 @@ class MaxPool2d(_Pool2d):
     element) and the input's shape.
     """
 
-    dilation = _Hyper()
+    dilation = CheckedAttribute("_set_hyper")
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
