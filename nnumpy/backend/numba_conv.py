@@ -1127,6 +1127,31 @@ class _Geo:
         return self.CK <= _DIRECT_MAX_CK
 
 
+_CHECKED = {}
+
+
+def _cached(make, *key):
+    """make(*key), remembered for hashable keys: a training loop passes the same shapes
+    and hyper-parameters every step, and checking them is a few microseconds a call in
+    Python.  (A key that cannot be hashed, such as a list, is checked every time.)"""
+    try:
+        value = _CHECKED.get((make, key))
+    except TypeError:
+        return make(*key)
+    if value is None:
+        value = make(*key)
+        if len(_CHECKED) > 512:
+            _CHECKED.clear()
+        _CHECKED[(make, key)] = value
+    return value
+
+
+def _pool_geometry(kernel_size, stride, padding, dilation, ceil_mode, H, W):
+    """(pp, Ho, Wo) of a max-pool of an (H, W) plane, checked."""
+    pp = _pool_params(kernel_size, stride, padding, dilation)
+    return (pp,) + _pool_out(H, W, pp, ceil_mode)
+
+
 def _pool_params(kernel_size, stride, padding, dilation):
     kh, kw = _ints("max_pool2d: kernel_size", kernel_size, 2, 1)
     sh, sw = _ints("max_pool2d: stride", stride, 2, 1)
@@ -1166,7 +1191,7 @@ def _check_cols(cols, g, dtype):
 def _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, pool_args, cols_out=None):
     _same_dtype(x, W, b)
     x, W = _c(x), _c(W)
-    g = _Geo(x.shape, W.shape, stride, padding, dilation, groups)
+    g = _cached(_Geo, x.shape, W.shape, stride, padding, dilation, groups)
     _check_shape("conv2d: the bias", b, (g.O,))
     if cols_out is not None:
         _check_cols(cols_out, g, x.dtype)
@@ -1176,8 +1201,7 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, act, slope, pool_a
     bias = _c(b) if has_bias else np.zeros(1, x.dtype)
     pool = pool_args is not None
     if pool:
-        pp = _pool_params(*pool_args[:4])
-        Hq, Wq = _pool_out(g.Ho, g.Wo, pp, pool_args[4])
+        pp, Hq, Wq = _cached(_pool_geometry, *pool_args, g.Ho, g.Wo)
         py = np.empty((g.N, g.O, Hq, Wq), x.dtype)
         pidx = np.empty((g.N, g.O, Hq, Wq), np.int64)
     else:
@@ -1211,7 +1235,7 @@ def kept_cols_shape(x_shape, w_shape, stride, padding, dilation, groups):
     buffer of this shape as ``cols=`` to the forward pass and the same buffer to the
     backward pass saves the backward's im2col (measured 0.23 ms a call, one thread, at
     LeNet-5's second convolution)."""
-    g = _Geo(tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups)
+    g = _cached(_Geo, tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups)
     if g.direct(False) or g.direct(True):
         return None
     return (g.N, g.G, g.CK, g.L)
@@ -1237,7 +1261,7 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
                    acc_w, acc_b, cols_in=None):
     _same_dtype(dy, x, W, y, gW, gb)
     dy, x, W = _c(dy), _c(x), _c(W)
-    g = _Geo(x.shape, W.shape, stride, padding, dilation, groups)
+    g = _cached(_Geo, x.shape, W.shape, stride, padding, dilation, groups)
     code = ACTIVATION_CODES[act]
     t = x.dtype.type
     if mode == 0 and dy.shape != (g.N, g.O, g.Ho, g.Wo):
@@ -1337,8 +1361,9 @@ def conv2d_act_pool_backward(dp, indices, p, x, W, gW, gb, stride, padding, dila
     and tanh it misses the NaN of 0 * f'(NaN) where a NaN convolution output is no arg-max
     (Sequential fuses the pool only after the first three)."""
     _same_dtype(dp, p)
-    g = _Geo(x.shape, W.shape, stride, padding, dilation, groups)
-    Hq, Wq = _pool_out(g.Ho, g.Wo, _pool_params(kernel_size, pool_stride, pool_padding, pool_dilation), ceil_mode)
+    g = _cached(_Geo, x.shape, W.shape, stride, padding, dilation, groups)
+    _, Hq, Wq = _cached(_pool_geometry, kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode, g.Ho,
+                        g.Wo)
     for name, a in (("dp", dp), ("indices", indices), ("p", p)):
         _check_shape(f"conv2d + max_pool2d backward: {name}", a, (g.N, g.O, Hq, Wq))
     idx = indices if indices.dtype == np.int64 and indices.flags.c_contiguous else np.ascontiguousarray(
@@ -1353,8 +1378,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     if x.ndim != 4:
         raise ValueError(f"max_pool2d: x must be (N, C, H, W), got shape {x.shape}")
     x = _c(x)
-    pp = _pool_params(kernel_size, stride, padding, dilation)
-    Ho, Wo = _pool_out(x.shape[2], x.shape[3], pp, ceil_mode)
+    pp, Ho, Wo = _cached(_pool_geometry, kernel_size, stride, padding, dilation, ceil_mode, x.shape[2], x.shape[3])
     N, C = x.shape[:2]
     y = np.empty((N, C, Ho, Wo), x.dtype)
     idx = np.empty((N, C, Ho, Wo), np.int64)
