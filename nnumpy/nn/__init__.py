@@ -1,4 +1,5 @@
 """Modules: layers, activations, containers and losses, each with an explicit backward."""
+from . import init
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import ACTIVATIONS, MLP, Sequential
 from .conv import Conv2d
@@ -16,4 +17,5 @@ __all__ = [
     "Loss", "CrossEntropyLoss", "MSELoss",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout2d",
+    "init",
 ]
