@@ -956,13 +956,16 @@ class _Worker:
         try:
             self._wait(self._done_seq, self._seq)
         except BaseException:
-            # interrupted (Ctrl-C): the helper is still computing into arrays the caller
-            # owns; wait for it (a few milliseconds at most) before the exception goes on
+            # The wait itself raises nothing: only a signal handler can (KeyboardInterrupt, or
+            # whatever a user's handler raises), so every exception here is an interruption.
+            # The helper is still computing into arrays the caller owns; wait for it (a few
+            # milliseconds at most), then re-raise this first interruption unchanged.  Further
+            # interruptions during that wait are dropped: the first one already goes on.
             while self._done_seq[0] != self._seq:
                 try:
                     self._wait(self._done_seq, self._seq)
-                except BaseException:
-                    pass
+                except BaseException:       # a second Ctrl-C: keep waiting (see above)
+                    continue
             raise
         finally:
             self._job = None

@@ -37,9 +37,13 @@ class Conv2d(Module):
     (C, H, W) input gives (O, Ho, Wo), as in PyTorch.
     Cache: the input x (by reference, not copied, unless it is not
     C-contiguous: do not write into it between forward and backward; it
-    holds N*C*H*W*itemsize bytes, the layer adds nothing to it) and its shape.  Backward rebuilds the windows
-    from it, so the im2col copy (N*Ho*Wo*C*KH*KW elements) lives only during
-    each pass.
+    holds N*C*H*W*itemsize bytes, the layer adds nothing to it), its shape
+    and the forward's (stride, padding, dilation, groups), which backward
+    uses whatever is set on the layer meanwhile.  Backward rebuilds the
+    windows from x, so the im2col copy (N*Ho*Wo*C*KH*KW elements) lives only
+    during each pass; a ``Sequential`` on the numba backend that fuses this
+    layer keeps the im2col matrix from forward to backward instead, where
+    both passes use it (see :func:`nnumpy.backend.numba_conv.kept_cols_shape`).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
