@@ -17,6 +17,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .._checks import flag
+
 __all__ = ["Parameter", "Module", "StateDictError", "IncompatibleKeys"]
 
 #: Floating dtypes a model may hold.
@@ -90,9 +92,15 @@ class Parameter:
     backend) that would add into a marked gradient writes into it instead,
     which saves a pass over the gradient's memory every step.  (So read the
     gradient through ``param.grad``, not through an old reference to the array.)
+
+    ``requires_grad`` (default True), as in PyTorch: a frozen parameter
+    (``requires_grad = False``) gets no gradient work in backward (its
+    ``grad`` stays zero) and optimizers leave it, and their state for it,
+    untouched.  ``Module.requires_grad_(False)`` freezes every parameter of a
+    module.
     """
 
-    __slots__ = ("data", "_grad", "_grad_is_zero")
+    __slots__ = ("data", "_grad", "_grad_is_zero", "_requires_grad")
 
     def __init__(self, data, copy=True):
         # C order: the fused kernels rely on it.  copy=False adopts an array the caller just made.
@@ -102,6 +110,15 @@ class Parameter:
         self.data = data
         self._grad = np.zeros(data.shape, data.dtype)   # calloc'd: no memory is touched until it is used
         self._grad_is_zero = False
+        self._requires_grad = True
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self._requires_grad = flag("requires_grad", value, owner="Parameter")
 
     @property
     def grad(self):
@@ -140,7 +157,8 @@ class Parameter:
         self._grad_is_zero = True
 
     def __repr__(self):
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        frozen = "" if self._requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
 
 
 class Module:
@@ -308,6 +326,15 @@ class Module:
         """Reset every gradient to zero (the arrays keep their identity)."""
         for p in self.parameters():
             p.zero_grad()
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` of every parameter (``False`` freezes the
+        module: backward computes no parameter gradients for it, optimizers
+        skip it).  Returns the module, as PyTorch's does."""
+        value = flag("requires_grad", requires_grad, owner=f"{type(self).__name__}.requires_grad_")
+        for p in self.parameters():
+            p.requires_grad = value
+        return self
 
     def train(self, mode=True):
         for m in self.modules():
