@@ -1270,6 +1270,9 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
     if mode == 0 and dy.shape != (g.N, g.O, g.Ho, g.Wo):
         raise ValueError(f"conv2d backward: dy has shape {dy.shape}, expected {(g.N, g.O, g.Ho, g.Wo)}")
     _check_shape("conv2d backward: gW", gW, W.shape)
+    want_w = gW is not None            # None: a frozen weight (the direct loops still form dW, into scratch)
+    if not want_w:
+        gW = _scratch("frozen_gW", W.shape, x.dtype)
     _check_shape("conv2d backward: gb", gb, (g.O,))
     if y is None and (code != _IDENTITY or mode == 1):
         raise ValueError(f"conv2d backward: the forward output y is needed for the {act!r} activation")
@@ -1325,7 +1328,7 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
             if not have_cols and (not sparse or need_dx):
                 _im2col(x, cols, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo, n0,
                         n1)
-            if not sparse:
+            if not sparse and want_w:
                 # per sample: (n, G, Og, L) @ (n, G, L, CK) -> (n, G, Og, CK), summed over samples below
                 np.matmul(dzg, cols[n0:n1].transpose(0, 1, 3, 2), out=pW[n0:n1].reshape(n, g.G, g.Og, g.CK))
             if need_dx:
@@ -1335,7 +1338,8 @@ def _conv_backward(mode, dy, y, idx, x, W, gW, gb, stride, padding, dilation, gr
                 _col2im(cols, dx, g.G, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.Hp, g.Wp, g.Ho, g.Wo,
                         n0, n1)
         _parallel(run, g.N)
-    _sum_parts(pW, gW.reshape(-1), bool(acc_w))
+    if want_w:
+        _sum_parts(pW, gW.reshape(-1), bool(acc_w))
     if gb is not None:
         db = np.zeros(g.O)
         _sum_parts(pb, db, False)

@@ -246,9 +246,11 @@ def conv2d_forward(x, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     return np.ascontiguousarray(Z.reshape(o, ho, wo, n).transpose(3, 0, 1, 2))   # (N, O, Ho, Wo)
 
 
-def conv2d_backward(dy, x, W, stride=1, padding=0, dilation=1, groups=1, need_dx=True, need_bias=True):
+def conv2d_backward(dy, x, W, stride=1, padding=0, dilation=1, groups=1, need_dx=True, need_bias=True,
+                    need_weight=True):
     """Gradients of :func:`conv2d_forward`: returns dx (N, C, H, W) or None
-    (without need_dx), dW (O, C/g, KH, KW), db (O,) or None (without need_bias).
+    (without need_dx), dW (O, C/g, KH, KW) or None (without need_weight: a
+    frozen weight), db (O,) or None (without need_bias).
 
     dy: (N, O, Ho, Wo); x: (N, C, H, W); W: (O, C/g, KH, KW); the
     hyper-parameters as in the forward pass.  With X_k, W_k of the forward and
@@ -298,10 +300,11 @@ def conv2d_backward(dy, x, W, stride=1, padding=0, dilation=1, groups=1, need_dx
     dtype = np.result_type(dy, x)
     dZ = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(o, ho * wo * n)   # (O, Ho*Wo*N)
     X = _im2col(x, (kh, kw), geo)                                        # (C*KH*KW, Ho*Wo*N)
-    dW = np.empty(W.shape, dtype=dtype)
+    dW = np.empty(W.shape, dtype=dtype) if need_weight else None
     for k in range(g):
         dZk, rows = dZ[k * og:(k + 1) * og], slice(k * ck, (k + 1) * ck)  # (O/g, Ho*Wo*N); group k's taps
-        dW[k * og:(k + 1) * og] = (dZk @ X[rows].T).reshape(og, cg, kh, kw)   # (O/g, C/g*KH*KW)
+        if need_weight:
+            dW[k * og:(k + 1) * og] = (dZk @ X[rows].T).reshape(og, cg, kh, kw)   # (O/g, C/g*KH*KW)
         if need_dx:                          # dcols_k into X's own rows (X_k is no longer needed)
             Wk = W[k * og:(k + 1) * og].reshape(og, ck)                  # (O/g, C/g*KH*KW)
             np.matmul(Wk.T, dZk, out=X[rows])                            # (C/g*KH*KW, Ho*Wo*N)

@@ -43,7 +43,7 @@ def linear_forward(x, W, b=None):
     return y
 
 
-def linear_backward(dy, x, W, need_bias=True, need_dx=True):
+def linear_backward(dy, x, W, need_bias=True, need_dx=True, need_weight=True):
     """Gradients of ``y = x @ W.T + b``.
 
     With y_nj = sum_i x_ni W_ji + b_j:
@@ -53,10 +53,11 @@ def linear_backward(dy, x, W, need_bias=True, need_dx=True):
 
     dy: (N, D_out), x: (N, D_in), W: (D_out, D_in).
     Returns dx (N, D_in) or None (without need_dx: the input needs no
-    gradient), dW (D_out, D_in), db (D_out,) or None.
+    gradient), dW (D_out, D_in) or None (without need_weight: a frozen
+    weight), db (D_out,) or None.
     """
     dx = dy @ W if need_dx else None  # (N, D_out) @ (D_out, D_in) -> (N, D_in)
-    dW = dy.T @ x                    # (D_out, N) @ (N, D_in)     -> (D_out, D_in)
+    dW = dy.T @ x if need_weight else None   # (D_out, N) @ (N, D_in) -> (D_out, D_in)
     db = dy.sum(axis=0) if need_bias else None  # (N, D_out) -> (D_out,)
     return dx, dW, db
 

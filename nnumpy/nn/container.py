@@ -11,7 +11,7 @@ from .conv import Conv2d
 from .pooling import MaxPool2d
 from .layers import Dropout
 from .linear import Linear
-from .module import Module, as_float_dtype
+from .module import Module, as_float_dtype, grad_target
 
 import numpy as np
 
@@ -223,10 +223,22 @@ class Sequential(Module):
     def _backward(self, dy, input_grad):
         fused = self.__dict__.get("_fused", False)
         steps = self._plan(fused)
+        # Frozen layers (requires_grad False) need no gradient of their own; when the input needs none
+        # either, back-propagation ends at the first step with a trainable parameter (`first`): the
+        # steps before it are skipped (their caches dropped), a frozen feature extractor costs nothing.
+        first = next((k for k, step in enumerate(steps)
+                      if any(p.requires_grad for s in step if isinstance(s, Module) for p in s.parameters())),
+                     len(steps))
         fresh = True
         for k in range(len(steps) - 1, -1, -1):
             m, act_mod, act, pool = steps[k]
-            need = input_grad or k > 0
+            if k < first and not input_grad:
+                for step in steps[:k + 1]:
+                    for s in step:
+                        if isinstance(s, Module):
+                            s.clear_cache()
+                return None
+            need = input_grad or k > first
             cache = m._cache or {}
             if act is None or not cache.get("fused"):
                 if pool is not None:       # this triple ran unfused (an unbatched input)
@@ -249,8 +261,8 @@ class Sequential(Module):
             if type(m) is Conv2d:
                 # dz = dy * f'(y); gW (+)= x (*) dz; gb (+)= sum dz; dx = col2im(dz @ W)  (see conv2d_act_backward);
                 # after a fused max-pool, dy first goes back to the arg-max of each window
-                gW, acc_w = m.weight.grad_for_update()
-                gb, acc_b = m.bias.grad_for_update() if m.bias is not None else (None, True)
+                gW, acc_w = grad_target(m.weight)        # (None: no bias, or frozen; not computed)
+                gb, acc_b = grad_target(m.bias)
                 kernels = backend.ops("numba")
                 # the forward's hyper-parameters (and slope), whatever was set on the layers since
                 hyper, slope = c["hyper"], c["slope"]
@@ -269,8 +281,8 @@ class Sequential(Module):
                 continue
             dz = self._buffer(("dz", k), y.shape, y.dtype) if act != "identity" else None
             dx = self._buffer(("dx", k), x.shape, x.dtype) if k > 0 else None
-            gW, acc_w = m.weight.grad_for_update()
-            gb, acc_b = m.bias.grad_for_update() if m.bias is not None else (None, True)
+            gW, acc_w = grad_target(m.weight)            # (None: no bias, or frozen; not computed)
+            gb, acc_b = grad_target(m.bias)
             dy = backend.ops("numba").linear_act_backward(
                 dy, x, m.weight.data, y, gW, gb, act, c["slope"], need,
                 dz=dz, dx=dx, acc_w=acc_w, acc_b=acc_b)

@@ -9,7 +9,7 @@ from .. import backend
 from .._checks import flag, positive_int
 from ..functional import conv2d_geometry, conv2d_padding, pair
 from ..random import resolve_rng
-from .module import CheckedAttribute, Module, Parameter, as_float_dtype, check_input
+from .module import CheckedAttribute, Module, Parameter, as_float_dtype, check_input, grad_target
 
 __all__ = ["Conv2d"]
 
@@ -143,8 +143,8 @@ class Conv2d(Module):
         out_shape = (x.shape[0], self.out_channels, ho, wo)
         self._check_dy(dy, out_shape if len(in_shape) == 4 else out_shape[1:], x.dtype)
         dy4 = dy if dy.ndim == 4 else dy[None]
-        gW, acc_w = self.weight.grad_for_update()
-        gb, acc_b = self.bias.grad_for_update() if self.bias is not None else (None, True)
+        gW, acc_w = grad_target(self.weight)            # (None for a frozen parameter: not computed)
+        gb, acc_b = grad_target(self.bias)
         # gb (+)= sum of dy over N, Ho, Wo; gW (+)= correlation of x with dy; dx = col2im(dy @ W)
         dx = backend.ops().conv2d_act_backward(
             np.ascontiguousarray(dy4), x, self.weight.data, None, gW, gb, *hyper, "identity", 0.0,

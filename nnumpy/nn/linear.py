@@ -72,10 +72,14 @@ class Linear(Module):
         self._check_dy(dy, in_shape[:-1] + (self.out_features,), x.dtype)
         dy2 = dy.reshape(-1, self.out_features)                     # (N, out)
         # dx = dy @ W (N, in); dW = dy.T @ x (out, in); db = sum_n dy (out,)
-        dx, dW, db = F.linear_backward(dy2, x, self.weight.data, need_bias=self.bias is not None,
-                                       need_dx=input_grad)
-        self.weight.grad += dW
-        if self.bias is not None:
+        # (a frozen parameter, requires_grad False, gets no gradient work)
+        w_on = self.weight.requires_grad
+        b_on = self.bias is not None and self.bias.requires_grad
+        dx, dW, db = F.linear_backward(dy2, x, self.weight.data, need_bias=b_on, need_dx=input_grad,
+                                       need_weight=w_on)
+        if w_on:
+            self.weight.grad += dW
+        if b_on:
             self.bias.grad += db
         return dx.reshape(in_shape) if input_grad else None
 

@@ -161,6 +161,16 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
 
 
+def grad_target(param):
+    """``(array, accumulate)`` for a kernel to put ``param``'s gradient in (see
+    :meth:`Parameter.grad_for_update`), or ``(None, True)`` when there is no
+    such parameter (a layer without bias) or it is frozen (``requires_grad``
+    False): the kernel then computes no gradient for it."""
+    if param is None or not param._requires_grad:
+        return None, True
+    return param.grad_for_update()
+
+
 class Module:
     """Base class of every layer, container and loss.
 

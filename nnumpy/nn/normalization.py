@@ -162,9 +162,9 @@ class _BatchNorm(Module):
         w = self.weight.data if self.weight is not None else None
         grads = F.batch_norm_backward if c["batch_stats"] else F.batch_norm_eval_backward
         dx, dgamma, dbeta = grads(dy, c["xhat"], c["inv_std"], w)   # (N, C, *), (C,), (C,)
-        if self.weight is not None:
+        if self.weight is not None and self.weight.requires_grad:      # (frozen: left alone)
             self.weight.grad += dgamma
-        if self.bias is not None:
+        if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dbeta
         return dx
 
@@ -228,9 +228,9 @@ class _PerSampleNorm(Module):
         self._check_dy(dy, c["shape"], c["dtype"])
         w = self.weight.data if self.weight is not None else None
         dx, dgamma, dbeta = self._grads(dy, c["xhat"], c["inv_std"], w)
-        if self.weight is not None:
+        if self.weight is not None and self.weight.requires_grad:      # (frozen: left alone)
             self.weight.grad += dgamma
-        if self.bias is not None:
+        if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dbeta
         return dx
 
