@@ -22,8 +22,9 @@ from .nn import (MLP, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Co
 from . import models  # noqa: E402  (after nn: the builders use its layers)
 from .random import manual_seed
 from .serialization import ModelFileError, load, save
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .summary import Summary, summary
-from .training import History, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
+from .training import History, StopTraining, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = [
     "backend", "get_backend", "set_backend", "functional", "interop", "nn", "optim",
@@ -31,7 +32,8 @@ __all__ = [
     "Dropout", "Sequential", "MLP", "CrossEntropyLoss", "MSELoss", "one_hot", "StateDictError",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "GroupNorm", "Dropout2d", "models",
-    "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted",
+    "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining",
+    "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "iterate_minibatches", "train_val_split",
     "summary", "Summary", "save", "load", "ModelFileError", "gradcheck", "GradcheckReport",
     "manual_seed", "ArgumentTypeError",

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ._checks import ArgumentTypeError, describe, flag, positive_int, seed_rng
+from . import backend
+from ._checks import ArgumentTypeError, describe, flag, positive_int, real, seed_rng
+from ._fileio import check_writable_target
 from ._progress import progress_bar
 from .datasets.splits import _batch_indices, _check_pair, iterate_minibatches, num_batches
 from .nn.container import Sequential
@@ -18,7 +22,7 @@ from .nn.module import Module
 from .optim.lr_scheduler import LRScheduler
 from .optim.optimizer import Optimizer
 
-__all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted"]
+__all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -218,8 +222,95 @@ def _why(model, x, y, rows, data, before_training):
     return "training diverged: try a lower learning rate"
 
 
+class StopTraining(Exception):
+    """Raised by a :func:`fit` callback to end training after the current
+    epoch (which is recorded, checkpointed and counted as finished)."""
+
+
+_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
+def _check_monitor(monitor, mode, has_val, owner):
+    """(monitor, mode) checked: a History metric name or a callable of the
+    epoch's record; mode "min"/"max" ("auto": from the name)."""
+    if monitor is None:
+        monitor = "val_loss" if has_val else "train_loss"
+    if callable(monitor):
+        if mode not in ("min", "max"):
+            raise ValueError(f"{owner}: with a callable monitor, say whether lower or higher is better: "
+                             f"mode='min' or mode='max' (got {mode!r})")
+        return monitor, mode
+    if not isinstance(monitor, str) or monitor not in _METRICS:
+        raise ValueError(f"{owner}: monitor must be one of {', '.join(_METRICS)} or a function of the epoch's "
+                         f"record, got {monitor!r}")
+    if monitor.startswith("val_") and not has_val:
+        raise ValueError(f"{owner}: monitor={monitor!r} needs validation data (val=(x, y)); without it monitor "
+                         f"a training metric (monitor='train_loss')")
+    if mode == "auto":
+        mode = "min" if monitor.endswith("loss") else "max"
+    if mode not in ("min", "max"):
+        raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+    return monitor, mode
+
+
+def _monitored(monitor, record, owner):
+    value = monitor(record) if callable(monitor) else record[monitor]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentTypeError(f"{owner}: the monitor must give a number, got {describe(value)}")
+    return float(value)
+
+
+class _EarlyStopping:
+    """Best value of the monitored metric, its epoch, the epochs since it
+    improved by more than min_delta, and (restore_best) the weights then."""
+
+    def __init__(self, monitor, mode, patience, min_delta, keep_best):
+        self.monitor, self.mode, self.patience, self.min_delta, self.keep_best = (monitor, mode, patience,
+                                                                                   min_delta, keep_best)
+        self.best, self.best_epoch, self.bad_epochs, self.weights, self.stopped = None, None, 0, None, False
+
+    def improved(self, value):
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+
+    def update(self, epoch, value, model):
+        """Record the epoch's value; True when training should stop."""
+        if self.improved(value):
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            if self.keep_best:
+                self.weights = model.state_dict()
+        else:
+            self.bad_epochs += 1
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def state(self):
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "stopped": self.stopped}
+
+    def load(self, state, weights):
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.bad_epochs, self.stopped = int(state["bad_epochs"]), bool(state["stopped"])
+        self.weights = weights
+
+
+def _fit_settings(x_tr, val, batch_size, seed, drop_last, monitor, mode, patience, min_delta, restore_best,
+                  interval):
+    """What must not change between a run and its resumption (checked on resume)."""
+    return {"n_train": int(len(x_tr)), "n_val": int(len(val[0])) if val is not None else 0,
+            "batch_size": batch_size, "drop_last": drop_last,
+            "seed": int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None,
+            "monitor": monitor if isinstance(monitor, str) else "<function>", "mode": mode,
+            "patience": patience, "min_delta": min_delta, "restore_best": restore_best,
+            "scheduler_interval": interval}
+
+
 def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, seed=0,
-        scheduler=None, drop_last=False, progress=None, verbose=False):
+        scheduler=None, drop_last=False, progress=None, verbose=False, *, callbacks=(), monitor=None,
+        mode="auto", patience=None, min_delta=0.0, restore_best=False, checkpoint=None, checkpoint_every=1,
+        resume=None, scheduler_interval="epoch"):
     """Train ``model`` with mini-batch gradient descent and return a :class:`History`.
 
     Each step is the explicit loop a reader would write::
@@ -235,11 +326,45 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
     train, val: ``(x, y)`` pairs with at least one sample each; y holds
     integer labels (cross-entropy) or targets of the output's shape.
     epochs, batch_size: positive integers (``epochs=0`` is refused: there
-    would be nothing to return).  seed: the batch order of every epoch comes
+    would be nothing to return); with ``resume``, ``epochs`` is the total,
+    counting the epochs already done.  seed: the batch order of every epoch comes
     from ``numpy.random.default_rng(seed)``, so the same seed (and the same
-    initial model) gives the same history.  scheduler: stepped after every
-    epoch; it must drive ``optimizer``.  progress: a progress bar (None: only
+    initial model) gives the same history.  scheduler: a learning-rate
+    scheduler of ``optimizer``, stepped after every epoch (or after every
+    batch with ``scheduler_interval="batch"``, as OneCycleLR expects); a
+    ``ReduceLROnPlateau`` is stepped after every epoch with the monitored
+    metric.  progress: a progress bar (None: only
     on a terminal).  verbose: print a line per epoch.
+
+    Callbacks, early stopping, best weights:
+
+    * ``callbacks``: functions called after every epoch with the epoch's
+      record, a dict with the History's fields (``epoch``, ``train_loss``,
+      ``train_acc``, ``val_loss``, ``val_acc``, ``lr``, ``seconds``); a
+      callback ends training after this epoch by raising :class:`StopTraining`.
+    * ``monitor``: the metric that decides which epoch is best, a History
+      field name (default ``"val_loss"``, or ``"train_loss"`` without
+      validation data) or a function of the record; ``mode``: ``"min"``,
+      ``"max"`` or ``"auto"`` (from the name).
+    * ``patience``: stop when the monitored metric has not improved by more
+      than ``min_delta`` for this many epochs (None: never stop early).
+    * ``restore_best``: keep the weights of the best epoch and put them back
+      into the model when training ends.
+
+    Checkpoints and resuming:
+
+    * ``checkpoint``: a file path; after every ``checkpoint_every``-th epoch
+      (and after the last) a checkpoint (:func:`nnumpy.save_checkpoint`:
+      model, optimizer, scheduler, history, every generator's state, the
+      early-stopping state) is written there, atomically.
+    * ``resume``: the path of such a checkpoint: the model, optimizer and
+      scheduler given are loaded from it and training continues after its
+      last epoch up to ``epochs`` in all.  The result is bit for bit that of
+      a run that never stopped (same backend and machine).  The data's size
+      and the settings that shape the run (batch_size, drop_last, an integer
+      seed, early stopping) must be those of the checkpointed run; a
+      difference is a ValueError naming it.  A run that had stopped early
+      returns its history at once.
 
     Losses: the optimizer minimises whatever ``loss_fn`` returns (with
     ``reduction="sum"`` the gradients are sums), but the History always
@@ -254,6 +379,8 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
     :class:`TrainingInterrupted` (a KeyboardInterrupt carrying the finished
     epochs' history and the model's state after the last of them) on Ctrl-C.
     """
+    from .optim import lr_scheduler
+    ReduceLROnPlateau = getattr(lr_scheduler, "ReduceLROnPlateau", ())
     owner = "fit"
     _check_model(model, owner)
     _check_loss(loss_fn, owner)
@@ -268,11 +395,16 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         raise ValueError("fit: the optimizer holds none of the model's parameters (was it built for another "
                          "model?); create it with the model's: SGD(model.parameters(), ...)")
     if scheduler is not None:
-        if not isinstance(scheduler, LRScheduler):
+        if not isinstance(scheduler, (LRScheduler, ReduceLROnPlateau)):
             raise ArgumentTypeError(f"fit: scheduler must be an nnumpy learning-rate scheduler or None, got "
                                     f"{describe(scheduler)}")
         if scheduler.optimizer is not optimizer:
             raise ValueError("fit: the scheduler drives another optimizer than the one given to fit")
+    if scheduler_interval not in ("epoch", "batch"):
+        raise ValueError(f"fit: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
+    if scheduler_interval == "batch" and isinstance(scheduler, ReduceLROnPlateau):
+        raise ValueError("fit: ReduceLROnPlateau is stepped once per epoch with the monitored metric; "
+                         "scheduler_interval='batch' does not apply to it")
     x_tr, y_tr = _pair(train, "training", owner)
     _check_images(model, x_tr, owner, "the training x")
     if val is not None:
@@ -284,18 +416,72 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
     if drop_last and len(x_tr) < batch_size:
         raise ValueError(f"fit: drop_last=True with batch_size={batch_size} leaves no batch of the "
                          f"{len(x_tr)} training sample(s)")
+    if isinstance(callbacks, (str, bytes)) or callable(callbacks):
+        raise ArgumentTypeError(f"fit: callbacks must be a list of functions, got {describe(callbacks)}"
+                                + (" (wrap it in a list: callbacks=[f])" if callable(callbacks) else ""))
+    try:
+        callbacks = list(callbacks or ())
+    except TypeError:
+        raise ArgumentTypeError(f"fit: callbacks must be a list of functions, got {describe(callbacks)}") from None
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise ArgumentTypeError(f"fit: callbacks[{i}] is not callable: {describe(cb)}")
+    monitor, mode = _check_monitor(monitor, mode, val is not None, owner)
+    if patience is not None:
+        patience = positive_int("patience", patience, owner=owner)
+    min_delta = real("min_delta", min_delta, low=0.0, owner=owner)
+    restore_best = flag("restore_best", restore_best, owner=owner)
+    checkpoint_every = positive_int("checkpoint_every", checkpoint_every, owner=owner)
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)) or not os.fspath(checkpoint).strip():
+            raise ArgumentTypeError(f"fit: checkpoint must be a file path, got {describe(checkpoint)}")
+        check_writable_target(os.fspath(checkpoint), "write the checkpoint")
+    if resume is not None and not isinstance(resume, (str, os.PathLike)):
+        raise ArgumentTypeError(f"fit: resume must be the path of a checkpoint, got {describe(resume)}")
     rng = seed_rng("seed", seed, owner=owner)
+    settings = _fit_settings(x_tr, val, batch_size, seed, drop_last, monitor, mode, patience, min_delta,
+                             restore_best, scheduler_interval)
+    stopper = _EarlyStopping(monitor, mode, patience, min_delta, restore_best)
     history = History()
-    finished = (0, None)                  # (epochs finished, the model's state after the last of them)
+    start = 0
+    if resume is not None:
+        start, history = _resume(resume, model, optimizer, scheduler, rng, settings, stopper, epochs)
+        if stopper.stopped or start >= epochs:
+            if restore_best and stopper.weights is not None:
+                model.load_state_dict(stopper.weights)
+            return history
+    finished = (start, model.state_dict() if start else None)    # (epochs finished, the model's state then)
 
     def done(n, state):
         nonlocal finished
         finished = (n, state)
 
+    def after_epoch(epoch, record, last):
+        """Early stopping, callbacks, checkpoint; True: stop after this epoch."""
+        plateau = isinstance(scheduler, ReduceLROnPlateau)
+        value = _monitored(monitor, record, owner)
+        stop = stopper.update(epoch, value, model)
+        if plateau:
+            scheduler.step(value)
+        try:
+            for cb in callbacks:
+                cb(dict(record))
+        except StopTraining:
+            stop = True
+        if stop:
+            stopper.stopped = True
+            if verbose:
+                print(f"stopping after epoch {epoch}: best {monitor if isinstance(monitor, str) else 'monitor'} "
+                      f"{stopper.best:.4g} at epoch {stopper.best_epoch}", flush=True)
+        if checkpoint is not None and (epoch % checkpoint_every == 0 or last or stop):
+            _write_checkpoint(checkpoint, model, optimizer, scheduler, epoch, history, rng, settings, stopper)
+        return stop
+
     try:
         with np.errstate(over="ignore", invalid="ignore"):    # a run going to inf/NaN is reported below,
-            _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, rng, scheduler,
-                        drop_last, progress, verbose, history, done)   # once, as TrainingDivergedError
+            _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, start, epochs, batch_size, rng,
+                        scheduler, scheduler_interval, drop_last, progress, verbose, history, done,
+                        after_epoch)                          # once, as TrainingDivergedError
     except KeyboardInterrupt:
         n, state = finished
         for f in fields(history):         # an interrupt between two appends leaves no ragged row
@@ -305,15 +491,72 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         model.clear_cache()
         if callable(getattr(loss_fn, "clear_cache", None)):
             loss_fn.clear_cache()
+    if restore_best and stopper.weights is not None:
+        model.load_state_dict(stopper.weights)
     return history
 
 
-def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, rng, scheduler, drop_last,
-                progress, verbose, history, done):
+def _write_checkpoint(path, model, optimizer, scheduler, epoch, history, rng, settings, stopper):
+    from .checkpoint import save_checkpoint
+    save_checkpoint(path, model, optimizer, scheduler, epoch=epoch, history=history,
+                    rng_state=rng.bit_generator.state,
+                    extra={"fit": settings, "early_stopping": stopper.state(),
+                           "backend": backend.get_backend()},
+                    best=stopper.weights)
+
+
+def _resume(path, model, optimizer, scheduler, rng, settings, stopper, epochs):
+    """Load the checkpoint at ``path`` into the model, optimizer, scheduler,
+    the batch-order generator and the early-stopping state; returns
+    (finished epochs, history)."""
+    from .checkpoint import CheckpointError, _read, load_checkpoint
+    owner = "fit(resume=...)"
+    path = os.fspath(path)
+    meta, _ = _read(path)                        # (CheckpointError for a bad file, before anything changes)
+    extra = meta.get("extra") or {}
+    saved = extra.get("fit")
+    if not isinstance(saved, dict) or not isinstance(extra.get("early_stopping"), dict):
+        raise CheckpointError(f"{path}: not a checkpoint written by fit (it has no fit settings): load it "
+                              f"with nnumpy.load_checkpoint")
+    changed = [f"{k}: {saved.get(k)!r} in the checkpointed run, {v!r} now" for k, v in settings.items()
+               if saved.get(k) != v and not (k == "seed" and (saved.get(k) is None or v is None))]
+    if changed:
+        raise ValueError(f"{owner}: {path} was written by a run with other settings ({'; '.join(changed)}); "
+                         f"resume it with the same data and settings, or start a new run")
+    if meta["epoch"] > epochs:
+        raise ValueError(f"{owner}: {path} holds {meta['epoch']} finished epochs, more than epochs={epochs}: "
+                         f"pass epochs >= {meta['epoch']} (the total, counting the epochs done)")
+    if (meta.get("optimizer") is None) or (scheduler is not None and meta.get("scheduler") is None):
+        raise CheckpointError(f"{path}: it holds no {'optimizer' if meta.get('optimizer') is None else 'scheduler'} "
+                              f"state, which fit needs to resume")
+    if scheduler is None and meta.get("scheduler") is not None:
+        raise ValueError(f"{owner}: {path} was written by a run with a {meta['scheduler']['type']} scheduler; "
+                         f"pass one (the same) to resume it")
+    ck = load_checkpoint(path, model, optimizer, scheduler, restore_rng=True)
+    if ck.rng_state is None:
+        raise CheckpointError(f"{path}: it holds no batch-order generator state")
+    try:
+        rng.bit_generator.state = ck.rng_state
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{path}: the batch-order generator's state is invalid ({e})") from None
+    if extra.get("backend") not in (None, backend.get_backend()):
+        warnings.warn(f"{path} was written on the {extra['backend']} backend and training resumes on "
+                      f"{backend.get_backend()}: the run continues correctly but not bit for bit as it would have "
+                      f"on {extra['backend']} (the backends round differently)", RuntimeWarning, stacklevel=3)
+    stopper.load(extra["early_stopping"], ck.best)
+    if len(ck.history) != ck.epoch:
+        raise CheckpointError(f"{path}: its history has {len(ck.history)} epochs, its epoch count is {ck.epoch}")
+    return ck.epoch, ck.history
+
+
+def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, start, epochs, batch_size, rng, scheduler, interval,
+                drop_last, progress, verbose, history, done, after_epoch):
     n = len(x_tr)
     steps = num_batches(n, batch_size, drop_last)
     sequential = isinstance(model, Sequential)
-    for epoch in range(1, epochs + 1):
+    per_batch = scheduler is not None and interval == "batch"
+    per_epoch = scheduler is not None and interval == "epoch" and isinstance(scheduler, LRScheduler)
+    for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
         lr = float(optimizer.param_groups[0]["lr"])
@@ -330,7 +573,7 @@ def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, 
                     rows = np.arange(n)[idx]
                     raise TrainingDivergedError(
                         f"the training loss became {float(loss)} at epoch {epoch}, step {step} of {steps} "
-                        f"(learning rate {lr:g}): "
+                        f"(learning rate {float(optimizer.param_groups[0]['lr']):g}): "
                         f"{_why(model, xb, yb, rows, 'training', epoch == 1 and step == 1)}",
                         epoch=epoch, step=step, what="training loss")
                 if sequential:                          # the data needs no gradient: skip the first dx
@@ -338,6 +581,8 @@ def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, 
                 else:
                     model.backward(loss_fn.backward())
                 optimizer.step()
+                if per_batch:
+                    scheduler.step()
                 total_loss += _mean_loss(loss_fn, loss, out) * len(xb)
                 total_correct += _correct(out, yb)
                 seen += len(xb)
@@ -348,7 +593,7 @@ def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, 
         finally:
             if bar is not None:
                 bar.close()
-        if scheduler is not None:
+        if per_epoch:
             scheduler.step()
         if val is not None:
             v_loss, v_acc = evaluate(model, val[0], val[1], loss_fn)
@@ -365,18 +610,17 @@ def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, epochs, batch_size, 
                 f"last finite training loss; training diverged: try a lower learning rate",
                 epoch=epoch, step=None, what="parameters")
         state = model.state_dict()                      # one copy per epoch: TrainingInterrupted.state
-        history.epoch.append(epoch)
-        history.train_loss.append(total_loss / seen)
-        history.train_acc.append(total_correct / seen)
-        history.val_loss.append(v_loss)
-        history.val_acc.append(v_acc)
-        history.lr.append(lr)
-        history.seconds.append(time.perf_counter() - t0)
+        record = {"epoch": epoch, "train_loss": total_loss / seen, "train_acc": total_correct / seen,
+                  "val_loss": v_loss, "val_acc": v_acc, "lr": lr, "seconds": time.perf_counter() - t0}
+        for key, value in record.items():
+            getattr(history, key).append(value)
         done(epoch, state)
         if verbose:
             print(f"epoch {epoch:>3}/{epochs}: train loss {history.train_loss[-1]:.4f} "
                   f"acc {history.train_acc[-1]:.4f} | val loss {v_loss:.4f} acc {v_acc:.4f} "
                   f"| {history.seconds[-1]:.2f}s", flush=True)
+        if after_epoch(epoch, record, epoch == epochs):
+            break
 
 
 def evaluate(model, x, y, loss_fn=None, batch_size=1000):
