@@ -104,9 +104,52 @@ def _check_out(args):
         raise ConfigError("--out needs a folder name")
 
 
+#: train's options that --resume takes from the run folder (dest, default when not given)
+_RUN_OPTIONS = {"model": "mlp", "arch": None, "activation": None, "optimizer": "sgd", "lr": 0.05,
+                "momentum": 0.9, "schedule": "cosine", "batch_size": 64, "val_fraction": 0.1, "seed": 0,
+                "dataset": None, "limit_train": None, "limit_test": None, "out": None, "overwrite": False}
+
+
+def _resumed_config(args):
+    """The configuration of the run folder args.resume, with --epochs and the data's location from the
+    command line; any other option given is a ConfigError (the run keeps its own)."""
+    import dataclasses
+    from .experiments import _run_config_of
+    from .runconfig import ConfigError
+    given = [f"--{k.replace('_', '-')}" for k, default in _RUN_OPTIONS.items() if getattr(args, k) != default]
+    if given:
+        raise ConfigError(f"--resume continues the run with its own configuration; "
+                          f"{', '.join(given)} cannot be given with it (only --epochs and where the data is: "
+                          f"--data-root, --offline, --mirror)")
+    cfg = _run_config_of(args.resume, need_model=False)
+    changes = {"download": not args.offline}
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    if args.data_root is not None:
+        changes["data_root"] = args.data_root
+    if args.mirror is not None:
+        changes["mirrors"] = args.mirror
+    return dataclasses.replace(cfg, **changes).validate()
+
+
 def _train(args):
     from .experiments import describe_model, train_run
     _check_out(args)
+    if args.resume is not None:
+        if not args.resume.strip():
+            from .runconfig import ConfigError
+            raise ConfigError("--resume needs a run folder")
+        cfg = _resumed_config(args)
+        from .experiments import _resume_point
+        _resume_point(args.resume, cfg)                      # (a ConfigError before anything is printed)
+        print(f"resuming {args.resume}: {describe_model(cfg)} on {cfg.dataset}, {cfg.epochs} epochs in all",
+              flush=True)
+        m = train_run(cfg, args.resume, progress=None if not args.quiet else False, verbose=True, resume=True)
+        print(f"validation accuracy {100 * m['val_acc']:.2f} %, test accuracy {100 * m['test_acc']:.2f} % "
+              f"({m['seconds']:.1f} s); files in {args.resume}/")
+        return 0
+    if args.epochs is None:
+        args.epochs = 20
     cfg = _run_config(args).validate()
     name = f"{'-'.join(map(str, cfg.arch))}-{cfg.activation}" if cfg.model == "mlp" else cfg.model
     out = args.out or f"runs/{name}-lr{cfg.lr:g}"
@@ -245,12 +288,17 @@ def build_parser():
     t.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
                    help="learning rate: cosine annealing to 0 over the epochs (stepped after each epoch, so "
                         "the first epoch runs at --lr), or constant")
-    t.add_argument("--epochs", type=positive_int, default=20, help="training epochs")
+    t.add_argument("--epochs", type=positive_int, help="training epochs (default: 20; with --resume, the run's "
+                                                     "own, or a larger total)")
     t.add_argument("--batch-size", type=positive_int, default=64, help="mini-batch size")
     t.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of the training images held out for validation (stratified)")
     t.add_argument("--seed", type=seed, default=0, help="seed of the split, the weights and the batch order")
     t.add_argument("--out", help="run folder (default: runs/ARCH-ACTIVATION-lrLR, or runs/MODEL-lrLR)")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue the run folder RUN (stopped by Ctrl-C, or finished) from its checkpoint, "
+                        "exactly as if it had never stopped, with its own configuration (--epochs may set a "
+                        "larger total for a constant schedule); the result replaces RUN")
     _data_arguments(t)
     t.set_defaults(run=_train)
 

@@ -8,6 +8,9 @@ A run folder (``train``) holds:
     history.json    the same
     curves.png      cost and accuracy against epoch, training and validation
     model.npz       the trained model (nnumpy.save)
+    checkpoint.npz  model, optimizer, scheduler, history and generator states after the last
+                    finished epoch (nnumpy.save_checkpoint): ``nnumpy train --resume RUN``
+                    continues from it, bit for bit as if the run had never stopped
     metrics.json    final training/validation figures and the test loss and accuracy
 
 A sweep folder (``sweep``) holds ``config.json`` (the sweep), ``summary.md`` /
@@ -43,7 +46,7 @@ from .rundir import is_run_folder, run_folder, write_text
 from .runconfig import PRESETS, ConfigError, RunConfig, check_sweep, load_sweep_config, slug, variant_config
 from .models import build_model
 from .serialization import describe, load, save
-from .training import TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
+from .training import ResumeError, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = ["RunConfig", "train_run", "sweep", "evaluate_run", "PRESETS", "load_sweep_config", "SweepInterrupted",
            "ConfigError"]
@@ -101,8 +104,38 @@ def _title(cfg):
     return f"{describe_model(cfg)}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.dataset}"
 
 
-def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, overwrite=False):
+def _resume_point(out, cfg):
+    """The checkpoint of the run folder ``out`` to resume ``cfg`` from (ConfigError when there is none,
+    or when it already holds cfg.epochs epochs)."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    out = Path(out)
+    if not is_run_folder(out):
+        raise ConfigError(f"{out} is not a run folder written by 'nnumpy train': nothing to resume")
+    path = out / "checkpoint.npz"
+    if not path.is_file():
+        raise ConfigError(f"{out} holds no checkpoint.npz (no epoch had finished, or an older nnumpy wrote it): "
+                          f"it cannot be resumed")
+    try:
+        done = load_checkpoint(path, restore_rng=False).epoch
+    except CheckpointError as e:
+        raise ConfigError(f"cannot resume {out}: {e}") from None
+    before = _run_config_of(out, need_model=False)
+    if cfg.schedule == "cosine" and before.epochs != cfg.epochs:
+        raise ConfigError(f"{out} anneals its learning rate over {before.epochs} epochs (--schedule cosine): "
+                          f"it can be resumed to those {before.epochs} epochs only, not {cfg.epochs}")
+    if done >= cfg.epochs:
+        raise ConfigError(f"{out} has finished {done} of its {cfg.epochs} epochs; to train it further pass "
+                          f"--epochs with a larger total (with --schedule constant)")
+    return path, done
+
+
+def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, overwrite=False, resume=False):
     """Train one model as configured and write its run folder ``out``.
+
+    With ``resume``, ``out`` is a run folder of this configuration (its
+    ``epochs`` may be larger) that stopped early (Ctrl-C) or finished: training
+    continues from its ``checkpoint.npz`` to ``cfg.epochs`` in all, exactly as
+    an uninterrupted run would have gone, and the new folder replaces it.
 
     The configuration and the data are checked before any folder is made;
     the folder is written under a temporary name and renamed onto ``out``
@@ -114,22 +147,27 @@ def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, over
     run (:class:`~nnumpy.training.TrainingDivergedError`) writes nothing.
     """
     cfg.validate()
+    start, done = (_resume_point(out, cfg) if resume else (None, 0))
     train, val, tst = data if data is not None else load_data(cfg)
     model, opt, sched = _build(cfg)
-    with run_folder(out, overwrite=overwrite, kind="run", config=dataclasses.asdict(cfg)) as staged:
+    with run_folder(out, overwrite=overwrite or resume, kind="run", config=dataclasses.asdict(cfg)) as staged:
         folder = staged.path
         t0 = time.perf_counter()
         interrupted = None
         try:
             history = fit(model, nn.CrossEntropyLoss(), opt, train, val, epochs=cfg.epochs,
                           batch_size=cfg.batch_size, seed=cfg.seed, scheduler=sched, progress=progress,
-                          verbose=verbose)
+                          verbose=verbose, checkpoint=folder / "checkpoint.npz", resume=start)
+        except ResumeError as e:
+            raise ConfigError(f"cannot resume {out}: {e}") from None
         except TrainingInterrupted as e:
             history, interrupted = e.history, e
             if e.state is not None:
                 model.load_state_dict(e.state)            # the model of the last finished epoch
+        if interrupted is not None and start is not None and len(history) == done:
+            shutil.copyfile(start, folder / "checkpoint.npz")    # stopped before a new epoch: keep the old one
         metrics = {"model": cfg.model, "arch": cfg.arch, "activation": cfg.activation, "lr": cfg.lr,
-                   "epochs_run": len(history),
+                   "epochs_run": len(history), "resumed_after": done if resume else None,
                    "seconds": time.perf_counter() - t0, "interrupted": interrupted is not None}
         if len(history):
             _write_history(history, folder)
@@ -333,9 +371,10 @@ def _write_sweep(folder, results, fav, t0, interrupted=False):
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------
-def _run_config_of(run_dir):
+def _run_config_of(run_dir, need_model=True):
     """The RunConfig stored in a run folder (ConfigError if it is not one)."""
-    if not (run_dir / "config.json").is_file() or not (run_dir / "model.npz").is_file():
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or (need_model and not (run_dir / "model.npz").is_file()):
         missing = "config.json" if not (run_dir / "config.json").is_file() else "model.npz"
         raise ConfigError(f"{run_dir} is not a run folder of 'nnumpy train' ({missing} is missing)")
     try:

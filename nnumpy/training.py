@@ -22,7 +22,8 @@ from .nn.module import Module
 from .optim.lr_scheduler import LRScheduler
 from .optim.optimizer import Optimizer
 
-__all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining"]
+__all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining",
+           "ResumeError"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -220,6 +221,11 @@ def _why(model, x, y, rows, data, before_training):
             return "the model's parameters held NaN or inf before training began"
         return "the model's parameters became NaN or inf; training diverged: try a lower learning rate"
     return "training diverged: try a lower learning rate"
+
+
+class ResumeError(ValueError):
+    """``fit(resume=...)`` was given a checkpoint of a run with other settings
+    (data size, batch size, seed, early stopping, scheduler) or fewer epochs."""
 
 
 class StopTraining(Exception):
@@ -521,16 +527,16 @@ def _resume(path, model, optimizer, scheduler, rng, settings, stopper, epochs):
     changed = [f"{k}: {saved.get(k)!r} in the checkpointed run, {v!r} now" for k, v in settings.items()
                if saved.get(k) != v and not (k == "seed" and (saved.get(k) is None or v is None))]
     if changed:
-        raise ValueError(f"{owner}: {path} was written by a run with other settings ({'; '.join(changed)}); "
+        raise ResumeError(f"{owner}: {path} was written by a run with other settings ({'; '.join(changed)}); "
                          f"resume it with the same data and settings, or start a new run")
     if meta["epoch"] > epochs:
-        raise ValueError(f"{owner}: {path} holds {meta['epoch']} finished epochs, more than epochs={epochs}: "
+        raise ResumeError(f"{owner}: {path} holds {meta['epoch']} finished epochs, more than epochs={epochs}: "
                          f"pass epochs >= {meta['epoch']} (the total, counting the epochs done)")
     if (meta.get("optimizer") is None) or (scheduler is not None and meta.get("scheduler") is None):
         raise CheckpointError(f"{path}: it holds no {'optimizer' if meta.get('optimizer') is None else 'scheduler'} "
                               f"state, which fit needs to resume")
     if scheduler is None and meta.get("scheduler") is not None:
-        raise ValueError(f"{owner}: {path} was written by a run with a {meta['scheduler']['type']} scheduler; "
+        raise ResumeError(f"{owner}: {path} was written by a run with a {meta['scheduler']['type']} scheduler; "
                          f"pass one (the same) to resume it")
     ck = load_checkpoint(path, model, optimizer, scheduler, restore_rng=True)
     if ck.rng_state is None:

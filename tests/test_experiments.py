@@ -172,3 +172,41 @@ def test_ctrl_c_keeps_the_finished_epochs(tmp_path, mnist_dir):
     assert metrics["interrupted"] and metrics["epochs_run"] >= 2
     assert len(json.loads((out / "history.json").read_text())["epoch"]) == metrics["epochs_run"]
     assert (out / "model.npz").is_file() and (out / "curves.png").is_file()
+
+
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, mnist_dir):
+    """Ctrl-C after epoch 2 of 6, then 'nnumpy train --resume RUN': the same model, bit for bit, and the
+    same history (but for the seconds) as a run that never stopped."""
+    import numpy as np
+    common = ["--arch", "784-64-10", "--epochs", "6", "--data-root", str(mnist_dir), "--limit-train", "20000",
+              "--limit-test", "500", "--quiet", "--offline"]
+    straight = tmp_path / "straight"
+    r = nnumpy("train", *common, "--out", straight)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "nnumpy", "train", *common, "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("epoch   2/6"):
+            break
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    stopped = json.loads((out / "metrics.json").read_text())
+    assert stopped["interrupted"] and 2 <= stopped["epochs_run"] < 6
+    r = nnumpy("train", "--resume", out, "--quiet", "--offline", "--data-root", mnist_dir)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 6 and metrics["resumed_after"] == stopped["epochs_run"]
+    a, b = np.load(straight / "model.npz"), np.load(out / "model.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a.files if k != "__nnumpy__")
+    ha, hb = (json.loads((d / "history.json").read_text()) for d in (straight, out))
+    assert {k: v for k, v in ha.items() if k != "seconds"} == {k: v for k, v in hb.items() if k != "seconds"}
+    assert metrics["test_acc"] == json.loads((straight / "metrics.json").read_text())["test_acc"]
+    # a finished run with a cosine schedule cannot be stretched; other options are the run's own
+    r = nnumpy("train", "--resume", out, "--epochs", "8", "--quiet", "--offline", "--data-root", mnist_dir)
+    assert r.returncode == 2 and "anneals its learning rate over 6 epochs" in r.stderr
+    r = nnumpy("train", "--resume", out, "--lr", "0.2", "--quiet")
+    assert r.returncode == 2 and "--lr cannot be given with it" in r.stderr
+    r = nnumpy("train", "--resume", tmp_path / "nothing", "--quiet")
+    assert r.returncode == 2 and "not a run folder" in r.stderr and "Traceback" not in r.stderr
