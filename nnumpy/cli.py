@@ -175,7 +175,7 @@ def _sweep(args):
     out = args.out or f"runs/sweep-{args.preset or 'config'}"
     print(f"sweep of {len(spec['variants'])} variants, {args.jobs} process(es); writing {out}/", flush=True)
     results = sweep(spec, out, jobs=args.jobs, overrides=overrides, progress=False if args.quiet else None,
-                    overwrite=args.overwrite)
+                    overwrite=args.overwrite, resume=args.resume)
     print(open(f"{out}/summary.md").read())
     fav = next((r for r in results if "test_acc" in r), None)
     if fav is None:
@@ -314,6 +314,9 @@ def build_parser():
     w.add_argument("--epochs", type=positive_int, help="override the final training epochs")
     w.add_argument("--tune-epochs", type=positive_int, help="override the epochs per learning-rate trial")
     w.add_argument("--seed", type=seed, help="override the sweep's seed")
+    w.add_argument("--resume", action="store_true",
+                   help="continue the stopped sweep in --out (same sweep, same options): its finished variants "
+                        "are kept, the others are trained")
     _data_arguments(w)
     w.set_defaults(run=_sweep)
 

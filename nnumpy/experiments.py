@@ -245,7 +245,37 @@ def _tune_and_train(variant, settings, overrides, out):
             "run": str(run), "status": "finished"}
 
 
-def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite=False):
+#: overrides that say where the data is, not what is trained: a resumed sweep may change them
+_WHERE = ("data_root", "download", "mirrors")
+
+
+def _finished_variants(out, config):
+    """The results of the variants that a stopped sweep folder ``out`` of the same ``config`` holds
+    (ConfigError when ``out`` is not such a folder, naming what changed)."""
+    out = Path(out)
+    if not is_run_folder(out) or not (out / "config.json").is_file():
+        raise ConfigError(f"{out} is not a sweep folder written by 'nnumpy sweep': nothing to resume")
+    try:
+        before = json.loads((out / "config.json").read_text())
+        results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else []
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot resume {out}: its config.json or results.json is unreadable ({e})") from None
+    if not isinstance(before, dict) or set(before) != {"settings", "variants", "overrides"}:
+        raise ConfigError(f"{out} is not a sweep folder (its config.json is not a sweep's)")
+    now = json.loads(json.dumps(config))               # tuples as lists, as they were stored
+    changed = [k for k in ("settings", "variants") if before[k] != now[k]]
+    if {k: v for k, v in before["overrides"].items() if k not in _WHERE} != \
+            {k: v for k, v in now["overrides"].items() if k not in _WHERE}:
+        changed.append("overrides (--epochs, --tune-epochs, --seed, --dataset, --limit-*)")
+    if changed:
+        raise ConfigError(f"{out} was written by a sweep with other {' and '.join(changed)}; resume it with the same "
+                          f"sweep and options, or start over with --overwrite")
+    names = [v["name"] for v in config["variants"]]
+    return [r for r in results if isinstance(r, dict) and r.get("variant") in names
+            and (r.get("run") is None or (out / r["run"] / "model.npz").is_file())]
+
+
+def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite=False, resume=False):
     """Tune and train every variant of ``spec`` (a preset or
     :func:`load_sweep_config`), pick the favourite by validation accuracy,
     test it once, and write the sweep folder ``out``.  Variants train in
@@ -262,7 +292,13 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite
     written, also when every rate of a variant diverged.  The first failure
     of another kind stops the sweep, writes nothing, and is raised as it was
     raised in its worker.  On Ctrl-C the finished variants are summarised
-    and the folder is written (:class:`SweepInterrupted`)."""
+    and the folder is written (:class:`SweepInterrupted`).
+
+    With ``resume``, ``out`` is a sweep folder of the same sweep (and options)
+    that stopped (Ctrl-C) or finished: its finished variants are kept as they
+    are (results and run folders) and only the others are tuned and trained;
+    the new folder replaces it.  A changed sweep is a ConfigError naming what
+    changed."""
     overrides = dict(overrides or {})
     settings, variants = check_sweep(spec, overrides)
     settings = {**settings, **{k: overrides.pop(k) for k in ("epochs", "tune_epochs") if k in overrides}}
@@ -271,10 +307,19 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite
     worker_overrides = {**overrides, "download": False}                   # the workers only read
     names = [v["name"] for v in variants]
     config = {"settings": settings, "variants": variants, "overrides": overrides}
-    with run_folder(out, overwrite=overwrite, kind="sweep", config=config) as staged:
+    kept = _finished_variants(out, config) if resume else []
+    with run_folder(out, overwrite=overwrite or resume, kind="sweep", config=config) as staged:
         folder = staged.path
-        tasks = [(v, settings, worker_overrides, str(folder)) for v in variants]
-        results, t0 = [], time.perf_counter()
+        for r in kept:                          # the finished variants of the stopped sweep, as they were
+            if r["run"] is not None:
+                shutil.copytree(Path(out) / r["run"], folder / r["run"])
+            r.pop("test_loss", None), r.pop("test_acc", None)       # the favourite is tested anew below
+        if kept:
+            log(f"  resuming: {len(kept)} of {len(variants)} variant(s) finished already: "
+                + ", ".join(r["variant"] for r in kept))
+        done_names = {r["variant"] for r in kept}
+        tasks = [(v, settings, worker_overrides, str(folder)) for v in variants if v["name"] not in done_names]
+        results, t0 = list(kept), time.perf_counter()
 
         def finished(r):
             results.append(r)
@@ -289,9 +334,9 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite
                 _tidy(folder / "variants")
                 _write_sweep(folder, results, None, t0, interrupted=True)
                 staged.commit()
-            raise SweepInterrupted(f"sweep stopped; {len(results)} of {len(tasks)} variant(s) had finished"
-                                   + (f" and are summarised in {out}" if results else "; nothing was written")
-                                   ) from None
+            raise SweepInterrupted(f"sweep stopped; {len(results)} of {len(variants)} variant(s) had finished"
+                                   + (f" and are summarised in {out} (rerun with --resume to train the rest)"
+                                      if results else "; nothing was written")) from None
         results.sort(key=lambda r: names.index(r["variant"]))
         done = [r for r in results if r["status"] == "finished"]
         fav = max(done, key=lambda r: (r["val_acc"], -r["val_loss"])) if done else None
@@ -338,7 +383,9 @@ def _duration(seconds):
 
 
 def _write_sweep(folder, results, fav, t0, interrupted=False):
-    """summary.csv/.md, tuning.csv and comparison.png of ``results`` into ``folder``."""
+    """summary.csv/.md, tuning.csv, results.json (what a resumed sweep reads back) and comparison.png
+    of ``results`` into ``folder``."""
+    write_text(folder / "results.json", json.dumps(results, indent=1))
     rows = [{k: v for k, v in r.items() if k not in ("test_loss", "test_acc")} for r in results]
     for r in rows:
         r["note"] = "" if r["status"] == "finished" else r["status"]

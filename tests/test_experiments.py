@@ -210,3 +210,38 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, mnist_dir):
     assert r.returncode == 2 and "--lr cannot be given with it" in r.stderr
     r = nnumpy("train", "--resume", tmp_path / "nothing", "--quiet")
     assert r.returncode == 2 and "not a run folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_stopped_sweep_resumes_its_unfinished_variants(tmp_path, mnist_dir):
+    """Ctrl-C after the first variant, then the same command with --resume: the first variant is kept
+    (not retrained), the second trained, and the summary equals an uninterrupted sweep's."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(SWEEP.replace("epochs = 2", "epochs = 3"))
+    args = ["sweep", "--config", grid, "--data-root", mnist_dir, "--limit-train", "20000", "--limit-test", "500",
+            "--quiet", "--offline"]
+    r = nnumpy(*args, "--out", tmp_path / "straight")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "s"
+    p = subprocess.Popen([sys.executable, "-m", "nnumpy", *map(str, args), "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("  small relu:"):
+            break
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    kept = json.loads((out / "results.json").read_text())
+    assert [r["variant"] for r in kept] == ["small relu"]
+    stamp = (out / "variants" / "small_relu" / "model.npz").stat().st_mtime_ns
+    r = nnumpy(*args, "--out", out, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resuming: 1 of 2 variant(s) finished already: small relu" in r.stdout
+    assert (out / "variants" / "small_relu" / "model.npz").stat().st_mtime_ns == stamp     # copied, not retrained
+    assert (out / "summary.csv").read_text() == (tmp_path / "straight" / "summary.csv").read_text()
+    assert (out / "tuning.csv").read_text() == (tmp_path / "straight" / "tuning.csv").read_text()
+    # a changed sweep is refused, naming what changed
+    grid.write_text(SWEEP)
+    r = nnumpy(*args, "--out", out, "--resume")
+    assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr
+    r = nnumpy(*args, "--out", tmp_path / "none", "--resume")
+    assert r.returncode == 2 and "not a sweep folder" in r.stderr
