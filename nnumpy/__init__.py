@@ -21,7 +21,7 @@ from .nn import (MLP, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Co
                  Parameter, ReLU, Sequential, Sigmoid, StateDictError, Tanh)
 from . import models  # noqa: E402  (after nn: the builders use its layers)
 from .random import manual_seed
-from .serialization import ModelFileError, load, save
+from .serialization import ModelFileError, load, register_module, save
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .summary import Summary, summary
 from .training import History, StopTraining, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
@@ -35,6 +35,6 @@ __all__ = [
     "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining",
     "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "iterate_minibatches", "train_val_split",
-    "summary", "Summary", "save", "load", "ModelFileError", "gradcheck", "GradcheckReport",
+    "summary", "Summary", "save", "load", "ModelFileError", "register_module", "gradcheck", "GradcheckReport",
     "manual_seed", "ArgumentTypeError",
 ]

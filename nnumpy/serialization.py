@@ -49,7 +49,7 @@ import numpy.lib.format as npy_format
 from . import nn
 from ._fileio import atomic_write, check_writable_target
 
-__all__ = ["save", "load", "ModelFileError", "describe", "build"]
+__all__ = ["save", "load", "ModelFileError", "describe", "build", "register_module"]
 
 FORMAT = "nnumpy-model"
 VERSION = 1
@@ -78,12 +78,68 @@ class _Invalid(ValueError):
     """A model description (JSON) that is not valid; the message says where and why."""
 
 
+#: Custom module classes that save/load (and checkpoints) may rebuild: name -> class.
+_REGISTERED = {}
+
+
+def register_module(cls=None, *, name=None):
+    """Let :func:`save`, :func:`load` and checkpoints rebuild a custom module class.
+
+    Use it as a decorator (``@nnumpy.register_module``) or call it
+    (``nnumpy.register_module(MyBlock)``).  The class must be a
+    :class:`~nnumpy.nn.Module` whose ``get_config()`` returns the
+    constructor's keyword arguments as a JSON-able dict, so that
+    ``cls(**module.get_config())`` builds the same architecture (with fresh
+    weights, which loading then overwrites); its parameters, buffers and
+    sub-modules are whatever that constructor makes.  The file records the
+    class under ``name`` (default: the class's name), which must not be
+    one of nnumpy's own module names; register the class again (same name)
+    in the process that loads the file.  Loading a file that names a class
+    nobody registered is a ModelFileError saying so.  Registering runs no
+    code from the file: it only names a class your program already trusts.
+    Returns the class.
+    """
+    def register(c):
+        if not (isinstance(c, type) and issubclass(c, nn.Module)):
+            raise TypeError(f"register_module expects a subclass of nnumpy.nn.Module, got {c!r}")
+        key = c.__name__ if name is None else name
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ValueError(f"register_module: name must be an identifier, got {key!r}")
+        if key in _CLASSES or key in _SCHEMA:
+            raise ValueError(f"register_module: {key!r} is the name of one of nnumpy's own modules; pass "
+                             f"name='...' to register {c.__qualname__} under another name")
+        if _REGISTERED.get(key, c) is not c:
+            raise ValueError(f"register_module: the name {key!r} is taken by {_REGISTERED[key].__qualname__}; "
+                             f"pass name='...' to register {c.__qualname__} under another name")
+        _REGISTERED[key] = c
+        return c
+    return register if cls is None else register(cls)
+
+
+def _registered_name(cls):
+    return next((k for k, c in _REGISTERED.items() if c is cls), None)
+
+
 def describe(module):
-    """The JSON-able architecture of a model built from nnumpy's modules."""
+    """The JSON-able architecture of a model built from nnumpy's modules
+    (and custom modules registered with :func:`register_module`)."""
     name = type(module).__name__
     if _CLASSES.get(name) is not type(module):
-        raise TypeError(f"save() can rebuild nnumpy's built-in modules only, not {name}; "
-                        f"for a custom module save its state_dict() with np.savez and use load_state_dict()")
+        custom = _registered_name(type(module))
+        if custom is None:
+            raise TypeError(f"save() can rebuild nnumpy's modules and registered custom modules, not {name}: "
+                            f"register it with nnumpy.register_module({name}) (its get_config() must return "
+                            f"its constructor's arguments), or save its state_dict() with np.savez and use "
+                            f"load_state_dict()")
+        config = module.get_config()
+        try:
+            config = json.loads(json.dumps(config, allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"save(): {name}.get_config() must return a JSON-able dict of its constructor's "
+                            f"arguments ({e})") from None
+        if not isinstance(config, dict):
+            raise TypeError(f"save(): {name}.get_config() must return a dict, got {type(config).__name__}")
+        return {"type": custom, "config": config}
     desc = {"type": name, "config": module.get_config()}
     if name == "Sequential":
         desc["children"] = [describe(m) for m in module.children()]
@@ -243,8 +299,17 @@ def _check_desc(desc, where="architecture", depth=0):
     if unknown:
         raise _Invalid(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
     kind = desc.get("type")
+    if isinstance(kind, str) and kind in _REGISTERED and kind not in _SCHEMA:
+        config = desc.get("config", {})
+        if not isinstance(config, dict):
+            raise _Invalid(f"{where}.config ({kind}) must be an object, got {config!r:.80}")
+        if "children" in desc:
+            raise _Invalid(f"{where}: a {kind} has no 'children' (it builds its own sub-modules)")
+        return {"type": kind, "config": json.loads(json.dumps(config))}
     if not isinstance(kind, str) or kind not in _SCHEMA:
-        raise _Invalid(f"{where}.type must be one of {sorted(_SCHEMA)}, got {kind!r:.80}")
+        hint = (f" ({kind!r} is not one of nnumpy's modules: if it is a custom module, register its class with "
+                f"nnumpy.register_module before loading)" if isinstance(kind, str) and kind.isidentifier() else "")
+        raise _Invalid(f"{where}.type must be one of {sorted(_SCHEMA)}, got {kind!r:.80}{hint}")
     config = desc.get("config", {})
     if not isinstance(config, dict):
         raise _Invalid(f"{where}.config ({kind}) must be an object, got {config!r:.80}")
@@ -317,6 +382,13 @@ def _build(desc, dtype):
     if kind in _INIT_FALSE:
         config["dtype"] = dtype
         config["init"] = False          # the weights are about to be overwritten: no random draw
+    if kind in _REGISTERED and kind not in _CLASSES:
+        try:
+            module = _REGISTERED[kind](**config)
+            return module.to(dtype) if dtype is not None and module.dtype not in (None, dtype) else module
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"the registered module {kind} could not be rebuilt from its config {config!r:.200} "
+                             f"({type(e).__name__}: {e})") from None
     return _CLASSES[kind](**config)
 
 
