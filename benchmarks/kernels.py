@@ -21,7 +21,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-from nnumpy.backend import numba_ops, numpy_ops  # noqa: E402
+from nnumpy.backend import numba_act, numba_loss, numba_ops, numpy_ops  # noqa: E402
+from nnumpy import functional as F  # noqa: E402
+from nnumpy.functional import activation as act_ref  # noqa: E402
 
 
 def per_call_us(fn, min_time=0.2):
@@ -100,13 +102,89 @@ def cases(batch, dtype, rng):
         out.append(("Adam step", f"{n} params",
                     lambda p=p, g=g, m=m1, v=v1: numpy_ops.adam_update(p, g, m, v, None, 10, 1e-6, 0.9, 0.999, 1e-8),
                     lambda p=p, g=g, m=m2, v=v2: numba_ops.adam_update(p, g, m, v, None, 10, 1e-6, 0.9, 0.999, 1e-8)))
+    return out + activation_cases(batch, dtype, rng) + loss_cases(batch, dtype, rng)
+
+
+def activation_cases(batch, dtype, rng, features=800):
+    """(name, shape, numpy call, numba call) of every activation of numba_act, forward and backward,
+    on (batch, features) inputs of scale 3 (the softmaxes along the features)."""
+    x = (3 * rng.standard_normal((batch, features))).astype(dtype)
+    dy = rng.standard_normal((batch, features)).astype(dtype)
+    shape = f"{batch}x{features}"
+    out = []
+    for name, fn, args, saved in (("GELU", "gelu", ("none",), "x"), ("GELU tanh", "gelu", ("tanh",), "x"),
+                                  ("ELU", "elu", (1.0,), "x"), ("SiLU", "silu", (), "x"),
+                                  ("Softplus", "softplus", (1.0, 20.0), "x"),
+                                  ("Hardtanh", "hardtanh", (-1.0, 1.0), "mask"),
+                                  ("Softmax", "softmax", (1,), "y"), ("LogSoftmax", "log_softmax", (1,), "y")):
+        y = getattr(act_ref, f"{fn}_forward")(x, *args)
+        back = (dy, y[1]) if saved == "mask" else (dy, y, *args) if saved == "y" else (dy, x, *args)
+        for step, f, a in (("forward", f"{fn}_forward", (x, *args)), ("backward", f"{fn}_backward", back)):
+            out.append((f"{name} {step}", shape, lambda f=f, a=a: getattr(act_ref, f)(*a),
+                        lambda f=f, a=a: getattr(numba_act, f)(*a)))
     return out
+
+
+def loss_cases(batch, dtype, rng):
+    """(name, shape, numpy call, numba call) of every loss: what the numpy backend's loss does
+    (the target checks, the functional forward, its backward for dloss = 1) against the fused
+    call of numba_loss, on (batch, 10) scores, or (batch, 1000) from a batch of 1000."""
+    c = 10 if batch < 1000 else 1000
+    z = (3 * rng.standard_normal((batch, c))).astype(dtype)
+    t = rng.integers(0, c, batch)
+    t_ign = np.where(np.arange(batch) % 5 == 0, -100, t)
+    y = rng.random((batch, c)).astype(dtype)
+    soft = (y / y.sum(axis=1, keepdims=True)).astype(dtype)
+    p = rng.uniform(0.01, 0.99, (batch, c)).astype(dtype)
+    w = rng.uniform(0.5, 2, c).astype(dtype)
+
+    def ce(t, **kw):
+        if t.ndim == 1:
+            F.check_class_targets(t, c, kw.get("ignore_index", -100))
+        return numpy_ops.cross_entropy(z, t, "mean", *(kw.get(k, d) for k, d in
+                                                       (("weight", None), ("ignore_index", -100),
+                                                        ("label_smoothing", 0.0))))
+
+    def nll():
+        F.check_class_targets(t, c, -100)
+        return F.nll_loss_forward(z, t), F.nll_loss_backward(t, c, z.dtype)
+
+    def margin():
+        F.check_class_targets(t, c)
+        return F.multi_margin_loss_forward(z, t), F.multi_margin_loss_backward(z, t)
+
+    def bce():
+        F.check_probabilities("input", p)
+        F.check_probabilities("target", y)
+        return F.binary_cross_entropy_forward(p, y), F.binary_cross_entropy_backward(p, y)
+
+    def elementwise(name, *k):
+        loss, d = getattr(F, f"{name}_forward")(z, y, "mean", *k)
+        return loss, getattr(F, f"{name}_backward")(d, "mean", 1.0, *k)
+
+    shape = f"{batch}x{c}"
+    return [
+        ("CE weight+smooth+ignore", shape, lambda: ce(t_ign, weight=w, label_smoothing=0.1),
+         lambda: numba_loss.cross_entropy(z, t_ign, weight=w, label_smoothing=0.1)),
+        ("CE soft targets", shape, lambda: ce(soft), lambda: numba_loss.cross_entropy(z, soft)),
+        ("NLL", shape, nll, lambda: numba_loss.nll_loss(z, t)),
+        ("multi-margin (SVM)", shape, margin, lambda: numba_loss.multi_margin_loss(z, t)),
+        ("BCE with logits+pos_w", shape,
+         lambda: (F.binary_cross_entropy_with_logits_forward(z, y, pos_weight=w),
+                  F.binary_cross_entropy_with_logits_backward(z, y, pos_weight=w)),
+         lambda: numba_loss.binary_cross_entropy_with_logits(z, y, pos_weight=w)),
+        ("BCE", shape, bce, lambda: numba_loss.binary_cross_entropy(p, y)),
+        ("MSE", shape, lambda: elementwise("mse"), lambda: numba_loss.mse_loss(z, y)),
+        ("L1", shape, lambda: elementwise("l1_loss"), lambda: numba_loss.l1_loss(z, y)),
+        ("Huber", shape, lambda: elementwise("huber_loss", 1.0), lambda: numba_loss.huber_loss(z, y)),
+        ("smooth L1", shape, lambda: elementwise("smooth_l1_loss", 1.0), lambda: numba_loss.smooth_l1_loss(z, y)),
+    ]
 
 
 def jit_times():
     """Seconds to compile (cold) and to load from the disk cache (cached) every kernel."""
-    code = ("import time, nnumpy.backend.numba_ops as k; t = time.perf_counter(); k.warm_up(); "
-            "print(time.perf_counter() - t)")
+    code = ("import time, nnumpy.backend.numba_ops as k, nnumpy.backend.numba_act as a; t = time.perf_counter(); "
+            "k.warm_up(); a.warm_up(); print(time.perf_counter() - t)")
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         run = lambda: float(subprocess.run([sys.executable, "-c", code], env=env, check=True,  # noqa: E731
@@ -122,6 +200,7 @@ def main(argv=None):
     p.add_argument("--json")
     args = p.parse_args(argv)
     numba_ops.warm_up([np.dtype(args.dtype)])
+    numba_act.warm_up([np.dtype(args.dtype)])
     info = common.machine()
     common.print_machine(info)
     rng = np.random.default_rng(0)

@@ -19,6 +19,8 @@ from .gradcheck import GradcheckReport, gradcheck
 from .nn import (MLP, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, CrossEntropyLoss, Dropout,
                  Dropout2d, Flatten, GroupNorm, Identity, LayerNorm, LeakyReLU, Linear, MaxPool2d, Module, MSELoss,
                  Parameter, ReLU, Sequential, Sigmoid, StateDictError, Tanh)
+from .nn import ELU, GELU, Hardtanh, LogSoftmax, SiLU, Softmax, Softplus
+from .nn import BCELoss, BCEWithLogitsLoss, HuberLoss, L1Loss, MultiMarginLoss, NLLLoss, SmoothL1Loss
 from . import models  # noqa: E402  (after nn: the builders use its layers)
 from .random import manual_seed
 from .serialization import ModelFileError, load, register_module, save
@@ -32,6 +34,8 @@ __all__ = [
     "Dropout", "Sequential", "MLP", "CrossEntropyLoss", "MSELoss", "one_hot", "StateDictError",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "GroupNorm", "Dropout2d", "models",
+    "GELU", "ELU", "SiLU", "Softplus", "Hardtanh", "Softmax", "LogSoftmax",
+    "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MultiMarginLoss", "L1Loss", "HuberLoss", "SmoothL1Loss",
     "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining",
     "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "iterate_minibatches", "train_val_split",

@@ -32,6 +32,38 @@ def parse_arch(text):
     return sizes
 
 
+#: gradcheck --loss NAME: (loss class name, what the model's logits pass through first, kind of target)
+LOSSES = {
+    "cross_entropy": ("CrossEntropyLoss", None, "classes"),
+    "nll": ("NLLLoss", "log_softmax", "classes"),
+    "multi_margin": ("MultiMarginLoss", None, "classes"),
+    "bce_with_logits": ("BCEWithLogitsLoss", None, "binary"),
+    "bce": ("BCELoss", "sigmoid", "binary"),
+    "mse": ("MSELoss", None, "real"),
+    "l1": ("L1Loss", None, "real"),
+    "huber": ("HuberLoss", None, "real"),
+    "smooth_l1": ("SmoothL1Loss", None, "real"),
+}
+
+
+def _loss_problem(name, model, rng, batch, n_out):
+    """(loss, model ending as the loss expects, targets, words) for gradcheck --loss NAME."""
+    import nnumpy as nnp
+    cls, head, kind = LOSSES[name]
+    if head == "log_softmax":
+        model = nnp.Sequential(model, nnp.LogSoftmax(dim=1))
+    elif head == "sigmoid":
+        model = nnp.Sequential(model, nnp.Sigmoid())
+    if kind == "classes":
+        y = rng.integers(0, n_out, batch)
+    elif kind == "binary":
+        y = rng.integers(0, 2, (batch, n_out)).astype(np.float64)
+    else:
+        y = rng.standard_normal((batch, n_out))
+    words = f"{cls}" + (f" after {'LogSoftmax' if head == 'log_softmax' else 'Sigmoid'}" if head else "")
+    return getattr(nnp, cls)(), model, y, words
+
+
 def _gradcheck(args):
     import nnumpy as nnp
     from .runconfig import ConfigError
@@ -50,7 +82,6 @@ def _gradcheck(args):
         activation = args.activation if args.activation is not None else "relu"
         model = nnp.MLP(arch, activation=activation, rng=args.seed)
         x = rng.random((args.batch, arch[0]))                 # pixel-like inputs in [0, 1)
-        y = rng.integers(0, arch[-1], args.batch)
         what = f"{arch} with {activation}"
     else:
         from .models import MODELS, build_model
@@ -60,10 +91,10 @@ def _gradcheck(args):
                               f"--model mlp; --model {args.model} has its own")
         model = build_model(args.model, rng=args.seed)
         x = rng.random((args.batch,) + MODELS[args.model][1])    # images in [0, 1)
-        y = rng.integers(0, 10, args.batch)
         what = args.model
-    crit = nnp.CrossEntropyLoss()
-    print(f"model: {what}, {model.num_parameters():,} parameters; "
+    n_out = arch[-1] if args.model == "mlp" else 10
+    crit, model, y, loss_words = _loss_problem(args.loss, model, rng, args.batch, n_out)
+    print(f"model: {what}, {model.num_parameters():,} parameters; loss: {loss_words}; "
           f"batch of {args.batch} random inputs, seed {args.seed}\n")
     ok = True
     if not args.no_fd:
@@ -250,7 +281,8 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     g = sub.add_parser("gradcheck", help="check a model's hand-written gradients (an MLP, LeNet-5, ...)",
-                       description="Check the gradients of a model (an MLP, or one of nnumpy.models) with cross-entropy: by central "
+                       description="Check the gradients of a model (an MLP with any of nnumpy's activations, "
+                                   "or one of nnumpy.models) with any of its losses (--loss): by central "
                                    "finite differences in float64 and, with --torch, against PyTorch's "
                                    "autograd on the same weights and batch.")
     from .models import MODELS
@@ -259,6 +291,9 @@ def build_parser():
     g.add_argument("--arch", type=parse_arch, help="layer sizes of --model mlp (default: 784-100-200-50-10)")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden activation of --model mlp "
                                                                         "(default: relu)")
+    g.add_argument("--loss", default="cross_entropy", choices=list(LOSSES),
+                   help="the loss to back-propagate from (nll after a LogSoftmax, bce after a Sigmoid; targets: "
+                        "random classes, 0/1 labels or normal numbers, as the loss takes)")
     g.add_argument("--batch", type=positive_int, default=16, help="batch size")
     g.add_argument("--seed", type=seed, default=0, help="seed of the weights, inputs and checked entries")
     g.add_argument("--max-checks", type=positive_int, default=50,

@@ -41,7 +41,8 @@ def _torch_dtype(torch, dtype):
 
 #: Layers whose get_config() holds exactly the keyword arguments of their torch.nn namesake.
 _SAME_CONFIG = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d",
-                "LayerNorm", "GroupNorm", "Dropout2d")
+                "LayerNorm", "GroupNorm", "Dropout2d",
+                "GELU", "ELU", "SiLU", "Softplus", "Hardtanh", "Softmax", "LogSoftmax")
 
 
 def to_torch(model):
@@ -164,12 +165,16 @@ def from_torch(module):
     return out
 
 
-def _torch_loss(torch, loss):
-    if isinstance(loss, nn.CrossEntropyLoss):
-        return torch.nn.CrossEntropyLoss(reduction=loss.reduction)
-    if isinstance(loss, nn.MSELoss):
-        return torch.nn.MSELoss(reduction=loss.reduction)
-    raise TypeError(f"compare_with_torch: no PyTorch equivalent for {type(loss).__name__}")
+def _torch_loss(torch, loss, dtype):
+    """The torch.nn loss of the same name and settings (nnumpy's losses take PyTorch's arguments:
+    ``get_config()`` is the constructor's keywords, class weights as lists, made tensors of ``dtype`` here)."""
+    name = type(loss).__name__
+    cls = getattr(torch.nn, name, None)
+    if cls is None or not isinstance(loss, nn.Loss) or getattr(nn, name, None) is not type(loss):
+        raise TypeError(f"compare_with_torch: no PyTorch equivalent for {name}")
+    kwargs = {k: torch.tensor(np.asarray(v, dtype=dtype)) if k in ("weight", "pos_weight") and v is not None else v
+              for k, v in loss.get_config().items()}
+    return cls(**kwargs)
 
 
 class TorchComparisonReport(ErrorReport):
@@ -244,7 +249,7 @@ def compare_with_torch(model, x, y, loss=None, dtype=np.float64, tolerance=None,
     yt = torch.as_tensor(y_ours)
     out_t = theirs(xt)
     out_t.retain_grad()
-    value_t = _torch_loss(torch, crit)(out_t, yt)
+    value_t = _torch_loss(torch, crit, x.dtype)(out_t, yt)
     value_t.backward(torch.ones_like(value_t) if value_t.ndim else None)
 
     def row(name, a, b):

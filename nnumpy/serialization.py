@@ -57,7 +57,8 @@ _META_KEY = "__nnumpy__"
 _CLASSES = {name: getattr(nn, name) for name in
             ("Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten", "Dropout",
              "Sequential", "MLP", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-             "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout2d")}
+             "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Dropout2d",
+             "GELU", "ELU", "SiLU", "Softplus", "Hardtanh", "Softmax", "LogSoftmax")}
 #: Modules with weights or buffers that are rebuilt with init=False (no random draw, nothing touched).
 _INIT_FALSE = ("Linear", "MLP", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm")
 _FLOATS = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -124,6 +125,9 @@ def describe(module):
     """The JSON-able architecture of a model built from nnumpy's modules
     (and custom modules registered with :func:`register_module`)."""
     name = type(module).__name__
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"save() takes an nnumpy Module (a model), got {name}; for a state dict use np.savez and "
+                        f"load_state_dict()")
     if _CLASSES.get(name) is not type(module):
         custom = _registered_name(type(module))
         if custom is None:
@@ -249,6 +253,23 @@ def _want_padding_mode(v, where):
     return v
 
 
+def _want_gelu_approximate(v, where):
+    if v not in ("none", "tanh"):
+        raise _Invalid(f"{where} must be 'none' or 'tanh', got {v!r:.80}")
+    return v
+
+
+def _want_positive_real(v, where):
+    v = _want_real(v, where)
+    if not v > 0:
+        raise _Invalid(f"{where} must be > 0, got {v!r}")
+    return v
+
+
+def _want_dim(v, where):
+    return None if v is None else _want_int(v, where)
+
+
 _BATCHNORM = {"num_features": (True, lambda v, w: _want_int(v, w, 1)), "eps": (False, _want_eps),
               "momentum": (False, _want_momentum), "affine": (False, _want_bool),
               "track_running_stats": (False, _want_bool), "bias": (False, _want_bool)}
@@ -260,6 +281,11 @@ _SCHEMA = {
                "bias": (False, _want_bool)},
     "ReLU": {}, "Sigmoid": {}, "Tanh": {}, "Identity": {},
     "LeakyReLU": {"negative_slope": (False, _want_real)},
+    "GELU": {"approximate": (False, _want_gelu_approximate)}, "SiLU": {},
+    "ELU": {"alpha": (False, _want_real)},
+    "Softplus": {"beta": (False, _want_positive_real), "threshold": (False, _want_real)},
+    "Hardtanh": {"min_val": (False, _want_real), "max_val": (False, _want_real)},
+    "Softmax": {"dim": (False, _want_dim)}, "LogSoftmax": {"dim": (False, _want_dim)},
     "Flatten": {"start_dim": (False, _want_int), "end_dim": (False, _want_int)},
     "Dropout": {"p": (False, lambda v, w: _want_real(v, w, 0.0, 1.0))},
     "Sequential": {"input_grad": (False, _want_bool)},

@@ -19,7 +19,7 @@ from .nn.container import Sequential
 from .nn.conv import Conv2d
 from .nn.loss import CrossEntropyLoss, MSELoss
 from .nn.module import Module
-from .optim.lr_scheduler import LRScheduler
+from .optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from .optim.optimizer import Optimizer
 
 __all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining",
@@ -385,8 +385,6 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
     :class:`TrainingInterrupted` (a KeyboardInterrupt carrying the finished
     epochs' history and the model's state after the last of them) on Ctrl-C.
     """
-    from .optim import lr_scheduler
-    ReduceLROnPlateau = getattr(lr_scheduler, "ReduceLROnPlateau", ())
     owner = "fit"
     _check_model(model, owner)
     _check_loss(loss_fn, owner)
@@ -463,25 +461,24 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         finished = (n, state)
 
     def after_epoch(epoch, record, last):
-        """Early stopping, callbacks, checkpoint; True: stop after this epoch."""
+        """Early stopping, callbacks, checkpoint; returns None to go on, or why training stops here."""
         plateau = isinstance(scheduler, ReduceLROnPlateau)
         value = _monitored(monitor, record, owner)
         stop = stopper.update(epoch, value, model)
+        why = (f"no improvement of the monitored metric for {stopper.bad_epochs} epochs (best at epoch "
+               f"{stopper.best_epoch})" if stop else None)
         if plateau:
             scheduler.step(value)
         try:
             for cb in callbacks:
                 cb(dict(record))
-        except StopTraining:
-            stop = True
+        except StopTraining as e:
+            stop, why = True, f"a callback raised StopTraining({str(e)!r})" if str(e) else "a callback asked to"
         if stop:
             stopper.stopped = True
-            if verbose:
-                print(f"stopping after epoch {epoch}: best {monitor if isinstance(monitor, str) else 'monitor'} "
-                      f"{stopper.best:.4g} at epoch {stopper.best_epoch}", flush=True)
         if checkpoint is not None and (epoch % checkpoint_every == 0 or last or stop):
             _write_checkpoint(checkpoint, model, optimizer, scheduler, epoch, history, rng, settings, stopper)
-        return stop
+        return why if stop else None
 
     try:
         with np.errstate(over="ignore", invalid="ignore"):    # a run going to inf/NaN is reported below,
@@ -620,12 +617,17 @@ def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, start, epochs, batch
                   "val_loss": v_loss, "val_acc": v_acc, "lr": lr, "seconds": time.perf_counter() - t0}
         for key, value in record.items():
             getattr(history, key).append(value)
+        # early stopping, callbacks, the checkpoint; only then is the epoch finished (an interrupt before
+        # this point drops its row: the history, the model state kept and the checkpoint always agree)
+        stop = after_epoch(epoch, record, epoch == epochs)
         done(epoch, state)
         if verbose:
             print(f"epoch {epoch:>3}/{epochs}: train loss {history.train_loss[-1]:.4f} "
                   f"acc {history.train_acc[-1]:.4f} | val loss {v_loss:.4f} acc {v_acc:.4f} "
                   f"| {history.seconds[-1]:.2f}s", flush=True)
-        if after_epoch(epoch, record, epoch == epochs):
+        if stop is not None:
+            if verbose:
+                print(f"stopping after epoch {epoch}: {stop}", flush=True)
             break
 
 

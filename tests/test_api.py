@@ -57,8 +57,8 @@ def test_same_seed_same_model_across_dtypes():
 def test_mlp_argument_errors():
     with pytest.raises(ValueError, match="at least two"):
         nnp.MLP([784])
-    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
-        nnp.MLP([4, 3, 2], activation="gelu")
+    with pytest.raises(ValueError, match="unknown activation 'mish'"):
+        nnp.MLP([4, 3, 2], activation="mish")
     with pytest.raises(ValueError, match="2 hidden layer"):
         nnp.MLP([4, 3, 3, 2], activation=["relu"])
     with pytest.raises(ValueError, match="positive integer"):

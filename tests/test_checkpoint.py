@@ -292,3 +292,102 @@ def test_model_files_and_pickles_are_not_checkpoints(tmp_path):
 def test_checkpoint_error_survives_pickling():
     e = pickle.loads(pickle.dumps(nnp.CheckpointError("x.npz: broken")))
     assert isinstance(e, nnp.CheckpointError) and str(e) == "x.npz: broken"
+
+
+def test_fit_steps_reduce_lr_on_plateau_with_the_monitored_metric():
+    train, val = data()
+    model, opt = setup(lr=0.5)
+    sched = nnp.optim.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    h = nnp.fit(model, nnp.CrossEntropyLoss(), opt, train, val, epochs=12, batch_size=10, progress=False,
+                scheduler=sched)
+    twin_opt = nnp.optim.SGD([nnp.Parameter(np.zeros(1))], lr=0.5)
+    twin = nnp.optim.ReduceLROnPlateau(twin_opt, factor=0.5, patience=0)
+    expected = []
+    for v in h.val_loss:                                   # the rate of each epoch follows the val losses before it
+        expected.append(twin_opt.param_groups[0]["lr"])
+        twin.step(v)
+    assert h.lr == expected and min(h.lr) < 0.5
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_one_cycle_per_batch_and_its_resume(tmp_path, be):
+    train, val = data()
+    steps = -(-150 // 10)
+
+    def run(epochs, **kw):
+        with backend.use(be):
+            model, opt = setup()
+            sched = nnp.optim.OneCycleLR(opt, max_lr=0.5, epochs=6, steps_per_epoch=steps)
+            h = nnp.fit(model, nnp.CrossEntropyLoss(), opt, train, val, epochs=epochs, batch_size=10,
+                        progress=False, scheduler=sched, scheduler_interval="batch", **kw)
+            return model, sched, h
+
+    model, sched, h = run(6)
+    assert sched.last_epoch == 6 * steps
+    twin_opt = nnp.optim.SGD([nnp.Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
+    twin = nnp.optim.OneCycleLR(twin_opt, max_lr=0.5, epochs=6, steps_per_epoch=steps)
+    expected = []
+    for e in range(6):
+        expected.append(twin_opt.param_groups[0]["lr"])
+        for _ in range(steps):
+            twin_opt.step()
+            twin.step()
+    assert h.lr == expected
+    run(3, checkpoint=tmp_path / "c.npz")
+    model2, sched2, h2 = run(6, resume=tmp_path / "c.npz")
+    assert h2.val_loss == h.val_loss and sched2.last_epoch == sched.last_epoch
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(model2.state_dict()[k], v)
+
+
+def test_reduce_lr_on_plateau_cannot_be_stepped_per_batch():
+    train, val = data()
+    model, opt = setup()
+    with pytest.raises(ValueError, match="once per epoch"):
+        nnp.fit(model, nnp.CrossEntropyLoss(), opt, train, val, epochs=1,
+                scheduler=nnp.optim.ReduceLROnPlateau(opt), scheduler_interval="batch")
+
+
+OPTIMIZERS = {
+    "sgd": lambda ps: nnp.optim.SGD(ps, lr=0.1, momentum=0.9, maximize=False),
+    "adam-amsgrad": lambda ps: nnp.optim.Adam(ps, lr=1e-2, amsgrad=True),
+    "adamw": lambda ps: nnp.optim.AdamW(ps, lr=1e-2),
+    "rmsprop": lambda ps: nnp.optim.RMSprop(ps, lr=1e-3, momentum=0.5, centered=True),
+    "adagrad": lambda ps: nnp.optim.Adagrad(ps, lr=0.05, lr_decay=1e-3, initial_accumulator_value=0.1),
+}
+SCHEDULERS = {
+    "none": None,
+    "multistep": lambda o: nnp.optim.MultiStepLR(o, [1, 3], gamma=0.5),
+    "exponential": lambda o: nnp.optim.ExponentialLR(o, 0.9),
+    "lambda": lambda o: nnp.optim.LambdaLR(o, lambda e: 1 / (1 + e)),
+    "warmup-cosine": lambda o: nnp.optim.SequentialLR(o, [nnp.optim.LinearLR(o, 0.2, total_iters=2),
+                                                          nnp.optim.CosineAnnealingLR(o, T_max=3)], [2]),
+    "plateau": lambda o: nnp.optim.ReduceLROnPlateau(o, patience=0, factor=0.5),
+}
+
+
+@pytest.mark.parametrize("sched_name", list(SCHEDULERS))
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_every_optimizer_and_scheduler_resumes_exactly(tmp_path, opt_name, sched_name):
+    train, val = data()
+
+    def run(epochs, **kw):
+        model = nnp.MLP([8, 16, 2], rng=0, dropout=0.2)
+        opt = OPTIMIZERS[opt_name](model.parameters())
+        sched = SCHEDULERS[sched_name](opt) if SCHEDULERS[sched_name] else None
+        nnp.manual_seed(4)
+        h = nnp.fit(model, nnp.CrossEntropyLoss(), opt, train, val, epochs=epochs, batch_size=16, progress=False,
+                    scheduler=sched, **kw)
+        return model, opt, h
+
+    model, opt, h = run(5)
+    run(2, checkpoint=tmp_path / "c.npz")
+    model2, opt2, h2 = run(5, resume=tmp_path / "c.npz")
+    assert h2.val_loss == h.val_loss and h2.lr == h.lr
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(model2.state_dict()[k], v)
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for i, entry in s1["state"].items():
+        for name, v in entry.items():
+            assert np.array_equal(v, s2["state"][i][name]), (i, name)

@@ -24,7 +24,9 @@ from nnumpy.parallel import WorkerDied, run_parallel
 from nnumpy.rundir import RunFolderError, RunFolderExistsError
 from nnumpy.nn import StateDictError
 from nnumpy.serialization import ModelFileError
-from nnumpy.training import History, TrainingDivergedError, TrainingInterrupted
+from nnumpy.checkpoint import CheckpointError
+from nnumpy.nn.utils import NonFiniteNormError
+from nnumpy.training import History, ResumeError, StopTraining, TrainingDivergedError, TrainingInterrupted
 
 HISTORY = History(epoch=[1, 2], train_loss=[0.5, 0.25], train_acc=[0.8, 0.9], val_loss=[0.6, 0.3],
                   val_acc=[0.7, 0.85], lr=[0.1, 0.05], seconds=[1.0, 1.1])
@@ -41,6 +43,10 @@ EXAMPLES = {
     SweepInterrupted: lambda: SweepInterrupted("sweep interrupted; 2 of 6 variant(s) finished"),
     WorkerDied: lambda: WorkerDied("a worker process died while running task 3 (exit code -9)"),
     ArgumentTypeError: lambda: ArgumentTypeError("fit: epochs must be a positive integer, got 2.7"),
+    CheckpointError: lambda: CheckpointError("ck.npz: the checkpoint's model does not fit the model given"),
+    ResumeError: lambda: ResumeError("fit(resume=...): ck.npz was written by a run with other settings"),
+    StopTraining: lambda: StopTraining("enough"),
+    NonFiniteNormError: lambda: NonFiniteNormError(float("inf"), 2.0),
     RunFolderError: lambda: RunFolderError("another nnumpy run is writing runs/a"),
     RunFolderExistsError: lambda: RunFolderExistsError("runs/a already exists; pass --overwrite"),
     DatasetWarning: lambda: DatasetWarning("not using /data/x.gz: checksum mismatch"),

@@ -135,7 +135,7 @@ def test_practical_preset_in_parallel(tmp_path, mnist_dir):
     (["train", "--arch", "100-10"], "must start with 784"),
     (["train", "--lr", "-1"], "lr must be a positive finite number"),
     (["train", "--epochs", "0"], "positive integer"),
-    (["train", "--activation", "gelu"], "invalid choice"),
+    (["train", "--activation", "swish"], "invalid choice"),
     (["sweep"], "one of the arguments --preset --config is required"),
     (["sweep", "--preset", "huge"], "invalid choice"),
     (["evaluate", "/nonexistent/run"], "not a run folder"),

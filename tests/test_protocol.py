@@ -60,6 +60,17 @@ MODULES = {
     "groupnorm-noaffine-3d": (lambda dt: nnp.nn.GroupNorm(3, 6, affine=False), (3, 6, 5)),
     "dropout2d": (lambda dt: nnp.nn.Dropout2d(0.4, rng=3), (4, 3, 5, 6)),
     "dropout2d-eval": (lambda dt: nnp.nn.Dropout2d(0.4, rng=3).eval(), (4, 3, 5, 6)),
+    # -- smooth and saturating activations, softmaxes -------------------------------------------
+    "gelu": lambda dt: nnp.GELU(),
+    "gelu-tanh": (lambda dt: nnp.GELU(approximate="tanh"), (2, 3, 4)),
+    "elu": lambda dt: nnp.ELU(alpha=0.5),
+    "silu": (lambda dt: nnp.SiLU(), (3, 2, 5)),
+    "softplus": lambda dt: nnp.Softplus(beta=2.0, threshold=1.0),
+    "hardtanh": lambda dt: nnp.Hardtanh(-0.5, 0.7),
+    "softmax": lambda dt: nnp.Softmax(dim=1),
+    "softmax-dim0-3d": (lambda dt: nnp.Softmax(dim=0), (4, 3, 5)),
+    "log_softmax": lambda dt: nnp.LogSoftmax(dim=-1),
+    "log_softmax-middle-4d": (lambda dt: nnp.LogSoftmax(dim=-2), (2, 3, 4, 5)),
 }
 DTYPES = [np.float32, np.float64]
 DEFAULT_SHAPE = (5, 6)

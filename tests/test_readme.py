@@ -141,3 +141,28 @@ def test_readme_names_the_test_and_notebook_commands():
     assert 'pip install -e ".[test]" && python -m pytest' in (ROOT / ".ci" / "run").read_text()
     assert 'pip install -e ".[notebooks]" && jupyter lab tutorials/' in README
     assert "notebooks =" in (ROOT / "setup.cfg").read_text()
+
+
+def test_the_offerings_table_is_generated_from_the_code():
+    """The README's table of what nnumpy offers is `python -m nnumpy.catalog`'s output, exactly: a new
+    layer, loss, optimizer or scheduler (or a changed docstring) shows up there or this test fails."""
+    from nnumpy import catalog
+    assert quoted_table("python -m nnumpy.catalog") == catalog.markdown(), (
+        "the README's offerings table is out of date: paste the output of python -m nnumpy.catalog")
+
+
+def quoted_table(marker):
+    """The Markdown table after the line ``<!-- output of: MARKER -->``."""
+    m = re.search(r"<!-- output of: " + re.escape(marker) + r" -->\n((?:\|.*\n)+)", README)
+    assert m, f"the README quotes no table marked {marker!r}"
+    return m.group(1)
+
+
+def test_every_pytorch_name_in_the_offerings_table_exists(torch):
+    import importlib
+    from nnumpy import catalog
+    for _, name, torch_name, _ in catalog.offerings():
+        if torch_name is None:
+            continue
+        module, _, attr = torch_name.rpartition(".")
+        assert hasattr(importlib.import_module(module), attr), f"{name}: {torch_name} is not in torch"

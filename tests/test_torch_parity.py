@@ -221,8 +221,8 @@ def test_default_init_has_torchs_distribution(torch):
 def test_unsupported_layers_are_named(torch):
     with pytest.raises(TypeError, match=r"torch.nn.Conv1d at '1'"):
         from_torch(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Conv1d(1, 1, 3)))
-    with pytest.raises(TypeError, match="GELU"):
-        from_torch(torch.nn.GELU())
+    with pytest.raises(TypeError, match="Mish"):
+        from_torch(torch.nn.Mish())
 
     class Custom(nnp.Module):
         pass
@@ -244,3 +244,23 @@ def test_gradcheck_command_with_torch(torch):
     r = subprocess.run([sys.executable, "-m", "nnumpy", "gradcheck", "--arch", "30"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "at least two" in r.stderr
+
+
+def test_the_new_activations_cross_to_torch_and_back(torch):
+    """to_torch/from_torch carry GELU, ELU, SiLU, Softplus, Hardtanh, Softmax and LogSoftmax with their settings."""
+    from nnumpy import interop
+    f = np.float64
+    model = nnp.Sequential(nnp.Linear(5, 6, dtype=f, rng=0), nnp.GELU(approximate="tanh"), nnp.Linear(6, 6, dtype=f, rng=1),
+                           nnp.ELU(0.5), nnp.Softplus(2.0, 5.0), nnp.Hardtanh(-2.0, 2.0), nnp.SiLU(), nnp.GELU(),
+                           nnp.Linear(6, 3, dtype=f, rng=2), nnp.Softmax(dim=1), nnp.LogSoftmax(dim=-1))
+    t = interop.to_torch(model)
+    assert [type(m).__name__ for m in t] == [type(m).__name__ for m in model]
+    assert (t[1].approximate, t[3].alpha, t[4].beta, t[4].threshold, t[5].min_val, t[5].max_val, t[9].dim) == \
+        ("tanh", 0.5, 2.0, 5.0, -2.0, 2.0, 1)
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    np.testing.assert_allclose(t(torch.from_numpy(x)).detach().numpy(), model(x), rtol=1e-12, atol=1e-14)
+    back = interop.from_torch(t)
+    np.testing.assert_array_equal(back(x), model(x))
+    report = interop.compare_with_torch(nnp.MLP([5, 7, 7, 3], activation=["gelu", "softplus"], dtype=f, rng=0), x,
+                                        np.array([0, 1, 2, 0]))
+    assert report.ok, report

@@ -21,11 +21,19 @@ do not change):
   gradient in one pass, ``dW = dz.T @ x`` written straight into
   ``param.grad`` when it was zeroed, ``dx``), with every GEMM through
   NumPy's BLAS, and reuse their hidden-layer buffers from step to step;
-* ``CrossEntropyLoss`` computes the loss and d(logits) in one pass per row;
-* ``SGD``, ``Adam`` and ``AdamW`` update each parameter in one fused pass.
+* every loss computes its value and d(input) together, in one fused pass
+  where it pays (:mod:`nnumpy.backend.numba_loss`: cross-entropy with class
+  weights, ignore_index, label smoothing or soft targets, NLL, binary
+  cross-entropy, multi-margin, L1, Huber, smooth L1, MSE);
+* the activations GELU, ELU, SiLU, Softplus, Hardtanh, Softmax and
+  LogSoftmax run their forward and backward as fused passes
+  (:mod:`nnumpy.backend.numba_act`);
+* ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` and ``Adagrad`` update each
+  parameter in one fused pass.
 
-See :mod:`nnumpy.backend.numpy_ops` for the reference form of every fused
-operation and :mod:`nnumpy.backend.numba_ops` for the kernels.
+See :mod:`nnumpy.backend.numpy_ops` (and :mod:`nnumpy.functional`) for the
+reference form of every fused operation and :mod:`nnumpy.backend.numba_ops`,
+``numba_conv``, ``numba_loss`` and ``numba_act`` for the kernels.
 """
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ here the same computation is arranged for speed:
 * bias and activation are applied in the same pass over the GEMM's output
   (tanh and the sigmoid with NumPy's SIMD tanh/exp between passes); the
   activation derivative and the bias gradient in one pass over dy;
-* softmax cross-entropy gives the loss and d(logits) in one pass per row;
+* softmax cross-entropy (and every other loss) gives the loss and d(input)
+  in one call (:mod:`nnumpy.backend.numba_loss`);
 * optimizer updates are one loop over each parameter, in place;
 * 2-d convolution + activation (optionally + max-pool) and max pooling live
   in :mod:`nnumpy.backend.numba_conv` (direct loops or im2col + BLAS by
@@ -33,12 +34,13 @@ import math
 import numpy as np
 from numba import njit
 
-from . import numba_conv
+from . import numba_conv, numba_loss
 from .numba_conv import (conv2d_act_backward, conv2d_act_forward, conv2d_act_pool_backward,
                          conv2d_act_pool_forward, kept_cols_shape, max_pool2d_backward, max_pool2d_forward)
 from .numpy_ops import ACTIVATION_CODES
 
 __all__ = ["linear_act_forward", "linear_act_backward", "cross_entropy", "sgd_update", "adam_update",
+           "rmsprop_update", "adagrad_update",
            "conv2d_act_forward", "conv2d_act_backward", "max_pool2d_forward", "max_pool2d_backward",
            "conv2d_act_pool_forward", "conv2d_act_pool_backward", "kept_cols_shape", "ACTIVATION_CODES", "warm_up"]
 
@@ -178,7 +180,8 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
     """Backward of :func:`linear_act_forward`: accumulates into gW and gb (in
     place, C-contiguous; overwrites them when acc_w/acc_b are false) and
     returns dx (N, K), or None without ``need_dx``.  ``dz`` (N, M) and ``dx``
-    are optional scratch/output buffers.
+    are optional scratch/output buffers.  gW (or gb) None: a frozen parameter,
+    whose gradient is not computed.
 
     dz = dy * f'(y) and gb (+)= sum_n dz   one pass   (N, M), (M,)
     gW (+)= dz.T @ x     (M, N) @ (N, K) -> (M, K); written straight into gW when not accumulating
@@ -194,7 +197,9 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
     has_bias = gb is not None
     _act_grad_bias(dy, y, code, float(slope), dz, gb if has_bias else _NO_BIAS[dy.dtype], has_bias,
                    bool(acc_b))
-    if acc_w:
+    if gW is None:                                   # a frozen weight: no dW
+        pass
+    elif acc_w:
         _add_into(gW, dz.T @ x)
     else:
         np.matmul(dz.T, x, out=gW)
@@ -206,74 +211,32 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
 
 
 # ---------------------------------------------------------------------------
-# Softmax cross-entropy
+# Softmax cross-entropy: the fused kernel (every option of CrossEntropyLoss)
+# lives with the other losses' in numba_loss
 # ---------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
-def _cross_entropy(z, t, scale, dz, per_sample):
-    """Per row n: m = max z_n, s = sum exp(z_n - m), loss_n = m + log s - z_n[t_n],
-    dz_n = (exp(z_n - m) / s - onehot(t_n)) * scale.  Returns the first bad
-    target's row (or -1); per_sample receives loss_n."""
-    n, c = z.shape
-    for i in range(n):
-        if t[i] < 0 or t[i] >= c:
-            return i
-    for i in range(n):
-        mx = z[i, 0]
-        for j in range(1, c):
-            if z[i, j] > mx:
-                mx = z[i, j]
-        s = 0.0
-        for j in range(c):
-            e = math.exp(z[i, j] - mx)
-            dz[i, j] = e
-            s += e
-        per_sample[i] = mx + math.log(s) - z[i, t[i]]
-        f = scale / s
-        for j in range(c):
-            dz[i, j] *= f
-        dz[i, t[i]] -= scale
-    return -1
-
-
-def cross_entropy(logits, target, reduction="mean"):
-    """Loss and d(loss)/d(logits) (dloss = 1) in one pass per row; see numpy_ops."""
-    _same_dtype(logits)
-    logits = _c(logits)
-    n, c = logits.shape
-    t = target if target.dtype == np.int64 and target.flags.c_contiguous else np.ascontiguousarray(target, np.int64)
-    scale = 1.0 / n if reduction == "mean" and n else 1.0
-    dz = np.empty_like(logits)
-    per_sample = np.empty(n, dtype=np.float64)
-    bad = _cross_entropy(logits, t, scale, dz, per_sample)
-    if bad >= 0:
-        raise ValueError(f"CrossEntropyLoss: target values must lie in [0, {c}), got range "
-                         f"[{target.min()}, {target.max()}]")
-    if reduction == "mean":
-        return per_sample.mean(), dz
-    if reduction == "sum":
-        return per_sample.sum(), dz
-    return per_sample.astype(logits.dtype), dz
+from .numba_loss import cross_entropy  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
 # Optimizers
 # ---------------------------------------------------------------------------
 @njit(cache=True)
-def _sgd(p, g, buf, lr, mu, damp1, wd, nesterov, first):
+def _sgd(p, g, buf, sign, lr, mu, damp1, wd, nesterov, first):
     """Scalars arrive in p's dtype, so float32 parameters are updated in
-    float32 arithmetic, exactly like the NumPy reference.  The common cases
-    get loops without branches (they vectorise)."""
+    float32 arithmetic, exactly like the NumPy reference.  sign is -1 to
+    maximize, else 1 (a product with +-1 is exact: the reference's -g).
+    The common cases get loops without branches (they vectorise)."""
     n = p.size
     if mu == 0.0:
         if wd == 0.0:
             for i in range(n):
-                p[i] -= lr * g[i]
+                p[i] -= lr * (sign * g[i])
         else:
             for i in range(n):
-                p[i] -= lr * (g[i] + wd * p[i])
+                p[i] -= lr * (sign * g[i] + wd * p[i])
         return
     for i in range(n):
-        gi = g[i] + wd * p[i]                        # wd = 0 adds nothing
+        gi = sign * g[i] + wd * p[i]                 # wd = 0 adds nothing
         b = gi if first else mu * buf[i] + damp1 * gi
         buf[i] = b
         p[i] -= lr * (gi + mu * b if nesterov else b)
@@ -286,24 +249,25 @@ def _check_in_place(*arrays):
                              "in place through a flat view)")
 
 
-def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
     """One SGD step on ``p`` in place; see numpy_ops.  Returns the momentum buffer."""
     _check_in_place(p)
     first = buf is None and momentum != 0.0
     if first:
         buf = np.empty_like(p)
     t = p.dtype.type
-    _sgd(p.reshape(-1), _c(g).reshape(-1), (buf if buf is not None else p).reshape(-1), t(lr),
-         t(momentum), t(1.0 - dampening), t(weight_decay), bool(nesterov), first)
+    _sgd(p.reshape(-1), _c(g).reshape(-1), (buf if buf is not None else p).reshape(-1), t(-1.0 if maximize else 1.0),
+         t(lr), t(momentum), t(1.0 - dampening), t(weight_decay), bool(nesterov), first)
     return buf
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _adam_moments(i, p, g, m, v, one_minus_b1, b2, one_minus_b2, wd, decay):
+def _adam_moments(i, p, g, m, v, sign, one_minus_b1, b2, one_minus_b2, wd, decay):
     """Element i: decay (AdamW) or L2 term (Adam), then both moments, updated
-    in place.  Returns the decayed parameter and the new moments."""
+    in place (sign: -1 to maximize, else 1).  Returns the decayed parameter
+    and the new moments."""
     pi = p[i] * decay
-    gi = g[i] + wd * pi
+    gi = sign * g[i] + wd * pi
     mi = m[i] + one_minus_b1 * (gi - m[i])
     vi = v[i] * b2 + one_minus_b2 * (gi * gi)
     m[i] = mi
@@ -313,37 +277,119 @@ def _adam_moments(i, p, g, m, v, one_minus_b1, b2, one_minus_b2, wd, decay):
 
 # error_model="numpy": IEEE division without a per-element zero check, so the loops vectorise.
 @njit(cache=True, error_model="numpy")
-def _adam(p, g, m, v, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
+def _adam(p, g, m, v, sign, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
     """Scalars arrive in p's dtype (float32 stays float32, like the reference).
     decay = 1 - lr * wd for AdamW (1 for Adam); wd is Adam's L2 term (0 for AdamW)."""
     for i in range(p.size):
-        pi, mi, vi = _adam_moments(i, p, g, m, v, one_minus_b1, b2, one_minus_b2, wd, decay)
+        pi, mi, vi = _adam_moments(i, p, g, m, v, sign, one_minus_b1, b2, one_minus_b2, wd, decay)
         p[i] = pi - step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_amsgrad(p, g, m, v, vmax, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
+def _adam_amsgrad(p, g, m, v, vmax, sign, one_minus_b1, b2, one_minus_b2, eps, wd, decay, step_size, bc2_sqrt):
     """As :func:`_adam`, with the running maximum of v in the denominator."""
     for i in range(p.size):
-        pi, mi, vi = _adam_moments(i, p, g, m, v, one_minus_b1, b2, one_minus_b2, wd, decay)
+        pi, mi, vi = _adam_moments(i, p, g, m, v, sign, one_minus_b1, b2, one_minus_b2, wd, decay)
         vm = vmax[i] if vmax[i] > vi else vi
         vmax[i] = vm
         p[i] = pi - step_size * (mi / (np.sqrt(vm) / bc2_sqrt + eps))
 
 
-def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
+def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False,
+                maximize=False):
     """One Adam/AdamW step on ``p`` in place; see numpy_ops."""
     _check_in_place(p, m, v)
     t = p.dtype.type
     decay = 1.0 - lr * weight_decay if decoupled else 1.0
     l2 = 0.0 if decoupled else weight_decay
-    scalars = (t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(eps), t(l2), t(decay),
+    scalars = (t(-1.0 if maximize else 1.0), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(eps), t(l2), t(decay),
                t(lr / (1.0 - beta1 ** step)), t(math.sqrt(1.0 - beta2 ** step)))
     arrays = (p.reshape(-1), _c(g).reshape(-1), m.reshape(-1), v.reshape(-1))
     if vmax is None:
         _adam(*arrays, *scalars)
     else:
         _adam_amsgrad(*arrays, vmax.reshape(-1), *scalars)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _rmsprop_element(i, p, g, v, a, b, sign, lr, alpha, one_minus_alpha, eps, wd, mu, centered, has_momentum):
+    """Element i of the flat arrays p, g, v (square_avg), a (grad_avg, read
+    and written only when centered) and b (momentum buffer, only with
+    has_momentum), in place: the reference's arithmetic (wd = 0 adds
+    nothing, as there)."""
+    gi = sign * g[i]
+    if wd != 0.0:
+        gi = gi + wd * p[i]
+    vi = v[i] * alpha + one_minus_alpha * gi * gi
+    v[i] = vi
+    if centered:
+        ai = a[i] + one_minus_alpha * (gi - a[i])
+        a[i] = ai
+        d = np.sqrt(vi - ai * ai) + eps
+    else:
+        d = np.sqrt(vi) + eps
+    if has_momentum:
+        bi = b[i] * mu + gi / d
+        b[i] = bi
+        p[i] -= lr * bi
+    else:
+        p[i] -= lr * gi / d
+
+
+@njit(cache=True, error_model="numpy")
+def _rmsprop(p, g, v, a, b, sign, lr, alpha, one_minus_alpha, eps, wd, mu, centered, has_momentum):
+    """One pass of :func:`_rmsprop_element` over the arrays; scalars in p's
+    dtype.  One loop per case with the flags as constants, so that a loop
+    holds only the arrays it uses: an unused stand-in (the wrapper passes
+    v for a missing a or b) aliasing a used array makes the vectoriser's
+    run-time overlap check fail, and the loop ran scalar, 10x slower."""
+    n = p.size
+    if centered and has_momentum:
+        for i in range(n):
+            _rmsprop_element(i, p, g, v, a, b, sign, lr, alpha, one_minus_alpha, eps, wd, mu, True, True)
+    elif centered:
+        for i in range(n):
+            _rmsprop_element(i, p, g, v, a, b, sign, lr, alpha, one_minus_alpha, eps, wd, mu, True, False)
+    elif has_momentum:
+        for i in range(n):
+            _rmsprop_element(i, p, g, v, a, b, sign, lr, alpha, one_minus_alpha, eps, wd, mu, False, True)
+    else:
+        for i in range(n):
+            _rmsprop_element(i, p, g, v, a, b, sign, lr, alpha, one_minus_alpha, eps, wd, mu, False, False)
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay=0.0, momentum=0.0,
+                   maximize=False):
+    """One RMSprop step on ``p`` in place, in one pass; see numpy_ops."""
+    _check_in_place(p, square_avg, *(x for x in (grad_avg, buf) if x is not None))
+    t = p.dtype.type
+    v = square_avg.reshape(-1)
+    _rmsprop(p.reshape(-1), _c(g).reshape(-1), v, v if grad_avg is None else grad_avg.reshape(-1),
+             v if buf is None else buf.reshape(-1),                 # (unused stand-ins are never touched)
+             t(-1.0 if maximize else 1.0), t(lr), t(alpha), t(1.0 - alpha), t(eps), t(weight_decay), t(momentum),
+             grad_avg is not None, buf is not None)
+
+
+@njit(cache=True, error_model="numpy")
+def _adagrad(p, g, s, sign, clr, eps, wd):
+    """One pass over the flat arrays p, g, s (the sum of squares); scalars in
+    p's dtype; the reference's arithmetic element by element."""
+    for i in range(p.size):
+        gi = sign * g[i]
+        if wd != 0.0:
+            gi = gi + wd * p[i]
+        si = s[i] + gi * gi
+        s[i] = si
+        p[i] -= clr * gi / (np.sqrt(si) + eps)
+
+
+def adagrad_update(p, g, state_sum, step, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10, maximize=False):
+    """One Adagrad step on ``p`` in place, in one pass; see numpy_ops."""
+    _check_in_place(p, state_sum)
+    t = p.dtype.type
+    clr = lr / (1.0 + (step - 1) * lr_decay)
+    _adagrad(p.reshape(-1), _c(g).reshape(-1), state_sum.reshape(-1), t(-1.0 if maximize else 1.0), t(clr),
+             t(eps), t(weight_decay))
 
 
 def warm_up(dtypes=(np.float32, np.float64)):
@@ -360,4 +406,8 @@ def warm_up(dtypes=(np.float32, np.float64)):
         sgd_update(p, np.ones(3, dt), None, 0.1, 0.9)
         for vmax in (None, np.zeros(3, dt)):                 # Adam, AMSGrad
             adam_update(p, np.ones(3, dt), np.zeros(3, dt), np.zeros(3, dt), vmax, 1, 0.1, 0.9, 0.999, 1e-8)
+        # (one signature per dtype: centered and momentum are run-time flags)
+        rmsprop_update(p, np.ones(3, dt), np.zeros(3, dt), None, None, 0.01, 0.99, 1e-8)
+        adagrad_update(p, np.ones(3, dt), np.zeros(3, dt), 1, 0.01)
     numba_conv.warm_up(dtypes)
+    numba_loss.warm_up(dtypes)

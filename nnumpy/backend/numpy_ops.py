@@ -17,6 +17,7 @@ import numpy as np
 from .. import functional as F
 
 __all__ = ["linear_act_forward", "linear_act_backward", "cross_entropy", "sgd_update", "adam_update",
+           "rmsprop_update", "adagrad_update",
            "ACTIVATION_CODES",
            "conv2d_act_forward", "conv2d_act_backward", "max_pool2d_forward", "max_pool2d_backward"]
 
@@ -78,28 +79,36 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
         dx  = dz @ W           (N, M) @ (M, K) -> (N, K), only if need_dx
 
     Returns dx, or None when ``need_dx`` is false.  With ``acc_w``/``acc_b``
-    false, gW/gb are overwritten (``=``) instead of added to.  (``dz``/``dx``,
+    false, gW/gb are overwritten (``=``) instead of added to; gW (or gb) None:
+    a frozen parameter, whose gradient is not computed.  (``dz``/``dx``,
     scratch buffers for the numba kernel, are not used here.)
     """
     dz = activation_backward(dy, y, act, slope)
-    dx, dW, db = F.linear_backward(dz, x, W, need_bias=gb is not None, need_dx=need_dx)
-    _store(gW, dW, acc_w)
+    dx, dW, db = F.linear_backward(dz, x, W, need_bias=gb is not None, need_dx=need_dx, need_weight=gW is not None)
+    if gW is not None:
+        _store(gW, dW, acc_w)
     if gb is not None:
         _store(gb, db, acc_b)
     return dx
 
 
-def cross_entropy(logits, target, reduction="mean"):
-    """Loss and d(loss)/d(logits) of softmax cross-entropy (dloss = 1).
+def cross_entropy(logits, target, reduction="mean", weight=None, ignore_index=-100, label_smoothing=0.0):
+    """Loss and d(loss)/d(logits) of softmax cross-entropy (dloss = 1), with
+    class indices (N,) or class probabilities (N, C) as target (see
+    :func:`nnumpy.functional.cross_entropy_forward`; the targets are assumed
+    checked).  Returns (loss: 0-d, or (N,) for "none"; dlogits (N, C))."""
+    args = (weight, ignore_index, label_smoothing)
+    loss, probs = F.cross_entropy_forward(logits, target, reduction, *args)
+    return loss, F.cross_entropy_backward(probs, target, reduction, 1.0, *args)
 
-    Returns (loss as a float, or (N,) for "none"; dlogits (N, C))."""
-    loss, probs = F.cross_entropy_forward(logits, target, reduction)
-    return loss, F.cross_entropy_backward(probs, target, reduction)
 
-
-def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
     """One SGD step on ``p`` in place (PyTorch's formulas, see :class:`nnumpy.optim.SGD`).
-    ``buf`` is the momentum buffer (None before the first step).  Returns the buffer."""
+    p, g (the gradient, never written), buf: one shape.  ``buf`` is the momentum
+    buffer (None before the first step; with momentum 0 it stays None).
+    Returns the buffer."""
+    if maximize:
+        g = -g                                   # ascend: every formula below sees -g
     if weight_decay != 0.0:
         g = g + weight_decay * p
     if momentum != 0.0:
@@ -113,10 +122,14 @@ def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
     return buf
 
 
-def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
+def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False,
+                maximize=False):
     """One Adam/AdamW step on ``p`` in place, at step number ``step`` (1, 2, ...);
     m, v (and vmax for amsgrad, else None) are updated in place
-    (PyTorch's formulas, see :class:`nnumpy.optim.Adam`)."""
+    (PyTorch's formulas, see :class:`nnumpy.optim.Adam`).  All arrays one shape;
+    g is never written."""
+    if maximize:
+        g = -g
     if weight_decay != 0.0:
         if decoupled:
             p *= 1.0 - lr * weight_decay
@@ -131,6 +144,58 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay=0.0,
     step_size = lr / (1.0 - beta1 ** step)
     denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** step) + eps
     p -= step_size * (m / denom)
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay=0.0, momentum=0.0,
+                   maximize=False):
+    """One RMSprop step on ``p`` in place (PyTorch's formulas, see :class:`nnumpy.optim.RMSprop`).
+    square_avg (v), grad_avg (a; None unless centered) and buf (b; None unless
+    momentum > 0) are updated in place.  All arrays one shape; g is never written.
+
+        g <- -g (maximize);  g <- g + weight_decay * p
+        v <- alpha v + (1 - alpha) g^2
+        a <- a + (1 - alpha) (g - a)                   centered: a running mean of g
+        d <- sqrt(v - a^2) + eps   if centered, else  sqrt(v) + eps
+        b <- momentum b + g / d;  p <- p - lr b        momentum > 0
+        p <- p - lr g / d                              otherwise
+    """
+    if maximize:
+        g = -g
+    if weight_decay != 0.0:
+        g = g + weight_decay * p
+    square_avg *= alpha
+    square_avg += (1.0 - alpha) * g * g
+    if grad_avg is not None:
+        grad_avg += (1.0 - alpha) * (g - grad_avg)
+        d = np.sqrt(square_avg - grad_avg * grad_avg)
+    else:
+        d = np.sqrt(square_avg)
+    d += eps
+    if buf is not None:
+        buf *= momentum
+        buf += g / d
+        p -= lr * buf
+    else:
+        p -= lr * g / d
+
+
+def adagrad_update(p, g, state_sum, step, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10, maximize=False):
+    """One Adagrad step on ``p`` in place at step number ``step`` (1, 2, ...)
+    (PyTorch's formulas, see :class:`nnumpy.optim.Adagrad`).  ``state_sum`` (s)
+    is updated in place.  All arrays one shape; g is never written.
+
+        g <- -g (maximize);  g <- g + weight_decay * p
+        clr = lr / (1 + (step - 1) lr_decay)
+        s <- s + g^2
+        p <- p - clr g / (sqrt(s) + eps)
+    """
+    if maximize:
+        g = -g
+    if weight_decay != 0.0:
+        g = g + weight_decay * p
+    clr = lr / (1.0 + (step - 1) * lr_decay)
+    state_sum += g * g
+    p -= clr * g / (np.sqrt(state_sum) + eps)
 
 
 # ---------------------------------------------------------------------------
@@ -158,8 +223,9 @@ def conv2d_act_backward(dy, x, W, y, gW, gb, stride, padding, dilation, groups, 
     """
     dz = activation_backward(dy, y, act, slope)
     dx, dW, db = F.conv2d_backward(dz, x, W, stride, padding, dilation, groups, need_dx=need_dx,
-                                   need_bias=gb is not None)
-    _store(gW, dW, acc_w)
+                                   need_bias=gb is not None, need_weight=gW is not None)
+    if gW is not None:                       # None: a frozen weight, no gradient computed
+        _store(gW, dW, acc_w)
     if gb is not None:
         _store(gb, db, acc_b)
     return dx

@@ -22,7 +22,7 @@ __all__ = [
     "tanh_forward", "tanh_backward",
     "dropout_mask", "dropout_forward", "dropout_backward",
     "log_softmax", "softmax",
-    "cross_entropy_forward", "cross_entropy_backward",
+    "class_target_weights", "soft_target_weights", "cross_entropy_forward", "cross_entropy_backward",
     "mse_forward", "mse_backward",
     "one_hot",
 ]
@@ -198,46 +198,119 @@ def softmax(z):
     return np.exp(log_softmax(z))
 
 
-def _reduce(per_sample, reduction):
+def _reduce(per_sample, reduction, count=None):
+    """"mean" (the sum over ``count`` terms, default every element; NaN when
+    count is 0, without a warning, as PyTorch's mean of nothing), "sum", or
+    the array itself ("none")."""
     if reduction == "mean":
-        return per_sample.mean()
+        count = per_sample.size if count is None else count
+        total = per_sample.sum()
+        return total / count if count > 0 else total.dtype.type(np.nan)
     if reduction == "sum":
         return per_sample.sum()
     return per_sample
 
 
-def cross_entropy_forward(logits, target, reduction="mean"):
-    """Softmax followed by negative log-likelihood, fused on the logits.
+def class_target_weights(target, weight, ignore_index, dtype):
+    """For class-index targets t (N,): which samples count and their weights.
 
-    loss_n = -log softmax(z_n)[t_n] = logsumexp(z_n) - z_n[t_n]
-    logits: (N, C) floats; target: (N,) integer class indices in [0, C).
-    Returns the loss (0-d array for "mean"/"sum", (N,) for "none") and the
-    softmax probabilities p (N, C), which are all backward needs.
+    valid_n = (t_n != ignore_index)                     (N,) bool
+    t_safe_n = t_n where valid, else 0                  (N,) int, safe to index with
+    w_n = weight[t_n] (1 without weight) where valid, else 0      (N,) of ``dtype``
+    The "mean" of a class-index loss divides by W = sum_n w_n, the total weight
+    of the targets that are not ignored (PyTorch's rule).
+    """
+    valid = target != ignore_index                                    # (N,)
+    t_safe = np.where(valid, target, 0)                               # (N,)
+    if weight is None:
+        return valid, t_safe, valid.astype(dtype)
+    return valid, t_safe, np.where(valid, weight[t_safe], 0).astype(dtype, copy=False)
+
+
+def soft_target_weights(target, weight, label_smoothing):
+    """The weighted target distribution of class-probability targets y (N, C):
+
+    q_nc = w_c ((1 - eps) y_nc + eps / C)       (N, C), with w_c = 1 without weight
+    (eps = label_smoothing mixes y with the uniform distribution)."""
+    eps = label_smoothing
+    q = target * (1 - eps) + eps / target.shape[1] if eps > 0 else target
+    return q if weight is None else q * weight                          # (N, C) * (C,)
+
+
+def cross_entropy_forward(logits, target, reduction="mean", weight=None, ignore_index=-100,
+                          label_smoothing=0.0):
+    """Softmax followed by negative log-likelihood, fused on the logits
+    (PyTorch's ``cross_entropy``, every option).
+
+    logits z: (N, C) floats; logp = log_softmax(z) (N, C).  target: either
+    class indices t (N,) int in [0, C) or equal to ``ignore_index``, or class
+    probabilities y (N, C) float (any real numbers, used as they are).
+    weight: (C,) class weights w_c >= 0 in the logits' dtype, or None (all 1).
+    eps = label_smoothing in [0, 1].
+
+    Class indices, for a sample that is not ignored (an ignored one has loss 0):
+        loss_n = (1 - eps) w_{t_n} (-logp_{n,t_n}) + (eps / C) sum_c w_c (-logp_nc)
+    and "mean" = sum_n loss_n / W, W = sum of w_{t_n} over the samples not
+    ignored (NaN when W = 0: every target ignored, or of weight 0).
+    Class probabilities (ignore_index does not apply):
+        loss_n = -sum_c q_nc logp_nc,   q_nc = w_c ((1 - eps) y_nc + eps / C)
+    and "mean" = sum_n loss_n / N (NaN for N = 0).
+    Both are loss_n = -sum_c q_nc logp_nc for a target distribution q (for class
+    indices, q_nc = (1 - eps) w_t 1[c = t_n] + (eps / C) w_c, zero when ignored).
+    Returns the loss (0-d for "mean"/"sum", (N,) for "none") and the softmax
+    probabilities p = exp(logp) (N, C), which backward needs with the target.
     """
     logp = log_softmax(logits)                                   # (N, C)
-    per_sample = -logp[np.arange(logits.shape[0]), target]      # (N,)
-    return _reduce(per_sample, reduction), np.exp(logp)
+    n, c = logits.shape
+    eps = label_smoothing
+    if target.ndim == 2:                                         # class probabilities
+        per_sample = -(logp * soft_target_weights(target, weight, eps)).sum(axis=1)   # (N,)
+        return _reduce(per_sample, reduction, n), np.exp(logp)
+    valid, t, w_t = class_target_weights(target, weight, ignore_index, logits.dtype)
+    with np.errstate(invalid="ignore"):                           # 0 * inf of an ignored row: masked out
+        per_sample = np.where(valid, w_t * -logp[np.arange(n), t], 0)          # (N,)
+    if eps > 0:
+        smooth = -(logp.sum(axis=1) if weight is None else logp @ weight)     # (N,): sum_c w_c (-logp_nc)
+        per_sample = (1 - eps) * per_sample + (eps / c) * np.where(valid, smooth, 0)
+    return _reduce(per_sample.astype(logits.dtype, copy=False), reduction, w_t.sum()), np.exp(logp)
 
 
-def cross_entropy_backward(probs, target, reduction="mean", dloss=1.0):
-    """Gradient of softmax cross-entropy with respect to the logits.
+def cross_entropy_backward(probs, target, reduction="mean", dloss=1.0, weight=None, ignore_index=-100,
+                           label_smoothing=0.0):
+    """Gradient of :func:`cross_entropy_forward` with respect to the logits.
 
-    d loss_n / d z_nj = p_nj - 1[j == t_n]   (softmax Jacobian times -1/p_t)
-    so dz = (p - onehot(t)) scaled by the upstream gradient: dloss / N for
-    "mean", dloss for "sum", dloss[:, None] for "none" (dloss of shape (N,)).
-    probs: (N, C); target: (N,).  Returns dz: (N, C).
+    With loss_n = -sum_c q_nc logp_nc and d logp_nc / d z_nj = 1[c = j] - p_nj:
+        d loss_n / d z_nj = S_n p_nj - q_nj,     S_n = sum_c q_nc      (N, C)
+    (S_n = 1 and q = onehot(t) without weight and smoothing: dz = p - onehot(t)).
+    Then each row is scaled by the upstream gradient: r_n = dloss / W ("mean",
+    class indices; NaN when W = 0), dloss / N ("mean", class probabilities),
+    dloss ("sum"), dloss_n ("none", dloss of shape (N,)); an ignored sample's
+    row is r_n = 0 (its gradient is 0, or NaN where its p is NaN, as PyTorch's):
+        dz = (S[:, None] * p - q) * r[:, None]          (N, C)
+    probs: (N, C) softmax of the logits; target, weight, ignore_index,
+    label_smoothing: as given to the forward.  Returns dz: (N, C).
     """
-    n = probs.shape[0]
-    dz = probs.copy()                                            # (N, C)
-    dz[np.arange(n), target] -= 1
-    if reduction == "mean":
-        dz *= float(dloss) / n
-    elif reduction == "sum":
-        dz *= float(dloss)
+    n, c = probs.shape
+    eps = label_smoothing
+    if target.ndim == 2:                                          # class probabilities
+        q = soft_target_weights(target, weight, eps)              # (N, C)
+        count, valid = n, np.ones(n, dtype=bool)
     else:
-        d = np.asarray(dloss, dtype=dz.dtype)                     # (N,) or a scalar
-        dz *= d[:, None] if d.ndim else d                          # (N, C) * (N, 1)
-    return dz
+        valid, t, w_t = class_target_weights(target, weight, ignore_index, probs.dtype)
+        q = np.zeros_like(probs)                                  # (N, C)
+        if eps > 0:                                               # (C,) -> every row (r_n = 0 drops ignored ones)
+            q += (eps / c) * (1 if weight is None else weight)
+        q[np.arange(n), t] += (1 - eps) * w_t
+        count = w_t.sum()
+    if reduction == "mean":
+        scale = float(dloss) / count if count > 0 else np.nan    # 0 / 0: NaN, as the loss
+    elif reduction == "sum":
+        scale = float(dloss)
+    else:
+        scale = np.asarray(dloss, dtype=probs.dtype)              # (N,)
+    r = np.where(valid, scale, 0).astype(probs.dtype, copy=False)  # (N,)
+    S = q.sum(axis=1)                                              # (N,)
+    return (S[:, None] * probs - q) * r[:, None]                   # (N, C)
 
 
 # ---------------------------------------------------------------------------
@@ -245,21 +318,17 @@ def cross_entropy_backward(probs, target, reduction="mean", dloss=1.0):
 # ---------------------------------------------------------------------------
 def mse_forward(pred, target, reduction="mean"):
     """``loss = mean((pred - target)^2)`` over every element (PyTorch's
-    convention), or the sum, or element-wise ("none").  Returns loss, diff."""
+    convention; NaN for no elements), or the sum, or element-wise ("none").
+    Returns loss, diff."""
     diff = pred - target
-    sq = diff * diff
-    if reduction == "mean":
-        return sq.mean(), diff
-    if reduction == "sum":
-        return sq.sum(), diff
-    return sq, diff
+    return _reduce(diff * diff, reduction), diff
 
 
 def mse_backward(diff, reduction="mean", dloss=1.0):
     """d/d pred of sum (pred - target)^2 is 2 (pred - target); "mean" divides
     by the number of elements.  diff: pred's shape -> d pred, same shape."""
     if reduction == "mean":
-        return diff * (2.0 * float(dloss) / diff.size)
+        return diff * (2.0 * float(dloss) / diff.size if diff.size else np.nan)
     if reduction == "sum":
         return diff * (2.0 * float(dloss))
     return diff * 2.0 * np.asarray(dloss, dtype=diff.dtype)

@@ -5,7 +5,7 @@ from .. import backend
 from ..backend.threads import single_threaded_blas
 from .._checks import ArgumentTypeError, describe, flag, positive_int, real
 from ..random import resolve_rng
-from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import ELU, GELU, Hardtanh, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from ..functional.pool import pool2d_output_size
 from .conv import Conv2d
 from .pooling import MaxPool2d
@@ -26,13 +26,19 @@ _FUSABLE = {ReLU: "relu", LeakyReLU: "leaky_relu", Sigmoid: "sigmoid", Tanh: "ta
 #: unfused layers) carry into dx, dW and db: those keep the pool as a step of its own.
 _POOL_FUSABLE = ("relu", "leaky_relu", "identity")
 
-#: Activation names accepted by :class:`MLP`.
+#: Activation names accepted by :class:`MLP` (the ones outside _FUSABLE, with their default
+#: hyper-parameters, run as steps of their own after the Linear).
 ACTIVATIONS = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
     "sigmoid": Sigmoid,
     "tanh": Tanh,
     "identity": Identity,
+    "gelu": GELU,
+    "elu": ELU,
+    "silu": SiLU,
+    "softplus": Softplus,
+    "hardtanh": Hardtanh,
 }
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
 from .._checks import ArgumentTypeError, describe, flag, real
 from .optimizer import Optimizer
 
@@ -22,6 +21,7 @@ def _betas(name, value, owner):
 class Adam(Optimizer):
     """PyTorch's Adam update, per parameter p with gradient g at step t = 1, 2, ...:
 
+        g <- -g                                 (maximize only)
         g <- g + weight_decay * p               (Adam: L2 penalty in the gradient)
         m <- m + (1 - beta1) (g - m)            (= beta1 m + (1 - beta1) g)
         v <- beta2 v + (1 - beta2) g^2
@@ -29,12 +29,14 @@ class Adam(Optimizer):
         p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
     State per parameter: ``step``, ``exp_avg`` (m), ``exp_avg_sq`` (v) and,
-    with amsgrad, ``max_exp_avg_sq``.  Everything is updated in place.
+    with amsgrad, ``max_exp_avg_sq``.  Everything is updated in place; frozen
+    parameters are skipped (see :meth:`Optimizer.step`).
 
     Hyper-parameters (checked in the constructor, per group and at every
     step, as ``torch.optim.Adam`` checks them but also refusing NaN and inf):
     ``lr >= 0``, ``betas`` a pair in [0, 1), ``eps >= 0``,
-    ``weight_decay >= 0``, ``amsgrad`` a bool.
+    ``weight_decay >= 0``, ``amsgrad`` a bool; ``maximize`` a bool
+    (keyword-only, as in PyTorch).
     """
 
     _decoupled = False
@@ -44,10 +46,13 @@ class Adam(Optimizer):
         "eps": lambda n, v, o: real(n, v, low=0.0, owner=o),
         "weight_decay": lambda n, v, o: real(n, v, low=0.0, owner=o),
         "amsgrad": lambda n, v, o: flag(n, v, owner=o),
+        "maximize": lambda n, v, o: flag(n, v, owner=o),
     }
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize))
 
     def _state_spec(self, group):
         spec = {"step": "count", "exp_avg": "array", "exp_avg_sq": "array>=0"}
@@ -55,31 +60,31 @@ class Adam(Optimizer):
             spec["max_exp_avg_sq"] = "array>=0"
         return spec
 
-    def step(self):
-        self._check_groups()                   # a NaN/inf lr written into a group raises here, first
-        update = backend.ops().adam_update     # the formulas above: see backend/numpy_ops.py
-        for group in self.param_groups:
-            lr, (b1, b2) = float(group["lr"]), group["betas"]
-            eps, wd = float(group["eps"]), float(group["weight_decay"])
-            for p in group["params"]:
-                state = self.state.setdefault(p, {})
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
-                state["step"] += 1
-                update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                       state["step"], lr, b1, b2, eps, wd, self._decoupled)
+    def _update_group(self, group, params, ops):
+        lr, (b1, b2) = float(group["lr"]), group["betas"]
+        eps, wd, maximize = float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"])
+        for p in params:
+            state = self.state.setdefault(p, {})
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(p.data)
+                state["exp_avg_sq"] = np.zeros_like(p.data)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] += 1
+            ops.adam_update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                            state["step"], lr, float(b1), float(b2), eps, wd, self._decoupled, maximize)
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter), PyTorch's AdamW:
     first ``p <- p * (1 - lr * weight_decay)``, then the Adam step without the
-    L2 term.  Default weight_decay 0.01, as in PyTorch."""
+    L2 term.  Default weight_decay 0.01, as in PyTorch.  With ``maximize``
+    the gradient is negated, the decay is not: it still shrinks p toward 0."""
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize)

@@ -1,47 +1,156 @@
-"""Learning-rate schedules, stepped once per epoch after ``optimizer.step()``."""
+"""Learning-rate schedules, stepped once per epoch (or per batch: OneCycleLR)
+after ``optimizer.step()``.
+
+Every scheduler follows PyTorch's names, defaults and formulas.  The chainable
+schedules (StepLR, MultiStepLR, ExponentialLR, LinearLR, CosineAnnealingLR)
+compute each new rate from the optimizer's current ``group["lr"]``, exactly
+as PyTorch does, so they agree with torch's rates to the last bits and can be
+combined with other changes to the rate.
+
+Saving: every ``state_dict()`` holds plain values only (ints, floats, inf
+included, strings, bools, None, lists and dicts with string keys), so it can be
+stored as JSON.  ``load_state_dict`` checks the keys, types, ranges and the
+number of parameter groups and raises ValueError (or
+:class:`~nnumpy._checks.ArgumentTypeError`) before anything changes.  A
+chainable schedule continues from the optimizer's ``group["lr"]``: resume by
+creating the optimizer and the scheduler, then loading the optimizer's state
+dict and the scheduler's (in this order: creating a scheduler writes the rate
+of epoch 0 into the groups).
+"""
 from __future__ import annotations
 
+import copy
 import math
+import numbers
+from bisect import bisect_right
 from collections.abc import Mapping
 
-from .._checks import ArgumentTypeError, describe, integer, positive_int, real
+import numpy as np
+
+from .._checks import ArgumentTypeError, describe, flag, integer, positive_int, real
 from .optimizer import Optimizer
 
-__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
+           "SequentialLR", "OneCycleLR", "ReduceLROnPlateau"]
 
 
+# -- argument checks (one helper per concept) ---------------------------------------------------
 def _lr_list(name, value, n, owner):
+    return _group_list(name, value, n, owner, lambda k, v: real(k, v, low=0.0, owner=owner), "learning rate")
+
+
+def _group_list(name, value, n, owner, check, what="value"):
+    """A list/tuple of one checked value per parameter group (``check(name[i], v)``)."""
     if not isinstance(value, (list, tuple)):
-        raise ArgumentTypeError(f"{owner}: {name} must be a list of {n} learning rate(s), got {describe(value)}")
+        raise ArgumentTypeError(f"{owner}: {name} must be a list of {n} {what}(s), got {describe(value)}")
     if len(value) != n:
-        raise ValueError(f"{owner}: {name} holds {len(value)} learning rate(s), the optimizer has {n} "
+        raise ValueError(f"{owner}: {name} holds {len(value)} {what}(s), the optimizer has {n} "
                          f"parameter group(s)")
-    return [real(f"{name}[{i}]", v, low=0.0, owner=owner) for i, v in enumerate(value)]
+    return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _per_group(name, value, n, owner, check, what="value"):
+    """One value for every group, or a list/tuple of one value per group (PyTorch's
+    "float or list" arguments), each passed through ``check(name, v)``."""
+    if isinstance(value, (list, tuple)):
+        return _group_list(name, value, n, owner, check, what)
+    return [check(name, value)] * n
+
+
+def _choice(name, value, options, owner):
+    if isinstance(value, str) and value in options:
+        return value
+    listed = " or ".join(repr(o) for o in options)
+    err = ValueError if isinstance(value, str) else ArgumentTypeError
+    raise err(f"{owner}: {name} must be {listed}, got {describe(value)}")
+
+
+def _increasing_ints(name, value, owner, low):
+    """A list of strictly increasing integers >= ``low`` (a list, tuple, range or 1-d array)."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not isinstance(value, (list, tuple, range)):
+        raise ArgumentTypeError(f"{owner}: {name} must be a list of increasing integers, got {describe(value)}")
+    out = [integer(f"{name}[{i}]", v, low=low, owner=owner) for i, v in enumerate(value)]
+    for i in range(1, len(out)):
+        if out[i] <= out[i - 1]:
+            raise ValueError(f"{owner}: {name} must be strictly increasing, got {list(out)} "
+                             f"({name}[{i}]={out[i]} after {out[i - 1]})")
+    return out
+
+
+def _check_optimizer(optimizer, owner):
+    if not isinstance(optimizer, Optimizer):
+        raise ArgumentTypeError(f"{owner} needs an nnumpy optimizer (e.g. nnumpy.optim.SGD), got "
+                                f"{describe(optimizer)}")
+    return optimizer
+
+
+def _check_keys(state_dict, expected, owner, kind):
+    """``state_dict`` is a Mapping with exactly the keys ``expected``."""
+    if not isinstance(state_dict, Mapping):
+        raise ArgumentTypeError(f"{owner}: expected a dict (from scheduler.state_dict()), got "
+                                f"{describe(state_dict)}")
+    got = set(state_dict)
+    if got != set(expected):
+        missing = sorted(set(expected) - got)
+        extra = sorted(map(str, got - set(expected)))
+        raise ValueError(f"{owner}: the state dict does not fit a {kind}"
+                         + (f"; missing {', '.join(missing)}" if missing else "")
+                         + (f"; unexpected {', '.join(extra)}" if extra else "")
+                         + " (is it another scheduler's?)")
+
+
+def _nonneg(n, v, o):
+    return real(n, v, low=0.0, owner=o)
+
+
+def _positive(n, v, o):
+    return real(n, v, low=0.0, low_open=True, owner=o)
+
+
+def _count(n, v, o):
+    return integer(n, v, low=0, owner=o)
 
 
 class LRScheduler:
     """Sets ``group["lr"]`` of each parameter group from the epoch counter
     ``last_epoch``.  Creating a scheduler applies epoch 0; each ``step()``
-    advances one epoch.  Schedules are chainable like PyTorch's: each new
-    rate is computed from the current one, so they agree with torch's
-    rates to the last bits.
+    advances one epoch.  Subclasses give the rates of epoch ``last_epoch``
+    in ``get_lr()``; the chainable ones compute them from the current
+    rates, as PyTorch does, so they agree with torch's to the last bits.
 
     last_epoch: -1 (the default) starts a new schedule and records each
     group's rate as ``group["initial_lr"]``; an integer >= 0 resumes a
     schedule, which needs the ``"initial_lr"`` of every group (an optimizer
     that already had a scheduler, or whose state dict was loaded with them):
-    without it a ValueError says what to do.  All arguments are checked
-    before the optimizer is touched.
+    without it a ValueError says what to do.  Creating a scheduler with
+    ``last_epoch=k`` sets the rates of epoch k + 1: a chainable schedule
+    computes them from the rates it finds (those of epoch k, e.g. from the
+    optimizer's loaded state dict), CosineAnnealingLR from its closed form.
+    (PyTorch 2.13's ExponentialLR, LinearLR and CosineAnnealingLR instead
+    keep the rates they find while counting epoch k + 1.)  All arguments are
+    checked before the optimizer is touched.
+
+    State (``state_dict()``): ``last_epoch``, ``_step_count`` (calls of
+    ``step``, the one at creation included), ``base_lrs`` (each group's
+    initial rate), ``_last_lr`` (the rates of the last step) and the
+    constructor's arguments.  A step whose rate cannot be computed raises
+    and leaves the counters as they were.
     """
 
     #: constructor arguments kept as attributes: name -> check(name, value, owner)
     _args = {}
+    #: per-group lists kept as attributes: name -> check(name, value, owner) of one entry
+    _group_args = {}
+    #: attributes that are not part of the state dict
+    _not_state = ("optimizer",)
+    #: the lowest rate a step can write (None: no bound; OneCycleLR's last, extrapolated step)
+    _last_lr_low = 0.0
 
     def __init__(self, optimizer, last_epoch=-1):
         owner = type(self).__name__
-        if not isinstance(optimizer, Optimizer):
-            raise ArgumentTypeError(f"{owner} needs an nnumpy optimizer (e.g. nnumpy.optim.SGD), got "
-                                    f"{describe(optimizer)}")
+        _check_optimizer(optimizer, owner)
         last_epoch = integer("last_epoch", last_epoch, low=-1, owner=owner)
         if last_epoch != -1:
             lacking = [i for i, g in enumerate(optimizer.param_groups) if "initial_lr" not in g]
@@ -58,57 +167,157 @@ class LRScheduler:
             base = [real(f"param_groups[{i}][{k!r}]", g[k], low=0.0, owner=owner)
                     for i, g in enumerate(optimizer.param_groups)
                     for k in ["initial_lr" if "initial_lr" in g else "lr"]]
-            for g, lr in zip(optimizer.param_groups, base):
-                g.setdefault("initial_lr", lr)
+        added = [g for g in optimizer.param_groups if "initial_lr" not in g] if last_epoch == -1 else []
+        for g, lr in zip(optimizer.param_groups, base):
+            g.setdefault("initial_lr", lr)
         self.optimizer = optimizer
         self.base_lrs = list(base)
         self.last_epoch = last_epoch
-        self._step_count = 0
-        self.step()
+        try:
+            self._initial_step()
+        except Exception:                # e.g. a LambdaLR function refusing epoch 0: leave the groups as they were
+            for g in added:
+                del g["initial_lr"]
+            raise
 
+    # -- the schedule ------------------------------------------------------------------
     def get_lr(self):
+        """The rates of epoch ``last_epoch`` (one per group), without applying them."""
         raise NotImplementedError
 
-    def step(self):
-        self._step_count += 1
-        self.last_epoch += 1
-        lrs = self.get_lr()
+    def _closed_form_lr(self):
+        """The rates of epoch ``last_epoch`` from ``base_lrs`` alone (used when
+        :class:`SequentialLR` hands over to this schedule); the chainable
+        schedules override it, the others compute ``get_lr()``."""
+        return self.get_lr()
+
+    def _next(self, closed_form):
+        """What :meth:`_commit` applies: the new rates."""
+        return self._closed_form_lr() if closed_form else self.get_lr()
+
+    def _commit(self, lrs):
         for g, lr in zip(self.optimizer.param_groups, lrs):
             g["lr"] = float(lr)
         self._last_lr = [float(lr) for lr in lrs]
 
+    def _move(self, before, closed_form=False):
+        """Apply the epoch already set in ``last_epoch``; on an error restore the
+        counters ``before`` = (last_epoch, _step_count) and re-raise it."""
+        try:
+            values = self._next(closed_form)
+        except Exception:
+            self.last_epoch, self._step_count = before
+            raise
+        self._commit(values)
+
+    def _initial_step(self):
+        self._step_count = 0
+        self.step()
+
+    def _restart(self):
+        """Jump to epoch 0 by the closed form (PyTorch's ``_update_lr(0)``,
+        what :class:`SequentialLR` does at a milestone)."""
+        before = (self.last_epoch, self._step_count)
+        self.last_epoch = 0
+        self._move(before, closed_form=True)
+
+    def step(self):
+        """Advance one epoch and write its rates into the optimizer's groups."""
+        before = (self.last_epoch, self._step_count)
+        self._step_count += 1
+        self.last_epoch += 1
+        self._move(before)
+
     def get_last_lr(self):
+        """The rates the last step wrote, one per parameter group."""
         return list(self._last_lr)
 
+    # -- state -------------------------------------------------------------------------
     def state_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+        """A copy of the schedule's state: plain values only (JSON-safe)."""
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in self._not_state}
 
     def load_state_dict(self, state_dict):
         """Load a :meth:`state_dict` of a scheduler of the same type.  Its keys
         and values are checked (same keys as this scheduler's, one rate per
         parameter group, the constructor's checks for its arguments) before
-        anything changes."""
-        owner = f"{type(self).__name__}.load_state_dict"
-        if not isinstance(state_dict, Mapping):
-            raise ArgumentTypeError(f"{owner}: expected a dict (from scheduler.state_dict()), got "
-                                    f"{describe(state_dict)}")
-        expected, got = set(self.state_dict()), set(state_dict)
-        if got != expected:
-            missing = sorted(expected - got)
-            extra = sorted(map(str, got - expected))
-            raise ValueError(f"{owner}: the state dict does not fit a {type(self).__name__}"
-                             + (f"; missing {', '.join(missing)}" if missing else "")
-                             + (f"; unexpected {', '.join(extra)}" if extra else "")
-                             + " (is it another scheduler's?)")
+        anything changes.  The optimizer's rates are not touched: load the
+        optimizer's own state dict for them."""
+        self.__dict__.update(self._parse_state(state_dict))
+
+    def _parse_state(self, state_dict, owner=None):
+        """The checked attributes that loading ``state_dict`` sets."""
+        owner = owner or f"{type(self).__name__}.load_state_dict"
+        _check_keys(state_dict, self.state_dict(), owner, type(self).__name__)
         n = len(self.optimizer.param_groups)
-        new = dict(state_dict)
+        new = {}
         new["last_epoch"] = integer("last_epoch", state_dict["last_epoch"], low=-1, owner=owner)
         new["_step_count"] = integer("_step_count", state_dict["_step_count"], low=0, owner=owner)
         new["base_lrs"] = _lr_list("base_lrs", state_dict["base_lrs"], n, owner)
-        new["_last_lr"] = _lr_list("_last_lr", state_dict["_last_lr"], n, owner)
+        new["_last_lr"] = _group_list("_last_lr", state_dict["_last_lr"], n, owner,
+                                      lambda k, v: real(k, v, low=self._last_lr_low, owner=owner), "learning rate")
         for k, check in self._args.items():
             new[k] = check(k, state_dict[k], owner)
-        self.__dict__.update(new)
+        for k, check in self._group_args.items():
+            new[k] = _group_list(k, state_dict[k], n, owner, lambda name, v, c=check: c(name, v, owner))
+        unchecked = set(state_dict) - set(new)
+        if unchecked:                    # a subclass attribute without a check in _args/_group_args: a bug here
+            raise NotImplementedError(f"{type(self).__name__}: no check for state key(s) {sorted(unchecked)}")
+        self._check_state(new, owner)
+        return new
+
+    def _check_state(self, new, owner):
+        """Constraints between the loaded values (overridden by subclasses)."""
+
+
+class LambdaLR(LRScheduler):
+    """Set each group's rate to its initial rate times a factor given by a function
+    of the epoch:
+
+        lr_e = lr_0 * lr_lambda(e)
+
+    lr_lambda: a function ``epoch -> factor`` (an int in, a finite number >= 0
+    out), or a list of such functions, one per parameter group.  A factor that
+    is not a finite number >= 0 raises a ValueError naming the function and the
+    epoch, and the rates stay as they were.
+
+    Saving: functions cannot be saved as plain values, so ``state_dict()``
+    holds everything else (the counters, ``base_lrs``, ``_last_lr``) and no
+    ``lr_lambdas`` (PyTorch saves the attributes of callable *objects*; here
+    neither functions nor callable objects are saved).  ``load_state_dict``
+    restores the counters and keeps the functions given to the constructor:
+    create the scheduler with the same functions before loading."""
+
+    _not_state = ("optimizer", "lr_lambdas", "_lambda_names")
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        owner = "LambdaLR"
+        n = len(_check_optimizer(optimizer, owner).param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"{owner}: lr_lambda holds {len(lr_lambda)} function(s), the optimizer has "
+                                 f"{n} parameter group(s)")
+            fns, names = list(lr_lambda), [f"lr_lambda[{i}]" for i in range(n)]
+        else:
+            fns, names = [lr_lambda] * n, ["lr_lambda"] * n
+        for fn, name in zip(fns, names):
+            if not callable(fn):
+                raise ArgumentTypeError(f"{owner}: {name} must be a function of the epoch, got {describe(fn)}")
+        self.lr_lambdas = fns
+        self._lambda_names = names
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        e, out = self.last_epoch, []
+        for base, fn, name in zip(self.base_lrs, self.lr_lambdas, self._lambda_names):
+            factor = fn(e)
+            try:
+                real(f"{name}({e})", factor, low=0.0)
+            except ValueError as err:          # ArgumentTypeError included
+                raise type(err)(f"LambdaLR: {name} returned {describe(factor)} at epoch {e}; it must return "
+                                f"a finite number >= 0 (the factor of the initial rate)") from None
+            out.append(base * factor)
+        return out
 
 
 class StepLR(LRScheduler):
@@ -118,8 +327,7 @@ class StepLR(LRScheduler):
     step_size: a positive integer; gamma: a finite number > 0 (a negative or
     zero factor would make the rate negative or stop training)."""
 
-    _args = {"step_size": lambda n, v, o: positive_int(n, v, owner=o),
-             "gamma": lambda n, v, o: real(n, v, low=0.0, low_open=True, owner=o)}
+    _args = {"step_size": lambda n, v, o: positive_int(n, v, owner=o), "gamma": _positive}
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         self.step_size = self._args["step_size"]("step_size", step_size, "StepLR")
@@ -132,6 +340,96 @@ class StepLR(LRScheduler):
             return lrs
         return [lr * self.gamma for lr in lrs]
 
+    def _closed_form_lr(self):
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` at each milestone epoch:
+    ``lr_e = lr_0 * gamma ** (number of milestones <= e)``.
+
+    milestones: strictly increasing integers >= 0 (a list, tuple or range;
+    PyTorch documents "must be increasing" without checking it, and counts a
+    repeated milestone twice: here a repeat is refused); gamma: a finite
+    number > 0."""
+
+    _args = {"milestones": lambda n, v, o: _increasing_ints(n, v, o, low=0), "gamma": _positive}
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        self.milestones = self._args["milestones"]("milestones", milestones, "MultiStepLR")
+        self.gamma = self._args["gamma"]("gamma", gamma, "MultiStepLR")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        if self.last_epoch not in self.milestones:
+            return lrs
+        return [lr * self.gamma for lr in lrs]
+
+    def _closed_form_lr(self):
+        k = bisect_right(self.milestones, self.last_epoch)
+        return [base * self.gamma ** k for base in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every epoch: ``lr_e = lr_0 * gamma ** e``.
+
+    gamma: a finite number > 0 (above 1 the rate grows)."""
+
+    _args = {"gamma": _positive}
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = self._args["gamma"]("gamma", gamma, "ExponentialLR")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        if self.last_epoch == 0:
+            return lrs
+        return [lr * self.gamma for lr in lrs]
+
+    def _closed_form_lr(self):
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """Scale the rate by a factor that moves linearly from ``start_factor`` to
+    ``end_factor`` over ``total_iters`` epochs, then stays (a warm-up when
+    start_factor < end_factor):
+
+        lr_e = lr_0 * (s + (t - s) * min(e, T) / T)        s = start_factor, t = end_factor, T = total_iters
+
+    computed recursively as PyTorch does: lr_0' = lr_0 * s at epoch 0, then for
+    1 <= e <= T
+
+        lr_e = lr_{e-1} * (1 + (t - s) / (T * s + (e - 1) * (t - s)))
+
+    start_factor: in (0, 1]; end_factor: in [0, 1]; total_iters: a positive
+    integer."""
+
+    _args = {"start_factor": lambda n, v, o: real(n, v, low=0.0, high=1.0, low_open=True, owner=o),
+             "end_factor": lambda n, v, o: real(n, v, low=0.0, high=1.0, owner=o),
+             "total_iters": lambda n, v, o: positive_int(n, v, owner=o)}
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        self.start_factor = self._args["start_factor"]("start_factor", start_factor, "LinearLR")
+        self.end_factor = self._args["end_factor"]("end_factor", end_factor, "LinearLR")
+        self.total_iters = self._args["total_iters"]("total_iters", total_iters, "LinearLR")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        e, s, t, T = self.last_epoch, self.start_factor, self.end_factor, self.total_iters
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        if e == 0:
+            return [lr * s for lr in lrs]
+        if e > T:
+            return lrs
+        return [lr * (1.0 + (t - s) / (T * s + (e - 1) * (t - s))) for lr in lrs]
+
+    def _closed_form_lr(self):
+        e, s, t, T = self.last_epoch, self.start_factor, self.end_factor, self.total_iters
+        return [base * (s + (t - s) * min(T, e) / T) for base in self.base_lrs]
+
 
 class CosineAnnealingLR(LRScheduler):
     """Cosine annealing from the initial rate to ``eta_min`` over ``T_max`` epochs:
@@ -142,8 +440,7 @@ class CosineAnnealingLR(LRScheduler):
     the recursion agree to rounding).  T_max: a positive integer; eta_min: a
     finite number >= 0."""
 
-    _args = {"T_max": lambda n, v, o: positive_int(n, v, owner=o),
-             "eta_min": lambda n, v, o: real(n, v, low=0.0, owner=o)}
+    _args = {"T_max": lambda n, v, o: positive_int(n, v, owner=o), "eta_min": _nonneg}
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         self.T_max = self._args["T_max"]("T_max", T_max, "CosineAnnealingLR")
@@ -156,9 +453,507 @@ class CosineAnnealingLR(LRScheduler):
         if e == 0:
             return [g["lr"] for g in groups]
         if self._step_count == 1 and e > 0:
-            return [lo + (base - lo) * (1 + math.cos(e * math.pi / T)) / 2 for base in self.base_lrs]
+            return self._closed_form_lr()
         if (e - 1 - T) % (2 * T) == 0:
             return [g["lr"] + (base - lo) * (1 - math.cos(math.pi / T)) / 2
                     for base, g in zip(self.base_lrs, groups)]
         return [(1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * (g["lr"] - lo) + lo
                 for g in groups]
+
+    def _closed_form_lr(self):
+        e, T, lo = self.last_epoch, self.T_max, self.eta_min
+        return [lo + (base - lo) * (1 + math.cos(math.pi * e / T)) / 2 for base in self.base_lrs]
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers`` one after another, handing over at the ``milestones``:
+    ``schedulers[i]`` drives epochs ``milestones[i-1] <= e < milestones[i]``.
+
+    At a milestone the next scheduler restarts at its own epoch 0 from its
+    closed form (from the groups' ``initial_lr``), as PyTorch does; e.g. a
+    LinearLR warm-up over 5 epochs, then CosineAnnealingLR::
+
+        warm = LinearLR(opt, start_factor=0.1, total_iters=5)
+        cos = CosineAnnealingLR(opt, T_max=45)
+        sched = SequentialLR(opt, [warm, cos], milestones=[5])
+
+    schedulers: a non-empty list of nnumpy schedulers of this same optimizer
+    (not ReduceLROnPlateau, whose step needs a metric, nor SequentialLR; each
+    only once), created just before with last_epoch=-1.  milestones:
+    ``len(schedulers) - 1`` strictly increasing positive integers.
+    last_epoch: only -1 (PyTorch's other values restart the schedulers
+    inconsistently): resume with :meth:`load_state_dict`.  Creating it resets
+    each group's rate to its ``initial_lr`` and applies epoch 0 of
+    ``schedulers[0]``.
+
+    State: ``last_epoch``, ``_milestones``, ``_last_lr`` and ``_schedulers``,
+    the list of the schedulers' own state dicts."""
+
+    _not_state = ("optimizer", "_schedulers")
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        owner = "SequentialLR"
+        _check_optimizer(optimizer, owner)
+        if not isinstance(schedulers, (list, tuple)):
+            raise ArgumentTypeError(f"{owner}: schedulers must be a list of schedulers, got "
+                                    f"{describe(schedulers)}")
+        if not schedulers:
+            raise ValueError(f"{owner}: schedulers is empty; it needs at least one scheduler")
+        for i, s in enumerate(schedulers):
+            if isinstance(s, ReduceLROnPlateau):
+                raise ValueError(f"{owner}: schedulers[{i}] is a ReduceLROnPlateau, whose step needs a metric; "
+                                 f"SequentialLR cannot step it")
+            if isinstance(s, SequentialLR) or not isinstance(s, LRScheduler):
+                raise ArgumentTypeError(f"{owner}: schedulers[{i}] must be an nnumpy learning-rate scheduler "
+                                        f"(not a SequentialLR), got {describe(s)}")
+            if s.optimizer is not optimizer:
+                raise ValueError(f"{owner}: schedulers[{i}] ({type(s).__name__}) drives another optimizer than "
+                                 f"the one given to SequentialLR; all schedulers must belong to the same optimizer")
+            if any(s is t for t in schedulers[:i]):
+                raise ValueError(f"{owner}: schedulers[{i}] is the same object as an earlier entry")
+        milestones = _increasing_ints("milestones", milestones, owner, low=1)
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"{owner}: milestones must hold one fewer entry than schedulers (the epochs where "
+                             f"each next scheduler takes over): got {len(schedulers)} scheduler(s) and "
+                             f"{len(milestones)} milestone(s)")
+        last_epoch = integer("last_epoch", last_epoch, low=-1, owner=owner)
+        if last_epoch != -1:
+            raise ValueError(f"{owner}: last_epoch must be -1 (got {last_epoch}); to resume, create it with "
+                             f"last_epoch=-1 and load the saved schedule with load_state_dict(...)")
+        # -- everything checked: reset the rates and start schedulers[0] ----------------------
+        self.optimizer = optimizer
+        self._schedulers = list(schedulers)
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        for g in optimizer.param_groups:
+            g["lr"] = g["initial_lr"]
+        for s in self._schedulers:        # undo the step each one made when it was created
+            s.last_epoch -= 1
+        first = self._schedulers[bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def step(self):
+        """Advance one epoch: the scheduler in charge steps, or, at a milestone,
+        the next one restarts at its epoch 0."""
+        self.last_epoch += 1
+        i = bisect_right(self._milestones, self.last_epoch)
+        s = self._schedulers[i]
+        try:
+            if i > 0 and self._milestones[i - 1] == self.last_epoch:
+                s._restart()
+            else:
+                s.step()
+        except Exception:
+            self.last_epoch -= 1
+            raise
+        self._last_lr = s.get_last_lr()
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def _parse_state(self, state_dict, owner=None):
+        owner = owner or "SequentialLR.load_state_dict"
+        _check_keys(state_dict, self.state_dict(), owner, "SequentialLR")
+        n = len(self.optimizer.param_groups)
+        subs = state_dict["_schedulers"]
+        if not isinstance(subs, (list, tuple)):
+            raise ArgumentTypeError(f"{owner}: _schedulers must be a list of state dicts, got {describe(subs)}")
+        if len(subs) != len(self._schedulers):
+            raise ValueError(f"{owner}: _schedulers holds {len(subs)} state dict(s), this SequentialLR has "
+                             f"{len(self._schedulers)} scheduler(s)")
+        milestones = _increasing_ints("_milestones", state_dict["_milestones"], owner, low=1)
+        if len(milestones) != len(self._schedulers) - 1:
+            raise ValueError(f"{owner}: _milestones holds {len(milestones)} milestone(s), this SequentialLR "
+                             f"needs {len(self._schedulers) - 1}")
+        children = [s._parse_state(d, f"{owner}: _schedulers[{i}] ({type(s).__name__})")
+                    for i, (s, d) in enumerate(zip(self._schedulers, subs))]
+        return {"last_epoch": integer("last_epoch", state_dict["last_epoch"], low=0, owner=owner),
+                "_milestones": milestones,
+                "_last_lr": _lr_list("_last_lr", state_dict["_last_lr"], n, owner),
+                "_children": children}
+
+    def load_state_dict(self, state_dict):
+        """Load a :meth:`state_dict`: every scheduler's state is checked before
+        any of them (or this one) changes."""
+        new = self._parse_state(state_dict)
+        for s, child in zip(self._schedulers, new.pop("_children")):
+            s.__dict__.update(child)
+        self.__dict__.update(new)
+
+
+def _anneal(strategy, start, end, pct):
+    """From ``start`` (pct = 0) to ``end`` (pct = 1): along half a cosine, or a line."""
+    if strategy == "cos":
+        return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+    return (end - start) * pct + start
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin, "Super-Convergence"), stepped after
+    every *batch*.  Over ``total_steps`` steps the rate rises from
+    ``initial_lr = max_lr / div_factor`` to ``max_lr`` during the first
+    ``pct_start`` of the steps, then falls to ``min_lr = initial_lr /
+    final_div_factor``; with ``cycle_momentum`` the momentum moves the
+    opposite way, between ``max_momentum`` and ``base_momentum``.
+
+    Phases (step s; each phase runs from the previous phase's end step, 0 for
+    the first, to its own end step; pct = (s - start) / (end - start)):
+
+        two phases (default):  end pct_start*total_steps - 1:   lr initial_lr -> max_lr, momentum max -> base
+                               end total_steps - 1:             lr max_lr -> min_lr,     momentum base -> max
+        three_phase=True:      end pct_start*total_steps - 1:   lr initial_lr -> max_lr, momentum max -> base
+                               end 2*pct_start*total_steps - 2: lr max_lr -> initial_lr, momentum base -> max
+                               end total_steps - 1:             lr initial_lr -> min_lr, momentum max -> max
+
+    and within a phase ``value = end + (start - end) / 2 * (1 + cos(pi * pct))``
+    (anneal_strategy="cos") or ``value = start + (end - start) * pct``
+    ("linear").  The schedule is not chainable: each rate is computed from the
+    values above, not from the current rate.
+
+    Creating it applies step 0; ``step()`` may be called ``total_steps``
+    times, so a loop that steps the scheduler after each of its
+    ``total_steps`` optimizer steps works; one more call raises PyTorch's
+    ValueError "Tried to step ... times" and leaves the scheduler as it was.
+    The last call extrapolates one step past the end, as PyTorch does: with
+    anneal_strategy="linear" its rate lies below min_lr and can be negative
+    (a rate such a loop never uses; ``optimizer.step()`` would refuse it).
+
+    Arguments (PyTorch's names and defaults): max_lr: a number >= 0 or one
+    per parameter group; total_steps, or else epochs and steps_per_epoch
+    (total_steps = epochs * steps_per_epoch): positive integers; pct_start:
+    in [0, 1]; anneal_strategy: "cos" or "linear"; cycle_momentum: a bool;
+    base_momentum, max_momentum: numbers >= 0 (below 1 for Adam's beta1) or
+    one per group; div_factor, final_div_factor: numbers > 0; three_phase: a
+    bool.  A pct_start that makes a phase zero steps long where a step falls
+    (PyTorch's ZeroDivisionError) is refused at creation.
+
+    Momentum: with cycle_momentum=True the optimizer must have a
+    ``momentum`` hyper-parameter (SGD, RMSprop), whose value is set, or
+    ``betas`` (Adam, AdamW), whose first entry is set; otherwise a ValueError
+    (as in PyTorch).  Creating it with last_epoch=-1 sets each group's
+    ``initial_lr`` to max_lr / div_factor (and the momentum to max_momentum).
+
+    Unlike PyTorch, which adds ``max_lr``, ``min_lr``, ``max_momentum`` and
+    ``base_momentum`` to every parameter group, the per-group values are kept
+    by the scheduler (``max_lrs``, ``min_lrs``, ``max_momentums``,
+    ``base_momentums``, and ``base_lrs`` = the initial rates) and saved in its
+    state dict; ``get_lr()`` has no side effect (PyTorch's sets the momentum).
+    """
+
+    _args = {"total_steps": lambda n, v, o: positive_int(n, v, owner=o),
+             "pct_start": lambda n, v, o: real(n, v, low=0.0, high=1.0, owner=o),
+             "anneal_strategy": lambda n, v, o: _choice(n, v, ("cos", "linear"), o),
+             "cycle_momentum": lambda n, v, o: flag(n, v, owner=o),
+             "use_beta1": lambda n, v, o: flag(n, v, owner=o),
+             "div_factor": _positive,
+             "final_div_factor": _positive,
+             "three_phase": lambda n, v, o: flag(n, v, owner=o)}
+    _last_lr_low = None
+    _group_args = {"max_lrs": _nonneg, "min_lrs": _nonneg, "base_momentums": _nonneg, "max_momentums": _nonneg}
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        owner = "OneCycleLR"
+        groups = _check_optimizer(optimizer, owner).param_groups
+        n, a = len(groups), self._args
+        if epochs is not None:
+            epochs = positive_int("epochs", epochs, owner=owner)
+        if steps_per_epoch is not None:
+            steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch, owner=owner)
+        if total_steps is not None:
+            total_steps = a["total_steps"]("total_steps", total_steps, owner)
+        elif epochs is not None and steps_per_epoch is not None:
+            total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError(f"{owner}: give total_steps, or both epochs and steps_per_epoch (got "
+                             f"epochs={describe(epochs)}, steps_per_epoch={describe(steps_per_epoch)})")
+        self.total_steps = total_steps
+        self.pct_start = a["pct_start"]("pct_start", pct_start, owner)
+        self.anneal_strategy = a["anneal_strategy"]("anneal_strategy", anneal_strategy, owner)
+        self.cycle_momentum = a["cycle_momentum"]("cycle_momentum", cycle_momentum, owner)
+        self.div_factor = a["div_factor"]("div_factor", div_factor, owner)
+        self.final_div_factor = a["final_div_factor"]("final_div_factor", final_div_factor, owner)
+        self.three_phase = a["three_phase"]("three_phase", three_phase, owner)
+        self.use_beta1 = self.cycle_momentum and "betas" in optimizer.defaults
+        self._check_phases(owner)
+        if self.cycle_momentum and "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+            raise ValueError(f"{owner}: cycle_momentum=True, but {type(optimizer).__name__} has neither "
+                             f"'momentum' nor 'betas' (the optimizer must support momentum or beta1 with "
+                             f"cycle_momentum); pass cycle_momentum=False")
+        mom = self._momentum_check(owner)
+        self.max_lrs = _per_group("max_lr", max_lr, n, owner, lambda k, v: _nonneg(k, v, owner), "learning rate")
+        self.base_momentums = _per_group("base_momentum", base_momentum, n, owner, mom)
+        self.max_momentums = _per_group("max_momentum", max_momentum, n, owner, mom)
+        last_epoch = integer("last_epoch", last_epoch, low=-1, owner=owner)
+        if last_epoch != -1 and any("initial_lr" not in g for g in groups):
+            super().__init__(optimizer, last_epoch)      # raises its "resumes a schedule" error
+        # -- everything checked: set the groups' starting values -----------------------------
+        if last_epoch == -1:
+            for g, top in zip(groups, self.max_lrs):
+                g["initial_lr"] = top / self.div_factor
+            if self.cycle_momentum:
+                for g, m in zip(groups, self.max_momentums):
+                    self._set_momentum(g, m)
+        self.min_lrs = [float(g["initial_lr"]) / self.final_div_factor for g in groups]
+        super().__init__(optimizer, last_epoch)
+
+    def _momentum_check(self, owner):
+        if self.use_beta1:
+            return lambda k, v: real(f"{k} (beta1)", v, low=0.0, high=1.0, high_open=True, owner=owner)
+        return lambda k, v: _nonneg(k, v, owner)
+
+    def _set_momentum(self, group, m):
+        if self.use_beta1:
+            group["betas"] = (m, *group["betas"][1:])
+        else:
+            group["momentum"] = m
+
+    def _phases(self):
+        """[(end_step, lr from, lr to, momentum from, momentum to)], the names
+        indexing :meth:`_group_values`."""
+        T, p = self.total_steps, self.pct_start
+        if self.three_phase:
+            return [(p * T - 1, "initial", "max", "max_m", "base_m"),
+                    (2 * p * T - 2, "max", "initial", "base_m", "max_m"),
+                    (T - 1, "initial", "min", "max_m", "max_m")]
+        return [(p * T - 1, "initial", "max", "max_m", "base_m"),
+                (T - 1, "max", "min", "base_m", "max_m")]
+
+    def _check_phases(self, owner):
+        """Refuse a phase of zero length that a step falls into (a division by zero)."""
+        ends = [ph[0] for ph in self._phases()]
+        if ends[0] == 0.0 or ends[-1] == ends[-2]:
+            which = "first" if ends[0] == 0.0 else "last"
+            raise ValueError(f"{owner}: pct_start={self.pct_start!r} with total_steps={self.total_steps}"
+                             f"{' and three_phase=True' if self.three_phase else ''} makes the {which} phase "
+                             f"zero steps long (its end step equals its start step); choose another pct_start")
+
+    def _group_values(self, i):
+        return {"initial": self.base_lrs[i], "max": self.max_lrs[i], "min": self.min_lrs[i],
+                "max_m": self.max_momentums[i], "base_m": self.base_momentums[i]}
+
+    def _next(self, closed_form=False):
+        """(rates, momenta) of step ``last_epoch``; momenta None without cycle_momentum."""
+        s = self.last_epoch
+        if s > self.total_steps:
+            raise ValueError(f"Tried to step {s} times. The specified number of total steps is "
+                             f"{self.total_steps}")
+        phases, start = self._phases(), 0.0
+        for k, phase in enumerate(phases):
+            if s <= phase[0] or k == len(phases) - 1:
+                break
+            start = phase[0]
+        end, lr_from, lr_to, m_from, m_to = phase
+        pct = (s - start) / (end - start)
+        lrs, moms = [], []
+        for i in range(len(self.optimizer.param_groups)):
+            v = self._group_values(i)
+            lrs.append(_anneal(self.anneal_strategy, v[lr_from], v[lr_to], pct))
+            moms.append(_anneal(self.anneal_strategy, v[m_from], v[m_to], pct))
+        return lrs, (moms if self.cycle_momentum else None)
+
+    def get_lr(self):
+        return self._next()[0]
+
+    def _commit(self, values):
+        lrs, moms = values
+        if moms is not None:
+            for g, m in zip(self.optimizer.param_groups, moms):
+                self._set_momentum(g, float(m))
+        super()._commit(lrs)
+
+    def _check_state(self, new, owner):
+        o = self.optimizer
+        if new["last_epoch"] > new["total_steps"]:
+            raise ValueError(f"{owner}: last_epoch={new['last_epoch']} is past total_steps={new['total_steps']}")
+        if new["cycle_momentum"] and "momentum" not in o.defaults and "betas" not in o.defaults:
+            raise ValueError(f"{owner}: the state cycles the momentum, but {type(o).__name__} has neither "
+                             f"'momentum' nor 'betas'")
+        beta1 = new["cycle_momentum"] and "betas" in o.defaults
+        if new["use_beta1"] != beta1:
+            raise ValueError(f"{owner}: use_beta1={new['use_beta1']} does not fit {type(o).__name__} with "
+                             f"cycle_momentum={new['cycle_momentum']} (expected {beta1})")
+        if beta1:
+            for key in ("base_momentums", "max_momentums"):
+                for i, m in enumerate(new[key]):
+                    real(f"{key}[{i}] (beta1)", m, high=1.0, high_open=True, owner=owner)
+        probe = copy.copy(self)
+        probe.__dict__.update(new)
+        probe._check_phases(owner)
+
+
+def _metric(value):
+    """``metrics`` of ReduceLROnPlateau.step as a float: a real number (Python,
+    NumPy, a 0-d or 1-element array or tensor), +-inf allowed, NaN refused."""
+    if hasattr(value, "detach"):                    # a torch tensor: no torch import needed
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(())[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(f"ReduceLROnPlateau.step: metrics must be a number (e.g. the validation "
+                                f"loss), got {describe(value)}")
+    x = float(value)
+    if math.isnan(x):
+        raise ValueError("ReduceLROnPlateau.step: metrics is nan (did the training diverge?); the schedule "
+                         "was left as it was")
+    return x
+
+
+class ReduceLROnPlateau:
+    """Multiply the rate by ``factor`` when a metric has stopped improving for
+    more than ``patience`` epochs.  Call ``step(metrics)`` once per epoch with
+    the monitored value (e.g. the validation loss).
+
+    Each step: the metric is *better* when
+
+        mode="min", threshold_mode="rel":  metric < best * (1 - threshold)
+        mode="min", threshold_mode="abs":  metric < best - threshold
+        mode="max", threshold_mode="rel":  metric > best * (1 + threshold)
+        mode="max", threshold_mode="abs":  metric > best + threshold
+
+    (``best`` starts at +inf for "min", -inf for "max"); a better metric
+    becomes ``best`` and resets ``num_bad_epochs`` to 0, any other adds one.
+    During a cooldown (``cooldown_counter > 0``) the counter counts down and
+    bad epochs are not counted.  When ``num_bad_epochs > patience`` each
+    group's rate becomes ``max(lr * factor, min_lr)`` (unless that changes it
+    by ``eps`` or less), the cooldown starts (``cooldown_counter = cooldown``)
+    and ``num_bad_epochs`` returns to 0.
+
+    Arguments (PyTorch's names and defaults): mode: "min" or "max"; factor:
+    in [0, 1); patience, cooldown: integers >= 0; threshold: a number >= 0;
+    threshold_mode: "rel" or "abs"; min_lr: a number >= 0 or one per
+    parameter group; eps: a number >= 0.  ``step(metrics)`` takes a number
+    (Python, NumPy, or a one-element array/tensor); NaN and non-numbers are
+    refused before anything changes (+-inf are numbers and count as usual).
+
+    Works with every nnumpy optimizer (only ``group["lr"]`` is read and
+    written).  Its step needs a metric, so SequentialLR refuses it (as in
+    PyTorch); unlike PyTorch 2.13 it is not an :class:`LRScheduler`
+    subclass, so code that steps an LRScheduler without arguments tells the
+    two apart.  State: ``factor``, ``min_lrs``,
+    ``default_min_lr`` (min_lr when given as one number, else None),
+    ``patience``, ``cooldown``, ``eps``, ``mode``, ``threshold``,
+    ``threshold_mode``, ``mode_worse``, ``best``, ``num_bad_epochs``,
+    ``cooldown_counter``, ``last_epoch``, ``_last_lr``.
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8):
+        owner = "ReduceLROnPlateau"
+        n = len(_check_optimizer(optimizer, owner).param_groups)
+        checked = self._check_args(owner, mode=mode, factor=factor, patience=patience, threshold=threshold,
+                                   threshold_mode=threshold_mode, cooldown=cooldown, eps=eps)
+        if isinstance(min_lr, (list, tuple)):
+            default_min_lr = None
+            min_lrs = _group_list("min_lr", min_lr, n, owner, lambda k, v: _nonneg(k, v, owner), "rate")
+        else:
+            default_min_lr = _nonneg("min_lr", min_lr, owner)
+            min_lrs = [default_min_lr] * n
+        self.optimizer = optimizer
+        self.__dict__.update(checked)
+        self.default_min_lr = default_min_lr
+        self.min_lrs = min_lrs
+        self.last_epoch = 0
+        self._last_lr = [float(g["lr"]) for g in optimizer.param_groups]
+        self.mode_worse = math.inf if self.mode == "min" else -math.inf
+        self._reset()
+
+    _ARGS = {"mode": lambda n, v, o: _choice(n, v, ("min", "max"), o),
+             "factor": lambda n, v, o: real(n, v, low=0.0, high=1.0, high_open=True, owner=o),
+             "patience": _count, "threshold": _nonneg,
+             "threshold_mode": lambda n, v, o: _choice(n, v, ("rel", "abs"), o),
+             "cooldown": _count, "eps": _nonneg}
+
+    @classmethod
+    def _check_args(cls, owner, **values):
+        return {k: cls._ARGS[k](k, v, owner) for k, v in values.items()}
+
+    def _reset(self):
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def _is_better(self, a, best):
+        if self.mode == "min" and self.threshold_mode == "rel":
+            return a < best * (1.0 - self.threshold)
+        if self.mode == "min":
+            return a < best - self.threshold
+        if self.threshold_mode == "rel":
+            return a > best * (self.threshold + 1.0)
+        return a > best + self.threshold
+
+    def step(self, metrics):
+        """Count one epoch with the monitored value ``metrics``; reduce the
+        rates after more than ``patience`` epochs without improvement."""
+        current = _metric(metrics)
+        self.last_epoch += 1
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def _reduce_lr(self):
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(f"ReduceLROnPlateau: the optimizer has {len(groups)} parameter group(s), "
+                                   f"{len(self.min_lrs)} when the scheduler was created with one min_lr per "
+                                   f"group (a group was added?); set scheduler.min_lrs to one rate per group")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for g, lo in zip(groups, self.min_lrs):
+            old = float(g["lr"])
+            new = max(old * self.factor, lo)
+            if old - new > self.eps:
+                g["lr"] = new
+
+    def get_last_lr(self):
+        """The rates after the last step (the optimizer's rates at creation before any)."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """A copy of the state: plain values only (JSON-safe; ``best`` may be +-inf)."""
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        """Load a :meth:`state_dict`; keys, types, ranges and the group count
+        are checked before anything changes."""
+        owner = "ReduceLROnPlateau.load_state_dict"
+        _check_keys(state_dict, self.state_dict(), owner, "ReduceLROnPlateau")
+        n = len(self.optimizer.param_groups)
+        sd = state_dict
+        new = self._check_args(owner, **{k: sd[k] for k in self._ARGS})
+        new["min_lrs"] = _group_list("min_lrs", sd["min_lrs"], n, owner, lambda k, v: _nonneg(k, v, owner), "rate")
+        new["default_min_lr"] = None if sd["default_min_lr"] is None else _nonneg("default_min_lr",
+                                                                                  sd["default_min_lr"], owner)
+        new["_last_lr"] = _lr_list("_last_lr", sd["_last_lr"], n, owner)
+        for k in ("last_epoch", "num_bad_epochs", "cooldown_counter"):
+            new[k] = _count(k, sd[k], owner)
+        worse = math.inf if new["mode"] == "min" else -math.inf
+        if sd["mode_worse"] != worse or isinstance(sd["mode_worse"], bool):
+            raise ValueError(f"{owner}: mode_worse must be {worse} for mode={new['mode']!r}, got "
+                             f"{describe(sd['mode_worse'])}")
+        new["mode_worse"] = worse
+        best = sd["best"]
+        if isinstance(best, (bool, np.bool_)) or not isinstance(best, numbers.Real):
+            raise ArgumentTypeError(f"{owner}: best must be a number, got {describe(best)}")
+        if math.isnan(best):
+            raise ValueError(f"{owner}: best must be a number, got nan")
+        new["best"] = float(best)
+        self.__dict__.update(new)

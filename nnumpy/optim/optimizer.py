@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .. import backend
 from .._checks import ArgumentTypeError, describe, integer, real
 from ..nn.module import Module, Parameter
 
@@ -20,7 +21,8 @@ class Optimizer:
     """Holds ``param_groups`` (a list of dicts, each with ``"params"`` and its
     hyperparameters, as in PyTorch, so schedulers can change ``"lr"``) and
     ``state`` (a dict from each Parameter to its buffers).  ``step()``
-    updates every ``param.data`` in place from ``param.grad``.
+    updates every trainable ``param.data`` in place from ``param.grad``;
+    frozen parameters (``requires_grad`` False) are skipped (see :meth:`step`).
 
     ``params`` is an iterable of Parameters (e.g. ``model.parameters()``) or of
     dicts ``{"params": [...], "lr": ...}`` for per-group hyperparameters.
@@ -34,10 +36,18 @@ class Optimizer:
     may hold only ``"params"``, the optimizer's hyper-parameters and
     ``"initial_lr"`` (set by schedulers): a misspelt key is an error, not
     silently ignored.
+
+    Every optimizer takes ``maximize`` (default False), as in PyTorch: with
+    True it ascends the objective, as if each gradient were negated before
+    anything else (weight decay, momentum, moments) sees it.
     """
 
     #: hyper-parameter name -> check(name, value, owner) returning the normalised value
     _hyper = {}
+    #: Hyper-parameters added after state dicts were first written, with the value
+    #: that reproduces the old behaviour: :meth:`load_state_dict` fills them into
+    #: groups that lack them (PyTorch's ``__setstate__`` does the same).
+    _added_later = {"maximize": False}
 
     def __init__(self, params, defaults):
         owner = type(self).__name__
@@ -137,6 +147,25 @@ class Optimizer:
                 p.zero_grad()
 
     def step(self):
+        """One update of every trainable parameter, in place, from its ``grad``.
+
+        The groups' hyper-parameters are checked first: if one is bad, nothing
+        moves.  A frozen parameter (``requires_grad`` False) is skipped
+        entirely, as PyTorch skips a parameter whose ``grad`` is None: its
+        data stay as they were, bit for bit, with no weight decay, momentum
+        or moment update, and its state is neither created nor changed (it
+        resumes where it was when the parameter is unfrozen).
+        """
+        self._check_groups()                   # a NaN/inf lr written into a group raises here, first
+        ops = backend.ops()                    # the fused updates: see backend/numpy_ops.py
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.requires_grad]
+            if params:
+                self._update_group(group, params, ops)
+
+    def _update_group(self, group, params, ops):
+        """Update ``params`` (the group's trainable parameters) with the group's
+        hyper-parameters through the backend's ``ops`` (overridden by subclasses)."""
         raise NotImplementedError
 
     # -- state ------------------------------------------------------------------
@@ -186,6 +215,11 @@ class Optimizer:
         finite numbers).  A mismatch raises ValueError (or
         :class:`~nnumpy._checks.ArgumentTypeError`) and leaves the optimizer
         as it was.
+
+        A group written before a hyper-parameter existed (``maximize``, in
+        nnumpy's state dicts from before it was added) gets the value that
+        reproduces the old behaviour (``maximize=False``), as PyTorch fills
+        missing keys; every other key must be there.
         """
         name = type(self).__name__
         owner = f"{name}.load_state_dict"
@@ -209,6 +243,7 @@ class Optimizer:
         expected = set(self._hyper) | {"params"}
         new_groups, id_map = [], {}
         for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
+            saved = {**{k: v for k, v in self._added_later.items() if k in self._hyper}, **saved}
             keys = set(saved) - {"initial_lr"}
             if keys != expected:
                 missing = sorted(expected - keys)

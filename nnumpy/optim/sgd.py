@@ -1,7 +1,6 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
 from __future__ import annotations
 
-from .. import backend
 from .._checks import flag, real
 from .optimizer import Optimizer
 
@@ -11,6 +10,7 @@ __all__ = ["SGD"]
 class SGD(Optimizer):
     """PyTorch's SGD update, per parameter p with gradient g:
 
+        g <- -g                                          (maximize only)
         g <- g + weight_decay * p                        (L2 penalty)
         b <- g                       on the first step   (momentum buffer)
         b <- momentum * b + (1 - dampening) * g          afterwards
@@ -18,14 +18,16 @@ class SGD(Optimizer):
         p <- p - lr * g
 
     (the momentum lines only when momentum != 0).  ``p`` is updated in place;
-    ``p.grad`` is left as it was.  State per parameter: ``momentum_buffer``.
+    ``p.grad`` is left as it was.  State per parameter: ``momentum_buffer``
+    (only with momentum).  Frozen parameters are skipped (see
+    :meth:`Optimizer.step`).
 
     Hyper-parameters (checked in the constructor, per group and at every
     step; each must be a finite number): ``lr >= 0``, ``momentum >= 0``,
     ``0 <= dampening <= 1`` (PyTorch does not check dampening; outside
     [0, 1] the gradient's weight 1 - dampening would be negative or above
     one), ``weight_decay >= 0``; ``nesterov`` (a bool) needs momentum > 0
-    and dampening = 0.
+    and dampening = 0; ``maximize`` (a bool, keyword-only as in PyTorch).
     """
 
     _hyper = {
@@ -34,11 +36,13 @@ class SGD(Optimizer):
         "dampening": lambda n, v, o: real(n, v, low=0.0, high=1.0, owner=o),
         "weight_decay": lambda n, v, o: real(n, v, low=0.0, owner=o),
         "nesterov": lambda n, v, o: flag(n, v, owner=o),
+        "maximize": lambda n, v, o: flag(n, v, owner=o),
     }
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
     def _check_combination(self, values, prefix, owner):
         if values["nesterov"] and (values["momentum"] <= 0.0 or values["dampening"] != 0.0):
@@ -49,15 +53,13 @@ class SGD(Optimizer):
     def _state_spec(self, group):
         return {"momentum_buffer": "array"}
 
-    def step(self):
-        self._check_groups()                   # a NaN/inf lr written into a group raises here, first
-        update = backend.ops().sgd_update      # the formulas above: see backend/numpy_ops.py
-        for group in self.param_groups:
-            lr, mu = float(group["lr"]), float(group["momentum"])
-            damp, wd, nesterov = float(group["dampening"]), float(group["weight_decay"]), group["nesterov"]
-            for p in group["params"]:
-                state = self.state.get(p)
-                buf = update(p.data, p.grad, state["momentum_buffer"] if state else None,
-                             lr, mu, damp, wd, nesterov)
-                if buf is not None and not state:
-                    self.state[p] = {"momentum_buffer": buf}
+    def _update_group(self, group, params, ops):
+        lr, mu = float(group["lr"]), float(group["momentum"])
+        damp, wd, nesterov = float(group["dampening"]), float(group["weight_decay"]), bool(group["nesterov"])
+        maximize = bool(group["maximize"])
+        for p in params:
+            state = self.state.get(p)
+            buf = ops.sgd_update(p.data, p.grad, state["momentum_buffer"] if state else None,
+                                 lr, mu, damp, wd, nesterov, maximize)   # the formulas above: backend/numpy_ops.py
+            if buf is not None and not state:
+                self.state[p] = {"momentum_buffer": buf}
