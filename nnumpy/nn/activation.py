@@ -309,6 +309,22 @@ class _SoftmaxBase(_Configured):
         None gives PyTorch's deprecated implicit choice, with a warning."""
         return FA.softmax_dim(self.dim, x.ndim, owner=type(self).__name__, stacklevel=4)
 
+    #: the pair of kernels (``<_op>_forward``, ``<_op>_backward``) of the backend in use
+    _op = None
+
+    def forward(self, x):
+        check_input(self, x)
+        dim = self._dim(x)
+        y = getattr(_kernels(), f"{self._op}_forward")(x, dim)
+        self._save(y=y, dim=dim)
+        return y
+
+    def backward(self, dy):
+        c = self._take_cache()
+        y = c["y"]
+        self._check_dy(dy, y.shape, y.dtype)
+        return getattr(_kernels(), f"{self._op}_backward")(dy, y, c["dim"])
+
 
 class Softmax(_SoftmaxBase):
     """``y = exp(x - m) / sum_dim exp(x - m)`` along ``dim`` (m the maximum
@@ -321,18 +337,7 @@ class Softmax(_SoftmaxBase):
     (PyTorch's deprecated rule, with a warning): pass dim.
     """
 
-    def forward(self, x):
-        check_input(self, x)
-        dim = self._dim(x)
-        y = _kernels().softmax_forward(x, dim)
-        self._save(y=y, dim=dim)
-        return y
-
-    def backward(self, dy):
-        c = self._take_cache()
-        y = c["y"]
-        self._check_dy(dy, y.shape, y.dtype)
-        return _kernels().softmax_backward(dy, y, c["dim"])
+    _op = "softmax"
 
 
 class LogSoftmax(_SoftmaxBase):
@@ -341,15 +346,4 @@ class LogSoftmax(_SoftmaxBase):
     ``dx = dy - exp(y) * sum_dim(dy)``.  Cache: y (x's shape) and the forward's
     dim (normalised).  dim: as for :class:`Softmax`."""
 
-    def forward(self, x):
-        check_input(self, x)
-        dim = self._dim(x)
-        y = _kernels().log_softmax_forward(x, dim)
-        self._save(y=y, dim=dim)
-        return y
-
-    def backward(self, dy):
-        c = self._take_cache()
-        y = c["y"]
-        self._check_dy(dy, y.shape, y.dtype)
-        return _kernels().log_softmax_backward(dy, y, c["dim"])
+    _op = "log_softmax"

@@ -602,18 +602,41 @@ _BCE_HINT = " (BCELoss takes probabilities, e.g. a Sigmoid's output; for logits 
 # Element-wise regression losses: every element is a term
 # ---------------------------------------------------------------------------
 class _ElementwiseLoss(Loss):
-    """A loss of d = pred - target, element by element (MSE, L1, Huber, smooth L1)."""
+    """A loss of d = pred - target, element by element (MSE, L1, Huber, smooth L1).
+
+    Subclasses name their functional pair (``_functional``: ``F.<name>_forward``,
+    ``F.<name>_backward``), their numba kernel (``_kernel``) and their hyper-parameter, if any
+    (``_param``: delta, beta); forward keeps d (numpy) or d pred for dloss = 1 (numba)
+    and the hyper-parameter it ran with, and backward uses those."""
+
+    _functional, _kernel, _param, _kernel_from = None, None, None, 0
 
     def num_terms(self, output):
         """Every element of the prediction is a term of the mean."""
         return int(np.size(output))
 
-    def _backward_d(self, c, dloss, backward, *extra):
+    def forward(self, pred, target):
+        check_input(self, pred)
+        target = _same_shape_target(self, pred, target)
+        reduction = self.reduction
+        extra = (getattr(self, self._param),) if self._param else ()
+        kernels = _kernels() if pred.size >= self._kernel_from else None
+        if kernels is not None:
+            loss, dx = getattr(kernels, self._kernel)(pred, target, reduction, *extra)
+            self._save(dinput=dx, reduction=reduction)
+            return self._result(loss, reduction)
+        loss, d = getattr(F, f"{self._functional}_forward")(pred, target, reduction, *extra)
+        self._save(d=d, reduction=reduction, extra=extra)
+        return self._result(loss, reduction)
+
+    def backward(self, dloss=None):
         """dpred from the cache of a forward that kept d (numpy) or the gradient (numba)."""
+        c = self._take_cache()
         if "dinput" in c:
             return self._fused_backward(c["dinput"], dloss, c["reduction"], c["dinput"].shape)
         d = c["d"]
-        return backward(d, c["reduction"], self._upstream(dloss, c["reduction"], d.shape, d.dtype), *extra)
+        return getattr(F, f"{self._functional}_backward")(
+            d, c["reduction"], self._upstream(dloss, c["reduction"], d.shape, d.dtype), *c["extra"])
 
 
 #: MSE's NumPy form is three ufunc calls: the kernel pays from about this many
@@ -633,21 +656,8 @@ class MSELoss(_ElementwiseLoss):
     ``nnumpy.one_hot(labels, 10)``.
     """
 
-    def forward(self, pred, target):
-        check_input(self, pred)
-        target = _same_shape_target(self, pred, target)
-        reduction = self.reduction
-        kernels = _kernels() if pred.size >= _MSE_KERNEL_FROM else None
-        if kernels is not None:
-            loss, dx = kernels.mse_loss(pred, target, reduction)
-            self._save(dinput=dx, reduction=reduction)
-            return self._result(loss, reduction)
-        loss, diff = F.mse_forward(pred, target, reduction)
-        self._save(d=diff, reduction=reduction)
-        return self._result(loss, reduction)
-
-    def backward(self, dloss=None):
-        return self._backward_d(self._take_cache(), dloss, F.mse_backward)
+    _functional, _kernel = "mse", "mse_loss"
+    _kernel_from = _MSE_KERNEL_FROM
 
 
 class L1Loss(_ElementwiseLoss):
@@ -662,21 +672,7 @@ class L1Loss(_ElementwiseLoss):
     Cache: numpy backend: d = pred - target; numba backend: d pred for dloss = 1.
     """
 
-    def forward(self, pred, target):
-        check_input(self, pred)
-        target = _same_shape_target(self, pred, target)
-        reduction = self.reduction
-        kernels = _kernels()
-        if kernels is not None:
-            loss, dx = kernels.l1_loss(pred, target, reduction)
-            self._save(dinput=dx, reduction=reduction)
-            return self._result(loss, reduction)
-        loss, d = F.l1_loss_forward(pred, target, reduction)
-        self._save(d=d, reduction=reduction)
-        return self._result(loss, reduction)
-
-    def backward(self, dloss=None):
-        return self._backward_d(self._take_cache(), dloss, F.l1_loss_backward)
+    _functional, _kernel = "l1_loss", "l1_loss"
 
 
 class HuberLoss(_ElementwiseLoss):
@@ -692,29 +688,15 @@ class HuberLoss(_ElementwiseLoss):
     Cache: numpy backend: d and the delta used; numba backend: d pred for dloss = 1.
     """
 
+    _functional, _kernel = "huber_loss", "huber_loss"
+    _param = "delta"
+
     _checks = {**Loss._checks, "delta": _delta}
     delta = CheckedAttribute("_set_options")
 
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction)
         self._set_options(delta=delta)
-
-    def forward(self, pred, target):
-        check_input(self, pred)
-        target = _same_shape_target(self, pred, target)
-        reduction, delta = self.reduction, self.delta
-        kernels = _kernels()
-        if kernels is not None:
-            loss, dx = kernels.huber_loss(pred, target, reduction, delta)
-            self._save(dinput=dx, reduction=reduction)
-            return self._result(loss, reduction)
-        loss, d = F.huber_loss_forward(pred, target, reduction, delta)
-        self._save(d=d, reduction=reduction, delta=delta)
-        return self._result(loss, reduction)
-
-    def backward(self, dloss=None):
-        c = self._take_cache()
-        return self._backward_d(c, dloss, F.huber_loss_backward, c.get("delta"))
 
 
 class SmoothL1Loss(_ElementwiseLoss):
@@ -732,26 +714,12 @@ class SmoothL1Loss(_ElementwiseLoss):
     Cache: numpy backend: d and the beta used; numba backend: d pred for dloss = 1.
     """
 
+    _functional, _kernel = "smooth_l1_loss", "smooth_l1_loss"
+    _param = "beta"
+
     _checks = {**Loss._checks, "beta": _beta}
     beta = CheckedAttribute("_set_options")
 
     def __init__(self, reduction="mean", beta=1.0):
         super().__init__(reduction)
         self._set_options(beta=beta)
-
-    def forward(self, pred, target):
-        check_input(self, pred)
-        target = _same_shape_target(self, pred, target)
-        reduction, beta = self.reduction, self.beta
-        kernels = _kernels()
-        if kernels is not None:
-            loss, dx = kernels.smooth_l1_loss(pred, target, reduction, beta)
-            self._save(dinput=dx, reduction=reduction)
-            return self._result(loss, reduction)
-        loss, d = F.smooth_l1_loss_forward(pred, target, reduction, beta)
-        self._save(d=d, reduction=reduction, beta=beta)
-        return self._result(loss, reduction)
-
-    def backward(self, dloss=None):
-        c = self._take_cache()
-        return self._backward_d(c, dloss, F.smooth_l1_loss_backward, c.get("beta"))
