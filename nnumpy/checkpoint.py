@@ -29,8 +29,11 @@ Every defect of a file given to :func:`load_checkpoint` raises
 """
 from __future__ import annotations
 
+import copy
+import errno
 import json
 import os
+import stat
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -39,9 +42,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import random as nnp_random
-from ._checks import ArgumentTypeError, describe as describe_value
+from ._checks import ArgumentTypeError, describe as describe_value, flag
 from ._fileio import atomic_write, check_writable_target
-from .nn.module import Module, StateDictError
+from .nn.module import Module
 from .serialization import ModelFileError, build, describe
 
 __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError", "generator_states",
@@ -173,15 +176,44 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, *, epoch=0, his
     generators are always saved.  extra: a JSON-able dict.  best: a second
     state dict (e.g. the best weights so far).  Returns ``path``.
     """
+    from .optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+    from .optim.optimizer import Optimizer
+    from .serialization import NotDescribable
     from .training import History
+    owner = "save_checkpoint"
     if not isinstance(model, Module):
-        raise ArgumentTypeError(f"save_checkpoint: model must be an nnumpy Module, got {describe_value(model)}")
+        raise ArgumentTypeError(f"{owner}: model must be an nnumpy Module, got {describe_value(model)}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise ArgumentTypeError(f"{owner}: optimizer must be an nnumpy optimizer or None, got "
+                                f"{describe_value(optimizer)}")
+    if scheduler is not None and not isinstance(scheduler, (LRScheduler, ReduceLROnPlateau)):
+        raise ArgumentTypeError(f"{owner}: scheduler must be an nnumpy learning-rate scheduler or None, got "
+                                f"{describe_value(scheduler)}")
     if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-        raise ArgumentTypeError(f"save_checkpoint: epoch must be an integer >= 0, got {describe_value(epoch)}")
+        raise ArgumentTypeError(f"{owner}: epoch must be an integer >= 0, got {describe_value(epoch)}")
+    if history is not None:
+        if isinstance(history, Mapping):
+            try:
+                history = History(**{k: list(v) for k, v in history.items()})
+            except TypeError:
+                raise ArgumentTypeError(f"{owner}: history must be a History or its to_dict(), got a dict with "
+                                        f"keys {sorted(map(str, history))}") from None
+        if not isinstance(history, History):
+            raise ArgumentTypeError(f"{owner}: history must be a History (or its to_dict()) or None, got "
+                                    f"{describe_value(history)}")
+        if len({len(getattr(history, k)) for k in _HISTORY_FIELDS}) != 1:
+            raise ValueError(f"{owner}: the history's lists differ in length")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ArgumentTypeError(f"{owner}: extra must be a dict or None, got {describe_value(extra)}")
+    if best is not None:
+        if not isinstance(best, Mapping) or not all(isinstance(k, str) and isinstance(a, np.ndarray)
+                                                     and a.dtype.kind == "f" for k, a in best.items()):
+            raise ArgumentTypeError(f"{owner}: best must be a state dict (names -> float arrays) or None, got "
+                                    f"{describe_value(best)}")
     try:
         architecture = describe(model)
-    except TypeError:
-        architecture = None                 # a custom module: load_checkpoint then needs the model
+    except NotDescribable:
+        architecture = None                 # an unregistered custom module: load_checkpoint then needs the model
     arrays = OrderedDict((f"model/{k}", a) for k, _, _, a in model._state_items())
     meta = {"format": FORMAT, "version": VERSION, "epoch": int(epoch), "architecture": architecture,
             "dtype": np.dtype(model.dtype or np.float32).name,
@@ -212,7 +244,14 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, *, epoch=0, his
             arrays[f"best/{k}"] = np.asarray(a)
         meta["best_keys"] = list(best)
     arrays[_META_KEY] = np.array(_json_dumps(meta, "the checkpoint's extra, history and scheduler state"))
-    check_writable_target(os.fspath(path), "save the checkpoint")
+    target = check_writable_target(os.fspath(path), "save the checkpoint")
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(errno.EACCES, "cannot save the checkpoint: the existing file is read-only (nnumpy "
+                              "does not overwrite a file protected so)", os.fspath(path))
     with atomic_write(os.fspath(path)) as f:
         np.savez(f, **arrays)
     return path
@@ -269,21 +308,218 @@ def _read(path):
             arrays = {k: z[k] for k in z.files if k != _META_KEY}
     except CheckpointError:
         raise
+    except PermissionError as e:
+        _fail(path, f"cannot be read ({e.strerror or 'permission denied'})")
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, RuntimeError) as e:
         _fail(path, f"not a readable checkpoint: a truncated or corrupt file, or pickled data "
                     f"({type(e).__name__}: {e})")
     try:
         meta = json.loads(str(raw))
-    except ValueError as e:
-        _fail(path, f"the checkpoint's metadata is not valid JSON ({e})")
+    except (ValueError, RecursionError) as e:
+        _fail(path, f"the checkpoint's metadata is not valid JSON ({type(e).__name__}: {str(e)[:200]})")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         _fail(path, "not an nnumpy checkpoint (its metadata has no 'format': 'nnumpy-checkpoint')")
     if meta.get("version") != VERSION:
-        _fail(path, f"checkpoint format version {meta.get('version')!r}; this nnumpy reads version {VERSION}")
-    for key, kind in (("epoch", int), ("state_keys", list), ("generators", dict)):
-        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-            _fail(path, f"the checkpoint's metadata has no valid {key!r}")
+        _fail(path, f"checkpoint format version {meta.get('version')!r:.40}; this nnumpy reads version {VERSION}")
     return meta, arrays
+
+
+# -- checking the metadata (before anything is changed) -----------------------------------------
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _want(path, ok, what):
+    if not ok:
+        _fail(path, f"damaged metadata: {what}")
+
+
+def _decode_state(path, state, what):
+    """A bit generator's state from its JSON, tried on a fresh generator of its kind (never on a live one)."""
+    _want(path, isinstance(state, dict), f"{what} is not a generator state")
+    kind = state.get("bit_generator")
+    _want(path, kind in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"),
+          f"{what} names no NumPy bit generator ({kind!r:.40})")
+    try:
+        decoded = _from_json(state)
+        probe = getattr(np.random, kind)()
+        probe.state = decoded
+    except Exception as e:                 # a crafted state can fail in many ways inside NumPy: all are defects
+        _fail(path, f"damaged metadata: {what} is invalid ({type(e).__name__}: {str(e)[:200]})")
+    return decoded
+
+
+_HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+
+
+def _parse(path, meta, arrays):
+    """Every part of the metadata checked for type and consistency (CheckpointError naming the first
+    defect); returns the parts decoded: state, history, optimizer state dict, ..."""
+    from .training import History
+    out = {}
+    epoch = meta.get("epoch")
+    _want(path, _is_int(epoch) and epoch >= 0, f"'epoch' must be an integer >= 0, got {epoch!r:.40}")
+    out["epoch"] = epoch
+    keys = meta.get("state_keys")
+    _want(path, isinstance(keys, list) and all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys),
+          "'state_keys' must be a list of distinct names")
+    state = OrderedDict()
+    for k in keys:
+        a = arrays.get(f"model/{k}")
+        _want(path, a is not None, f"the model entry {k!r} is missing")
+        _want(path, a.dtype.kind == "f", f"the model entry {k!r} is not a float array ({a.dtype})")
+        state[k] = a
+    out["state"] = state
+    _want(path, meta.get("architecture") is None or isinstance(meta["architecture"], dict),
+          "'architecture' must be an object or null")
+    _want(path, meta.get("dtype", "float32") in ("float32", "float64"), "'dtype' must be float32 or float64")
+    gens = meta.get("generators")
+    _want(path, isinstance(gens, dict) and set(gens) == {"global", "modules"} and isinstance(gens["modules"], dict),
+          "'generators' must hold 'global' and 'modules'")
+    _decode_state(path, gens["global"], "the global generator's state")
+    for name, st in gens["modules"].items():
+        _decode_state(path, st, f"the generator state of module {name!r:.60}")
+    out["generators"] = gens
+    out["rng_state"] = (None if meta.get("rng_state") is None
+                        else _decode_state(path, meta["rng_state"], "'rng_state'"))
+    extra = meta.get("extra")
+    _want(path, extra is None or isinstance(extra, dict), "'extra' must be an object or null")
+    out["extra"] = extra
+    hist = meta.get("history")
+    if hist is None:
+        out["history"] = History()
+    else:
+        _want(path, isinstance(hist, dict) and set(hist) == set(_HISTORY_FIELDS),
+              f"'history' must hold exactly {', '.join(_HISTORY_FIELDS)}")
+        _want(path, all(isinstance(v, list) and all(_is_number(x) for x in v) for v in hist.values()),
+              "every 'history' entry must be a list of numbers")
+        _want(path, len({len(v) for v in hist.values()}) == 1, "the 'history' lists differ in length")
+        _want(path, hist["epoch"] == list(range(1, len(hist["epoch"]) + 1)),
+              "the history's 'epoch' must count 1, 2, 3, ...")
+        out["history"] = History(**{k: list(v) for k, v in hist.items()})
+    opt = meta.get("optimizer")
+    out["optimizer"] = None
+    if opt is not None:
+        _want(path, isinstance(opt, dict) and isinstance(opt.get("type"), str)
+              and isinstance(opt.get("param_groups"), list) and isinstance(opt.get("state"), dict),
+              "'optimizer' must hold 'type', 'param_groups' and 'state'")
+        sd = {"param_groups": opt["param_groups"], "state": {}}
+        for idx, entry in opt["state"].items():
+            _want(path, isinstance(entry, dict) and isinstance(entry.get("arrays", []), list)
+                  and isinstance(entry.get("scalars", {}), dict), f"the optimizer's state {idx!r:.20} is malformed")
+            _want(path, idx.isdigit(), f"the optimizer's state has a key {idx!r:.20} that is not a parameter index")
+            values = dict(entry.get("scalars", {}))
+            for name in entry.get("arrays", []):
+                _want(path, isinstance(name, str) and f"optimizer/{idx}/{name}" in arrays,
+                      f"the optimizer's entry {idx}/{name!r:.40} is missing")
+                values[name] = arrays[f"optimizer/{idx}/{name}"]
+            sd["state"][int(idx)] = values
+        out["optimizer"] = (opt["type"], sd)
+    sched = meta.get("scheduler")
+    out["scheduler"] = None
+    if sched is not None:
+        _want(path, isinstance(sched, dict) and isinstance(sched.get("type"), str)
+              and isinstance(sched.get("state"), dict), "'scheduler' must hold 'type' and 'state'")
+        out["scheduler"] = (sched["type"], sched["state"])
+    best_keys = meta.get("best_keys")
+    out["best"] = None
+    if best_keys is not None:
+        _want(path, isinstance(best_keys, list) and all(isinstance(k, str) for k in best_keys),
+              "'best_keys' must be a list of names")
+        best = OrderedDict()
+        for k in best_keys:
+            a = arrays.get(f"best/{k}")
+            _want(path, a is not None and a.dtype.kind == "f", f"the best-weights entry {k!r:.60} is missing")
+            best[k] = a
+        out["best"] = best
+    out["architecture"], out["dtype"] = meta.get("architecture"), meta.get("dtype", "float32")
+    out["optimizer_type"] = out["optimizer"][0] if out["optimizer"] else None
+    out["scheduler_type"] = out["scheduler"][0] if out["scheduler"] else None
+    return out
+
+
+def _same_arrays(path, what, saved, own):
+    """``saved`` (name -> array) fits ``own`` (the model's state): same names, shapes and dtypes."""
+    if list(saved) != list(own):
+        missing = [k for k in own if k not in saved]
+        unexpected = [k for k in saved if k not in own]
+        _fail(path, f"the checkpoint's {what} does not fit the model given"
+              + (f"; missing key(s): {', '.join(missing)}" if missing else "")
+              + (f"; unexpected key(s): {', '.join(unexpected)}" if unexpected else ""))
+    for k, a in own.items():
+        if saved[k].shape != a.shape or saved[k].dtype != a.dtype:
+            _fail(path, f"{k}: {saved[k].dtype} {saved[k].shape} in the checkpoint's {what}, "
+                        f"{a.dtype} {a.shape} in the model")
+
+
+def _prepare(path, parsed, model, optimizer, scheduler, restore_rng):
+    """Check the parsed checkpoint against the objects it is to be loaded into, without changing them;
+    returns (model, commit), where commit() loads everything (and cannot fail on what was checked)."""
+    if model is None:
+        if parsed["architecture"] is None:
+            _fail(path, "the model is a custom module that nnumpy cannot rebuild: pass it, "
+                        "load_checkpoint(path, model=MyModel(...)), or register its class with "
+                        "nnumpy.register_module")
+        try:
+            model = build(parsed["architecture"], np.dtype(parsed["dtype"]))
+        except (ValueError, TypeError) as e:
+            _fail(path, f"invalid model description: {e}")
+    elif not isinstance(model, Module):
+        raise ArgumentTypeError(f"load_checkpoint: model must be an nnumpy Module or None, got "
+                                f"{describe_value(model)}")
+    own = OrderedDict((k, a) for k, _, _, a in model._state_items())
+    _same_arrays(path, "model", parsed["state"], own)
+    if parsed["best"] is not None:
+        _same_arrays(path, "best weights", parsed["best"], own)
+    opt_sd = None
+    if optimizer is not None:
+        if parsed["optimizer"] is None:
+            _fail(path, "the checkpoint holds no optimizer state")
+        kind, opt_sd = parsed["optimizer"]
+        if kind != type(optimizer).__name__:
+            _fail(path, f"the checkpoint holds the state of {kind:.40}, not of {type(optimizer).__name__}")
+        try:
+            _probe(optimizer).load_state_dict(opt_sd)
+        except (ValueError, TypeError) as e:
+            _fail(path, f"the optimizer state does not fit: {e}")
+    sched_sd = None
+    if scheduler is not None:
+        if parsed["scheduler"] is None:
+            _fail(path, "the checkpoint holds no scheduler state")
+        kind, sched_sd = parsed["scheduler"]
+        if kind != type(scheduler).__name__:
+            _fail(path, f"the checkpoint holds the state of {kind:.40}, not of {type(scheduler).__name__}")
+        try:
+            _probe_scheduler(scheduler, optimizer).load_state_dict(sched_sd)
+        except (ValueError, TypeError) as e:
+            _fail(path, f"the scheduler state does not fit: {e}")
+    if restore_rng:
+        names = [n for n, _ in _module_generators(model)]
+        saved = list(parsed["generators"]["modules"])
+        if sorted(names) != sorted(saved):
+            _fail(path, f"the model's modules with their own generator are {names or 'none'}, the saved "
+                        f"generator states are for {saved or 'none'}")
+
+    def commit():
+        if restore_rng:
+            restore_generator_states(parsed["generators"], model, where=f"{path}: the generator states")
+        if scheduler is not None:
+            scheduler.load_state_dict(sched_sd)
+        if optimizer is not None:
+            optimizer.load_state_dict(opt_sd)
+        model.load_state_dict(parsed["state"])
+    return model, commit
+
+
+def _checkpoint_of(path, parsed, model):
+    return Checkpoint(path=path, model=model, epoch=parsed["epoch"], history=parsed["history"],
+                      rng_state=parsed["rng_state"], extra=parsed["extra"], best=parsed["best"],
+                      generators=parsed["generators"], optimizer_type=parsed["optimizer_type"],
+                      scheduler_type=parsed["scheduler_type"])
 
 
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rng=True):
@@ -298,110 +534,19 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rn
     restore_rng: set nnumpy's global generator and the model's module
     generators to their saved states.
 
-    Everything is checked before anything changes: the file, the model's
-    keys and shapes, the optimizer's and scheduler's states (their own
+    Everything is checked before anything changes: the file and every part
+    of its metadata, the model's keys, shapes and dtypes (and the best
+    weights'), the optimizer's and scheduler's states (their own
     ``load_state_dict`` checks, run on copies first), the generator states.
-    A defect raises :class:`CheckpointError` naming the file.  Returns a
-    :class:`Checkpoint`.
+    A defect raises :class:`CheckpointError` naming the file; the objects
+    given are then as they were.  Returns a :class:`Checkpoint`.
     """
-    from .training import History
     path = os.fspath(path)
-    meta, arrays = _read(path)
-    keys = meta["state_keys"]
-    state = OrderedDict()
-    for k in keys:
-        if f"model/{k}" not in arrays:
-            _fail(path, f"the model entry {k!r} is missing")
-        state[k] = arrays[f"model/{k}"]
-    if model is None:
-        if meta.get("architecture") is None:
-            _fail(path, "the model is a custom module that nnumpy cannot rebuild: pass it, "
-                        "load_checkpoint(path, model=MyModel(...)), or register its class with "
-                        "nnumpy.register_module")
-        try:
-            model = build(meta["architecture"], np.dtype(meta.get("dtype", "float32")))
-        except (ValueError, TypeError) as e:
-            _fail(path, f"invalid model description: {e}")
-    elif not isinstance(model, Module):
-        raise ArgumentTypeError(f"load_checkpoint: model must be an nnumpy Module or None, got "
-                                f"{describe_value(model)}")
-    # -- check everything on copies, then commit ------------------------------------------------
-    own = OrderedDict((k, a) for k, _, _, a in model._state_items())
-    if list(own) != keys:
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in keys if k not in own]
-        _fail(path, "the checkpoint's model does not fit the model given"
-              + (f"; missing key(s): {', '.join(missing)}" if missing else "")
-              + (f"; unexpected key(s): {', '.join(unexpected)}" if unexpected else ""))
-    for k, a in own.items():
-        if state[k].shape != a.shape or state[k].dtype != a.dtype:
-            _fail(path, f"{k}: {state[k].dtype} {state[k].shape} in the checkpoint, {a.dtype} {a.shape} in the model")
-    opt_sd = None
-    if optimizer is not None:
-        saved = meta.get("optimizer")
-        if saved is None:
-            _fail(path, "the checkpoint holds no optimizer state")
-        if saved.get("type") != type(optimizer).__name__:
-            _fail(path, f"the checkpoint holds the state of {saved.get('type')}, not of {type(optimizer).__name__}")
-        opt_sd = {"param_groups": saved["param_groups"], "state": {}}
-        for idx, entry in saved.get("state", {}).items():
-            values = dict(entry.get("scalars", {}))
-            for name in entry.get("arrays", []):
-                if f"optimizer/{idx}/{name}" not in arrays:
-                    _fail(path, f"the optimizer's entry {idx}/{name} is missing")
-                values[name] = arrays[f"optimizer/{idx}/{name}"]
-            try:
-                opt_sd["state"][int(idx)] = values
-            except ValueError:
-                _fail(path, f"the optimizer's state has a key {idx!r} that is not a parameter index")
-        probe = _probe(optimizer)
-        try:
-            probe.load_state_dict(opt_sd)
-        except (ValueError, TypeError) as e:
-            _fail(path, f"the optimizer state does not fit: {e}")
-    sched_sd = None
-    if scheduler is not None:
-        saved = meta.get("scheduler")
-        if saved is None:
-            _fail(path, "the checkpoint holds no scheduler state")
-        if saved.get("type") != type(scheduler).__name__:
-            _fail(path, f"the checkpoint holds the state of {saved.get('type')}, not of {type(scheduler).__name__}")
-        sched_sd = saved["state"]
-    history = History()
-    if meta.get("history") is not None:
-        try:
-            history = History(**{k: list(v) for k, v in meta["history"].items()})
-        except TypeError as e:
-            _fail(path, f"the history is not a History's ({e})")
-    best = None
-    if meta.get("best_keys") is not None:
-        best = OrderedDict()
-        for k in meta["best_keys"]:
-            if f"best/{k}" not in arrays:
-                _fail(path, f"the best-weights entry {k!r} is missing")
-            best[k] = arrays[f"best/{k}"]
-    gens = meta["generators"]
-    if restore_rng:
-        snapshot = generator_states(model)
-        try:
-            restore_generator_states(gens, model, where=f"{path}: the generator states")
-        except ValueError as e:
-            raise CheckpointError(str(e)) from None
-    try:              # the scheduler first: its own checks run before it changes anything
-        if scheduler is not None:
-            scheduler.load_state_dict(sched_sd)
-        if optimizer is not None:
-            optimizer.load_state_dict(opt_sd)       # (tried on a probe above)
-        model.load_state_dict(state)                # (keys, shapes and dtypes checked above)
-    except (ValueError, TypeError, StateDictError) as e:
-        if restore_rng:
-            restore_generator_states(snapshot, model)
-        _fail(path, f"the checkpoint does not fit: {e}")
-    rng_state = _from_json(meta["rng_state"]) if meta.get("rng_state") is not None else None
-    return Checkpoint(path=path, model=model, epoch=meta["epoch"], history=history, rng_state=rng_state,
-                      extra=meta.get("extra"), best=best, generators=gens,
-                      optimizer_type=(meta.get("optimizer") or {}).get("type"),
-                      scheduler_type=(meta.get("scheduler") or {}).get("type"))
+    restore_rng = flag("restore_rng", restore_rng, owner="load_checkpoint")
+    parsed = _parse(path, *_read(path))
+    model, commit = _prepare(path, parsed, model, optimizer, scheduler, restore_rng)
+    commit()
+    return _checkpoint_of(path, parsed, model)
 
 
 def _probe(optimizer):
@@ -413,3 +558,11 @@ def _probe(optimizer):
     probe.state = dict(optimizer.state)
     return probe
 
+
+def _probe_scheduler(scheduler, optimizer):
+    """A deep copy of the scheduler (and of the optimizer it drives: its groups only, not the
+    parameters), to try a state dict on without touching either."""
+    opt = scheduler.optimizer
+    memo = {id(p): p for g in opt.param_groups for p in g["params"]}     # share the parameters, copy the rest
+    memo[id(opt.state)] = {}
+    return copy.deepcopy(scheduler, memo)

@@ -45,7 +45,7 @@ from .parallel import run_parallel
 from .rundir import is_run_folder, run_folder, write_text
 from .runconfig import PRESETS, ConfigError, RunConfig, check_sweep, load_sweep_config, slug, variant_config
 from .models import build_model
-from .serialization import describe, load, save
+from .serialization import ModelFileError, describe, load, save
 from .training import ResumeError, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = ["RunConfig", "train_run", "sweep", "evaluate_run", "PRESETS", "load_sweep_config", "SweepInterrupted",
@@ -104,6 +104,10 @@ def _title(cfg):
     return f"{describe_model(cfg)}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.dataset}"
 
 
+#: RunConfig fields a resumed run may change: the epochs (a larger total) and where the data is
+_RESUMABLE = ("epochs", "data_root", "download", "mirrors")
+
+
 def _resume_point(out, cfg):
     """The checkpoint of the run folder ``out`` to resume ``cfg`` from (ConfigError when there is none,
     or when it already holds cfg.epochs epochs)."""
@@ -116,9 +120,18 @@ def _resume_point(out, cfg):
         raise ConfigError(f"{out} holds no checkpoint.npz (no epoch had finished, or an older nnumpy wrote it): "
                           f"it cannot be resumed")
     try:
-        done = load_checkpoint(path, restore_rng=False).epoch
+        ck = load_checkpoint(path, restore_rng=False)
     except CheckpointError as e:
         raise ConfigError(f"cannot resume {out}: {e}") from None
+    done = ck.epoch
+    trained = ((ck.extra or {}).get("user") or {}).get("run_config")
+    if isinstance(trained, dict):                     # what the run was trained with, against config.json now
+        now = dataclasses.asdict(cfg)
+        changed = [f"{k} {trained.get(k)!r:.40} -> {v!r:.40}" for k, v in now.items()
+                   if k not in _RESUMABLE and trained.get(k) != v]
+        if changed:
+            raise ConfigError(f"cannot resume {out}: its config.json no longer describes the run in its checkpoint "
+                              f"({'; '.join(changed)}); put config.json back, or start a new run")
     before = _run_config_of(out, need_model=False)
     if cfg.schedule == "cosine" and before.epochs != cfg.epochs:
         raise ConfigError(f"{out} anneals its learning rate over {before.epochs} epochs (--schedule cosine): "
@@ -157,7 +170,8 @@ def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, over
         try:
             history = fit(model, nn.CrossEntropyLoss(), opt, train, val, epochs=cfg.epochs,
                           batch_size=cfg.batch_size, seed=cfg.seed, scheduler=sched, progress=progress,
-                          verbose=verbose, checkpoint=folder / "checkpoint.npz", resume=start)
+                          verbose=verbose, checkpoint=folder / "checkpoint.npz", resume=start,
+                          checkpoint_extra={"run_config": dataclasses.asdict(cfg)})
         except ResumeError as e:
             raise ConfigError(f"cannot resume {out}: {e}") from None
         except TrainingInterrupted as e:
@@ -258,9 +272,10 @@ def _finished_variants(out, config):
     try:
         before = json.loads((out / "config.json").read_text())
         results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else []
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise ConfigError(f"cannot resume {out}: its config.json or results.json is unreadable ({e})") from None
-    if not isinstance(before, dict) or set(before) != {"settings", "variants", "overrides"}:
+    if (not isinstance(before, dict) or set(before) != {"settings", "variants", "overrides"}
+            or not isinstance(before["overrides"], dict)):
         raise ConfigError(f"{out} is not a sweep folder (its config.json is not a sweep's)")
     now = json.loads(json.dumps(config))               # tuples as lists, as they were stored
     changed = [k for k in ("settings", "variants") if before[k] != now[k]]
@@ -271,8 +286,47 @@ def _finished_variants(out, config):
         raise ConfigError(f"{out} was written by a sweep with other {' and '.join(changed)}; resume it with the same "
                           f"sweep and options, or start over with --overwrite")
     names = [v["name"] for v in config["variants"]]
-    return [r for r in results if isinstance(r, dict) and r.get("variant") in names
-            and (r.get("run") is None or (out / r["run"] / "model.npz").is_file())]
+    damaged = f"cannot resume {out}: its results.json is damaged"
+    if not isinstance(results, list):
+        raise ConfigError(f"{damaged} (not a list); start over with --overwrite")
+    kept = []
+    for i, r in enumerate(results):
+        why = _bad_result(r, names)
+        if why:
+            raise ConfigError(f"{damaged} (entry {i}: {why}); start over with --overwrite")
+        if r["run"] is not None:
+            try:
+                load(out / r["run"] / "model.npz")        # the kept model must be whole
+            except ModelFileError as e:
+                raise ConfigError(f"cannot resume {out}: the model of finished variant {r['variant']!r} is "
+                                  f"damaged ({e}); start over with --overwrite") from None
+        kept.append(r)
+    if len({r["variant"] for r in kept}) != len(kept):
+        raise ConfigError(f"{damaged} (a variant appears twice); start over with --overwrite")
+    return kept
+
+
+def _finite(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _bad_result(r, names):
+    """What is wrong with one entry of a sweep's results.json (None: nothing)."""
+    if not isinstance(r, dict) or r.get("variant") not in names:
+        return "not a result of one of the sweep's variants"
+    if not isinstance(r.get("trials"), list) or not all(isinstance(t, dict) for t in r["trials"]):
+        return "'trials' must be a list of records"
+    status = r.get("status")
+    if status == "finished":
+        if r.get("run") != f"variants/{slug(r['variant'])}":
+            return f"'run' must be variants/{slug(r['variant'])}"
+        bad = [k for k in ("best_lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+               if not _finite(r.get(k))]
+        return f"{', '.join(bad)} must be finite numbers" if bad else None
+    if status == "every learning rate diverged" or (isinstance(status, str)
+                                                   and status.startswith("final training diverged")):
+        return None if r.get("run") is None else "a variant that did not finish has no run folder"
+    return f"unknown status {status!r:.40}"
 
 
 def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, overwrite=False, resume=False):
@@ -426,9 +480,15 @@ def _run_config_of(run_dir, need_model=True):
         raise ConfigError(f"{run_dir} is not a run folder of 'nnumpy train' ({missing} is missing)")
     try:
         raw = json.loads((run_dir / "config.json").read_text())
-        cfg = RunConfig(**{k: v for k, v in raw.items() if k in {f.name for f in dataclasses.fields(RunConfig)}})
+        names = {f.name for f in dataclasses.fields(RunConfig)}
+        if not need_model and isinstance(raw, dict) and set(raw) != names:    # (resuming: the file must be whole)
+            odd = sorted(set(raw) - names) + [f"missing {k}" for k in sorted(names - set(raw))]
+            raise ConfigError(f"{run_dir}/config.json is not the configuration nnumpy wrote ({', '.join(odd)})")
+        cfg = RunConfig(**{k: v for k, v in raw.items() if k in names})
         return cfg.validate()
-    except (ValueError, TypeError, AttributeError, OSError) as e:
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, AttributeError, OSError, RecursionError) as e:
         raise ConfigError(f"{run_dir}/config.json is not a valid run configuration: {e}") from None
 
 

@@ -75,6 +75,10 @@ class ModelFileError(ValueError):
     """A model file is missing, unreadable, corrupt, or does not match its architecture."""
 
 
+class NotDescribable(TypeError):
+    """A module whose class :func:`save` cannot rebuild (a custom class that is not registered)."""
+
+
 class _Invalid(ValueError):
     """A model description (JSON) that is not valid; the message says where and why."""
 
@@ -131,18 +135,19 @@ def describe(module):
     if _CLASSES.get(name) is not type(module):
         custom = _registered_name(type(module))
         if custom is None:
-            raise TypeError(f"save() can rebuild nnumpy's modules and registered custom modules, not {name}: "
+            raise NotDescribable(f"save() can rebuild nnumpy's modules and registered custom modules, not {name}: "
                             f"register it with nnumpy.register_module({name}) (its get_config() must return "
                             f"its constructor's arguments), or save its state_dict() with np.savez and use "
                             f"load_state_dict()")
-        config = module.get_config()
+        raw = module.get_config()
+        if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+            raise TypeError(f"save(): {name}.get_config() must return a dict with string keys (its constructor's "
+                            f"keyword arguments), got {raw!r:.80}")
         try:
-            config = json.loads(json.dumps(config, allow_nan=False))
+            config = json.loads(json.dumps(raw, allow_nan=False))
         except (TypeError, ValueError) as e:
             raise TypeError(f"save(): {name}.get_config() must return a JSON-able dict of its constructor's "
                             f"arguments ({e})") from None
-        if not isinstance(config, dict):
-            raise TypeError(f"save(): {name}.get_config() must return a dict, got {type(config).__name__}")
         return {"type": custom, "config": config}
     desc = {"type": name, "config": module.get_config()}
     if name == "Sequential":

@@ -263,6 +263,12 @@ def _monitored(monitor, record, owner):
     value = monitor(record) if callable(monitor) else record[monitor]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ArgumentTypeError(f"{owner}: the monitor must give a number, got {describe(value)}")
+    if math.isnan(value):
+        what = "the monitor function" if callable(monitor) else f"the monitored {monitor}"
+        hint = ("" if callable(monitor) or not monitor.endswith("acc") else
+                " (accuracy is only defined for (N, C) outputs: monitor a loss)")
+        raise ValueError(f"{owner}: {what} is nan at epoch {record['epoch']}, so no epoch can be judged "
+                         f"better than another{hint}")
     return float(value)
 
 
@@ -316,7 +322,7 @@ def _fit_settings(x_tr, val, batch_size, seed, drop_last, monitor, mode, patienc
 def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, seed=0,
         scheduler=None, drop_last=False, progress=None, verbose=False, *, callbacks=(), monitor=None,
         mode="auto", patience=None, min_delta=0.0, restore_best=False, checkpoint=None, checkpoint_every=1,
-        resume=None, scheduler_interval="epoch"):
+        resume=None, scheduler_interval="epoch", checkpoint_extra=None):
     """Train ``model`` with mini-batch gradient descent and return a :class:`History`.
 
     Each step is the explicit loop a reader would write::
@@ -371,6 +377,8 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
       seed, early stopping) must be those of the checkpointed run; a
       difference is a ValueError naming it.  A run that had stopped early
       returns its history at once.
+    * ``checkpoint_extra``: a JSON-able dict stored in every checkpoint (as
+      ``extra["user"]``; e.g. the run's configuration, to compare on resume).
 
     Losses: the optimizer minimises whatever ``loss_fn`` returns (with
     ``reduction="sum"`` the gradients are sums), but the History always
@@ -440,6 +448,13 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         if not isinstance(checkpoint, (str, os.PathLike)) or not os.fspath(checkpoint).strip():
             raise ArgumentTypeError(f"fit: checkpoint must be a file path, got {describe(checkpoint)}")
         check_writable_target(os.fspath(checkpoint), "write the checkpoint")
+    if checkpoint_extra is not None:
+        if not isinstance(checkpoint_extra, dict):
+            raise ArgumentTypeError(f"fit: checkpoint_extra must be a dict or None, got {describe(checkpoint_extra)}")
+        try:
+            json.dumps(checkpoint_extra, allow_nan=True)
+        except (TypeError, ValueError) as e:
+            raise ArgumentTypeError(f"fit: checkpoint_extra must be JSON-able ({e})") from None
     if resume is not None and not isinstance(resume, (str, os.PathLike)):
         raise ArgumentTypeError(f"fit: resume must be the path of a checkpoint, got {describe(resume)}")
     rng = seed_rng("seed", seed, owner=owner)
@@ -477,7 +492,8 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         if stop:
             stopper.stopped = True
         if checkpoint is not None and (epoch % checkpoint_every == 0 or last or stop):
-            _write_checkpoint(checkpoint, model, optimizer, scheduler, epoch, history, rng, settings, stopper)
+            _write_checkpoint(checkpoint, model, optimizer, scheduler, epoch, history, rng, settings, stopper,
+                              checkpoint_extra)
         return why if stop else None
 
     try:
@@ -499,56 +515,91 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
     return history
 
 
-def _write_checkpoint(path, model, optimizer, scheduler, epoch, history, rng, settings, stopper):
+def _write_checkpoint(path, model, optimizer, scheduler, epoch, history, rng, settings, stopper, user=None):
     from .checkpoint import save_checkpoint
     save_checkpoint(path, model, optimizer, scheduler, epoch=epoch, history=history,
                     rng_state=rng.bit_generator.state,
                     extra={"fit": settings, "early_stopping": stopper.state(),
-                           "backend": backend.get_backend()},
+                           "backend": backend.get_backend(), "user": user},
                     best=stopper.weights)
+
+
+def _early_stopping_state(path, state, epoch, restore_best, best):
+    """The checkpoint's early-stopping state, checked (CheckpointError naming the defect)."""
+    from .checkpoint import CheckpointError
+
+    def bad(what):
+        raise CheckpointError(f"{path}: damaged metadata: the early-stopping state's {what}")
+    if not isinstance(state, dict) or set(state) != {"best", "best_epoch", "bad_epochs", "stopped"}:
+        bad("keys must be best, best_epoch, bad_epochs and stopped")
+    b, be, n, stopped = state["best"], state["best_epoch"], state["bad_epochs"], state["stopped"]
+    if not isinstance(stopped, bool):
+        bad(f"'stopped' must be true or false, got {stopped!r:.40}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= epoch:
+        bad(f"'bad_epochs' must be an integer in [0, {epoch}], got {n!r:.40}")
+    if (b is None) != (be is None):
+        bad("'best' and 'best_epoch' must both be set or both be null")
+    if b is not None:
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or math.isnan(b):
+            bad(f"'best' must be a number, got {b!r:.40}")
+        if isinstance(be, bool) or not isinstance(be, int) or not 1 <= be <= epoch or be + n > epoch:
+            bad(f"'best_epoch' must be an epoch in [1, {epoch - n}], got {be!r:.40}")
+    elif n != 0 and epoch:
+        bad("'bad_epochs' must be 0 before any best epoch")
+    if restore_best and be is not None and best is None:
+        bad("best weights are missing (the run kept them: restore_best=True)")
+    if best is not None and not all(np.isfinite(a).all() for a in best.values()):
+        bad("best weights hold NaN or inf")
+    return state
 
 
 def _resume(path, model, optimizer, scheduler, rng, settings, stopper, epochs):
     """Load the checkpoint at ``path`` into the model, optimizer, scheduler,
     the batch-order generator and the early-stopping state; returns
-    (finished epochs, history)."""
-    from .checkpoint import CheckpointError, _read, load_checkpoint
+    (finished epochs, history).  Everything is checked first; on any error
+    nothing has changed."""
+    from .checkpoint import CheckpointError, _checkpoint_of, _parse, _prepare, _read
     owner = "fit(resume=...)"
     path = os.fspath(path)
-    meta, _ = _read(path)                        # (CheckpointError for a bad file, before anything changes)
-    extra = meta.get("extra") or {}
+    parsed = _parse(path, *_read(path))          # (CheckpointError for a bad file, before anything changes)
+    extra = parsed["extra"] or {}
     saved = extra.get("fit")
     if not isinstance(saved, dict) or not isinstance(extra.get("early_stopping"), dict):
         raise CheckpointError(f"{path}: not a checkpoint written by fit (it has no fit settings): load it "
                               f"with nnumpy.load_checkpoint")
-    changed = [f"{k}: {saved.get(k)!r} in the checkpointed run, {v!r} now" for k, v in settings.items()
+    changed = [f"{k}: {saved.get(k)!r:.60} in the checkpointed run, {v!r} now" for k, v in settings.items()
                if saved.get(k) != v and not (k == "seed" and (saved.get(k) is None or v is None))]
     if changed:
         raise ResumeError(f"{owner}: {path} was written by a run with other settings ({'; '.join(changed)}); "
-                         f"resume it with the same data and settings, or start a new run")
-    if meta["epoch"] > epochs:
-        raise ResumeError(f"{owner}: {path} holds {meta['epoch']} finished epochs, more than epochs={epochs}: "
-                         f"pass epochs >= {meta['epoch']} (the total, counting the epochs done)")
-    if (meta.get("optimizer") is None) or (scheduler is not None and meta.get("scheduler") is None):
-        raise CheckpointError(f"{path}: it holds no {'optimizer' if meta.get('optimizer') is None else 'scheduler'} "
+                          f"resume it with the same data and settings, or start a new run")
+    done = parsed["epoch"]
+    if done > epochs:
+        raise ResumeError(f"{owner}: {path} holds {done} finished epochs, more than epochs={epochs}: "
+                          f"pass epochs >= {done} (the total, counting the epochs done)")
+    if parsed["optimizer"] is None or (scheduler is not None and parsed["scheduler"] is None):
+        raise CheckpointError(f"{path}: it holds no {'optimizer' if parsed['optimizer'] is None else 'scheduler'} "
                               f"state, which fit needs to resume")
-    if scheduler is None and meta.get("scheduler") is not None:
-        raise ResumeError(f"{owner}: {path} was written by a run with a {meta['scheduler']['type']} scheduler; "
-                         f"pass one (the same) to resume it")
-    ck = load_checkpoint(path, model, optimizer, scheduler, restore_rng=True)
-    if ck.rng_state is None:
-        raise CheckpointError(f"{path}: it holds no batch-order generator state")
-    try:
-        rng.bit_generator.state = ck.rng_state
-    except (ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"{path}: the batch-order generator's state is invalid ({e})") from None
+    if scheduler is None and parsed["scheduler"] is not None:
+        raise ResumeError(f"{owner}: {path} was written by a run with a {parsed['scheduler'][0]:.40} scheduler; "
+                          f"pass one (the same) to resume it")
+    if len(parsed["history"]) != done:
+        raise CheckpointError(f"{path}: its history has {len(parsed['history'])} epochs, its epoch count is {done}")
+    if parsed["rng_state"] is None or parsed["rng_state"].get("bit_generator") != type(rng.bit_generator).__name__:
+        raise CheckpointError(f"{path}: it holds no {type(rng.bit_generator).__name__} state of the batch order")
+    if not all(np.isfinite(a).all() for a in parsed["state"].values()):
+        raise CheckpointError(f"{path}: the model's weights in it hold NaN or inf (the run it comes from had "
+                              f"diverged?): resume from an earlier checkpoint or start again")
+    es = _early_stopping_state(path, extra["early_stopping"], done, stopper.keep_best, parsed["best"])
+    _, commit = _prepare(path, parsed, model, optimizer, scheduler, restore_rng=True)
+    # -- everything checked: commit -------------------------------------------------------------
+    commit()
+    rng.bit_generator.state = parsed["rng_state"]
     if extra.get("backend") not in (None, backend.get_backend()):
         warnings.warn(f"{path} was written on the {extra['backend']} backend and training resumes on "
                       f"{backend.get_backend()}: the run continues correctly but not bit for bit as it would have "
                       f"on {extra['backend']} (the backends round differently)", RuntimeWarning, stacklevel=3)
-    stopper.load(extra["early_stopping"], ck.best)
-    if len(ck.history) != ck.epoch:
-        raise CheckpointError(f"{path}: its history has {len(ck.history)} epochs, its epoch count is {ck.epoch}")
+    stopper.load(es, parsed["best"])
+    ck = _checkpoint_of(path, parsed, model)
     return ck.epoch, ck.history
 
 

@@ -391,3 +391,133 @@ def test_every_optimizer_and_scheduler_resumes_exactly(tmp_path, opt_name, sched
     for i, entry in s1["state"].items():
         for name, v in entry.items():
             assert np.array_equal(v, s2["state"][i][name]), (i, name)
+
+
+# -- crafted and damaged checkpoints: a clear CheckpointError, and nothing changed ---------------------------
+def rewrite_meta(path, edit):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["__nnumpy_checkpoint__"]))
+    edit(meta)
+    arrays["__nnumpy_checkpoint__"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+EDITS = {
+    "negative epoch": lambda m: m.update(epoch=-1),
+    "epoch a string": lambda m: m.update(epoch="3"),
+    "short history": lambda m: m["history"]["val_loss"].pop(),
+    "history of strings": lambda m: m["history"].update(train_loss=["a", "b"]),
+    "history a list": lambda m: m.update(history=[1]),
+    "history epochs out of order": lambda m: m["history"].update(epoch=[2, 1]),
+    "history longer than epoch": lambda m: m.update(epoch=1),
+    "optimizer a list": lambda m: m.update(optimizer=[1]),
+    "optimizer without groups": lambda m: m["optimizer"].pop("param_groups"),
+    "optimizer state a list": lambda m: m["optimizer"].update(state=[1]),
+    "optimizer entry a string": lambda m: m["optimizer"]["state"].update({"0": "x"}),
+    "optimizer array missing": lambda m: m["optimizer"]["state"]["0"]["arrays"].append("ghost"),
+    "scheduler a string": lambda m: m.update(scheduler="x"),
+    "scheduler without state": lambda m: m["scheduler"].pop("state"),
+    "scheduler state garbage": lambda m: m["scheduler"].update(state={"last_epoch": "x"}),
+    "rng_state an int": lambda m: m.update(rng_state=5),
+    "rng_state bogus dtype": lambda m: m.update(rng_state={"bit_generator": "MT19937", "state": {
+        "key": {"__ndarray__": [1, 2], "dtype": "bogus"}, "pos": 0}}),
+    "global generator garbage": lambda m: m["generators"].update({"global": {"bit_generator": "PCG64"}}),
+    "early stopping empty": lambda m: m["extra"].update(early_stopping={}),
+    "early stopping best a string": lambda m: m["extra"]["early_stopping"].update(best="x", best_epoch=1),
+    "bad_epochs a string": lambda m: m["extra"]["early_stopping"].update(bad_epochs="x"),
+    "bad_epochs negative": lambda m: m["extra"]["early_stopping"].update(bad_epochs=-5),
+    "best_epoch beyond": lambda m: m["extra"]["early_stopping"].update(best_epoch=99),
+    "stopped a string": lambda m: m["extra"]["early_stopping"].update(stopped="no"),
+    "extra a list": lambda m: m.update(extra=[1]),
+    "best_keys an int": lambda m: m.update(best_keys=5),
+    "best_keys of another model": lambda m: m.update(best_keys=["0.weight"]),
+    "state_keys repeated": lambda m: m.update(state_keys=["0.weight", "0.weight"]),
+}
+
+
+@pytest.mark.parametrize("name", list(EDITS))
+def test_a_damaged_checkpoint_is_refused_and_changes_nothing(tmp_path, name):
+    train, val = data()
+    model, opt = setup()
+    sched = nnp.optim.StepLR(opt, 1, gamma=0.9)
+    path = tmp_path / "c.npz"
+    nnp.fit(model, nnp.CrossEntropyLoss(), opt, train, val, epochs=2, progress=False, checkpoint=path,
+            scheduler=sched, restore_best=True)
+    rewrite_meta(path, EDITS[name])
+    model2, opt2 = setup()
+    sched2 = nnp.optim.StepLR(opt2, 1, gamma=0.9)
+    before = (model2.state_dict(), opt2.param_groups[0]["lr"], sched2.last_epoch,
+              nnp.random.default_generator().bit_generator.state)
+    with pytest.raises(nnp.CheckpointError):
+        nnp.fit(model2, nnp.CrossEntropyLoss(), opt2, train, val, epochs=4, progress=False, scheduler=sched2,
+                restore_best=True, resume=path)
+    after = (model2.state_dict(), opt2.param_groups[0]["lr"], sched2.last_epoch,
+             nnp.random.default_generator().bit_generator.state)
+    for k, v in before[0].items():
+        np.testing.assert_array_equal(after[0][k], v)
+    assert before[1:] == after[1:] and opt2.state == {}
+
+
+def test_deep_json_and_nan_weights_are_refused(tmp_path):
+    model, opt = setup()
+    train, val = data()
+    path = tmp_path / "c.npz"
+    nnp.fit(model, nnp.CrossEntropyLoss(), opt, train, val, epochs=1, progress=False, checkpoint=path)
+    deep = tmp_path / "deep.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["__nnumpy_checkpoint__"] = np.array('{"format": "nnumpy-checkpoint", "version": 1, "x": '
+                                               + "[" * 100000 + "]" * 100000 + "}")
+    np.savez(deep, **arrays)
+    with pytest.raises(nnp.CheckpointError, match="not valid JSON"):
+        nnp.load_checkpoint(deep)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["model/0.weight"] = np.full_like(arrays["model/0.weight"], np.nan)
+    np.savez(path, **arrays)
+    model2, opt2 = setup()
+    with pytest.raises(nnp.CheckpointError, match="NaN or inf"):
+        nnp.fit(model2, nnp.CrossEntropyLoss(), opt2, train, val, epochs=2, resume=path)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(optimizer="abc"), "optimizer must be an nnumpy optimizer"),
+    (dict(scheduler="abc"), "scheduler must be an nnumpy learning-rate scheduler"),
+    (dict(history="abc"), "history must be a History"),
+    (dict(history={"epoch": [1]}), "differ in length"),
+    (dict(extra=[1, 2]), "extra must be a dict"),
+    (dict(best=[1, 2]), "best must be a state dict"),
+    (dict(best={"x": "abc"}), "best must be a state dict"),
+    (dict(epoch=-1), "epoch must be an integer >= 0"),
+])
+def test_save_checkpoint_checks_its_arguments(tmp_path, kw, match):
+    model, _ = setup()
+    with pytest.raises((TypeError, ValueError), match=match):
+        nnp.save_checkpoint(tmp_path / "c.npz", model, **kw)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_checkpoint_leaves_a_read_only_file_alone(tmp_path):
+    model, _ = setup()
+    path = tmp_path / "c.npz"
+    path.write_bytes(b"mine")
+    path.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        nnp.save_checkpoint(path, model)
+    assert path.read_bytes() == b"mine"
+
+
+def test_a_nan_monitor_is_an_error_not_a_silent_stop():
+    train, val = data()
+    model, opt = setup()
+    with pytest.raises(ValueError, match="the monitor function is nan at epoch 1"):
+        nnp.fit(model, nnp.CrossEntropyLoss(), opt, train, val, epochs=3, progress=False,
+                monitor=lambda r: float("nan"), mode="min", patience=1)
+
+
+def test_restore_rng_is_a_checked_flag(tmp_path):
+    model, _ = setup()
+    nnp.save_checkpoint(tmp_path / "c.npz", model)
+    with pytest.raises(nnp.ArgumentTypeError, match="restore_rng"):
+        nnp.load_checkpoint(tmp_path / "c.npz", restore_rng="no")

@@ -210,6 +210,14 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, mnist_dir):
     assert r.returncode == 2 and "--lr cannot be given with it" in r.stderr
     r = nnumpy("train", "--resume", tmp_path / "nothing", "--quiet")
     assert r.returncode == 2 and "not a run folder" in r.stderr and "Traceback" not in r.stderr
+    # config.json edited after the run: refused, naming the change; an unknown key too
+    cfg = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**cfg, "lr": 0.5, "activation": "gelu"}))
+    r = nnumpy("train", "--resume", out, "--quiet", "--offline", "--data-root", mnist_dir)
+    assert r.returncode == 2 and "no longer describes the run" in r.stderr and "lr 0.05 -> 0.5" in r.stderr, r.stderr
+    (out / "config.json").write_text(json.dumps({**cfg, "colour": "red"}))
+    r = nnumpy("train", "--resume", out, "--quiet", "--offline", "--data-root", mnist_dir)
+    assert r.returncode == 2 and "colour" in r.stderr, r.stderr
 
 
 def test_a_stopped_sweep_resumes_its_unfinished_variants(tmp_path, mnist_dir):
@@ -239,6 +247,22 @@ def test_a_stopped_sweep_resumes_its_unfinished_variants(tmp_path, mnist_dir):
     assert (out / "variants" / "small_relu" / "model.npz").stat().st_mtime_ns == stamp     # copied, not retrained
     assert (out / "summary.csv").read_text() == (tmp_path / "straight" / "summary.csv").read_text()
     assert (out / "tuning.csv").read_text() == (tmp_path / "straight" / "tuning.csv").read_text()
+    # a damaged results.json or kept model: exit 2 naming it, nothing trained
+    results = json.loads((out / "results.json").read_text())
+    for damage, words in ((lambda r: r[0].update(run=5), "'run' must be variants/small_relu"),
+                          (lambda r: r[0].pop("val_acc"), "val_acc must be finite"),
+                          (lambda r: r[0].update(trials="x"), "'trials' must be a list"),
+                          (lambda r: r[0].update(status="running"), "unknown status")):
+        broken = json.loads(json.dumps(results))
+        damage(broken)
+        (out / "results.json").write_text(json.dumps(broken))
+        r = nnumpy(*args, "--out", out, "--resume")
+        assert r.returncode == 2 and "results.json is damaged" in r.stderr and words in r.stderr, r.stderr
+    (out / "results.json").write_text(json.dumps(results))
+    model = out / "variants" / "small_relu" / "model.npz"
+    model.write_bytes(model.read_bytes()[:100])
+    r = nnumpy(*args, "--out", out, "--resume")
+    assert r.returncode == 2 and "model of finished variant 'small relu' is damaged" in r.stderr, r.stderr
     # a changed sweep is refused, naming what changed
     grid.write_text(SWEEP)
     r = nnumpy(*args, "--out", out, "--resume")
