@@ -5,8 +5,11 @@ same numbers."""
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 import numpy as np
+
+from ._checks import ArgumentTypeError, describe, seed_rng
 
 __all__ = ["manual_seed", "default_generator", "resolve_rng", "preserve_rng_state"]
 
@@ -14,9 +17,11 @@ _default = np.random.default_rng(0)
 
 
 def manual_seed(seed):
-    """Reset the global generator used when no ``rng``/``seed`` is given."""
+    """Reset the global generator used when no ``rng``/``seed`` is given and
+    return it.  ``seed``: an integer >= 0, None (fresh entropy from the
+    system) or a ``numpy.random.Generator`` (used from now on)."""
     global _default
-    _default = np.random.default_rng(seed)
+    _default = seed_rng("seed", seed, owner="manual_seed")
     return _default
 
 
@@ -24,16 +29,24 @@ def default_generator():
     return _default
 
 
-def resolve_rng(rng=None):
-    """``None`` -> the global generator; an int -> a new seeded generator;
-    a ``numpy.random.Generator`` -> itself."""
+def resolve_rng(rng=None, name="rng", owner=None):
+    """``None`` -> the global generator; an integer >= 0 -> a new generator
+    seeded with it; a ``numpy.random.Generator`` -> itself.
+
+    Anything else raises, naming the argument (``name``, prefixed by
+    ``owner:`` when given): :class:`~nnumpy._checks.ArgumentTypeError` for
+    another type (a float, a bool, a string), ValueError for a negative
+    seed (NumPy's seeds are >= 0)."""
     if rng is None:
         return _default
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got {rng!r}")
+    wrong_type = isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral)
+    if wrong_type or rng < 0:
+        raise (ArgumentTypeError if wrong_type else ValueError)(
+            f"{owner + ': ' if owner else ''}{name} must be None, an integer seed >= 0 or a "
+            f"numpy.random.Generator, got {describe(rng)}")
+    return np.random.default_rng(int(rng))
 
 
 @contextlib.contextmanager

@@ -294,7 +294,8 @@ def test_a_nan_learning_rate_from_a_scheduler_stops_at_step():
     o = SGD(ps, lr=0.1)
     sched = StepLR(o, step_size=1, gamma=0.5)
     o.param_groups[0]["lr"] = NAN                    # as a buggy schedule would write it
-    sched.step()
+    with pytest.raises(ValueError, match=r"StepLR: the learning rate of epoch 1 for param_groups\[0\] would be nan"):
+        sched.step()                                 # the scheduler refuses to pass it on, changing nothing
     set_grads(ps)
     before = [p.data.copy() for p in ps]
     with pytest.raises(ValueError, match=r"SGD\.step: param_groups\[0\]\['lr'\].*nan"):

@@ -474,7 +474,7 @@ def clip_setup(torch, dtype=np.float64, frozen=(1,), seed=10, scale=1.0):
 
 
 @pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.5, math.inf, "inf"], ids=repr)
-@pytest.mark.parametrize("max_norm", [0.5, 1e3], ids=["clipping", "no-clipping"])
+@pytest.mark.parametrize("max_norm", [0.5, 1e3, math.inf], ids=["clipping", "no-clipping", "only-measuring"])
 def test_clip_grad_norm_matches_torch(torch, norm_type, max_norm):
     ps, tps, grads = clip_setup(torch)
     total = clip_grad_norm_(ps, max_norm, norm_type=norm_type)
@@ -663,7 +663,7 @@ def test_load_state_dict_checks_the_new_optimizers_state():
 CLIP_BAD = [
     (lambda ps: clip_grad_norm_(ps, -1.0), ValueError, "max_norm must be a finite number >= 0, got -1.0"),
     (lambda ps: clip_grad_norm_(ps, NAN), ValueError, "max_norm .* got nan"),
-    (lambda ps: clip_grad_norm_(ps, INF), ValueError, "max_norm .* got inf"),
+    (lambda ps: clip_grad_norm_(ps, -INF), ValueError, "max_norm .* got -inf"),   # (+inf: only measures)
     (lambda ps: clip_grad_norm_(ps, "1"), TypeError, "max_norm .* got '1'"),
     (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=0), ValueError, r"norm_type must be .* > 0, got 0 \(or inf"),
     (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=-2.0), ValueError, "norm_type .* got -2.0"),

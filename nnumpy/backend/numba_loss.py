@@ -475,9 +475,11 @@ def _bce(p, y, lp, lq, w, scale_f, floor_f, eps_f, dx):
     return bad
 
 
-def binary_cross_entropy(p, y, reduction="mean", weight=None):
+def binary_cross_entropy(p, y, reduction="mean", weight=None, input_hint=""):
     """Loss and d(loss)/dp (dloss = 1) of :func:`nnumpy.functional.binary_cross_entropy_forward`.
-    Raises ValueError if p or y has a value outside [0, 1] (or NaN)."""
+    Raises ValueError if p or y has a value outside [0, 1] (or NaN): the message
+    of :func:`nnumpy.functional.check_probabilities`, with ``input_hint`` added
+    for p (BCELoss passes the hint its numpy path gives, so both backends say the same)."""
     p = _float(p)
     dt, shape = p.dtype, p.shape
     rows = _rows_shape(shape)
@@ -490,7 +492,7 @@ def binary_cross_entropy(p, y, reduction="mean", weight=None):
     if _bce(p.reshape(rows), y.reshape(rows), lp.reshape(rows), lq.reshape(rows),
             _weight_rows(weight, shape, rows, dt), _mean_scale(reduction, p.size), BCE_LOG_FLOOR, BCE_EPSILON,
             dx.reshape(rows)):
-        check_probabilities("input", p, "BCELoss")                # raises, with the modules' messages
+        check_probabilities("input", p, "BCELoss", input_hint)    # raises, with the module's messages
         check_probabilities("target", y, "BCELoss")
     return _finish(lp, reduction, p.size, dt), dx
 

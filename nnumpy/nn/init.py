@@ -5,6 +5,11 @@ or a float NumPy array **in place** and returns it; the numbers are drawn in
 float64 from a NumPy generator (``rng``: None for nnumpy's global generator,
 see :func:`nnumpy.manual_seed`, an int seed or a ``numpy.random.Generator``)
 and then cast to the array's dtype, so the same seed gives the same weights.
+Arguments are checked before anything is drawn, also for a zero-element
+array (which is left as it is): a negative ``gain`` or ``std``, a bound,
+mean or value beyond the array's dtype's range (it would become inf), an
+interval wider than the largest float, or a bad ``rng`` raise ValueError or
+TypeError naming the argument.
 
 Fans, for a weight of shape (out, in, *kernel) (PyTorch's layout: Linear
 (out, in), Conv2d (O, C/groups, KH, KW))::
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -109,28 +115,62 @@ def _fill(tensor, a, values):
     return tensor
 
 
+def _fits(name, value, dtype, owner):
+    """``value`` (a finite float) when the array's dtype can hold it; else a
+    ValueError naming it (it would become inf when cast, as PyTorch refuses too)."""
+    largest = float(np.finfo(dtype).max)
+    if abs(value) > largest:
+        raise ValueError(f"{owner}: {name} is {value!r}, beyond the range of the array's dtype {dtype} "
+                         f"(|x| <= {largest:.4g})")
+    return value
+
+
+def _gain(gain, owner):
+    """A finite gain >= 0 (PyTorch refuses a negative one too, from inside its samplers)."""
+    gain = _number("gain", gain, owner)
+    if gain < 0:
+        raise ValueError(f"{owner}: gain must be at least 0 (it scales the standard deviation), got {gain!r}")
+    return gain
+
+
+def _uniform(tensor, arr, low, high, rng, owner, names):
+    """Fill ``arr`` with U(low, high) draws, low <= high finite floats that the
+    array's dtype holds, named ``names`` = (name of low, name of high) in errors."""
+    _fits(names[0], low, arr.dtype, owner)
+    _fits(names[1], high, arr.dtype, owner)
+    if not math.isfinite(high - low):             # NumPy draws low + (high - low) u and refuses an inf width
+        raise ValueError(f"{owner}: the interval from {names[0]} = {low!r} to {names[1]} = {high!r} is wider than "
+                         f"the largest float ({sys.float_info.max:.4g}); draw from a narrower one")
+    return _fill(tensor, arr, rng.uniform(low, high, arr.shape))
+
+
 def uniform_(tensor, a=0.0, b=1.0, rng=None):
-    """Fill with draws from U(a, b) (a <= b)."""
+    """Fill with draws from U(a, b): a <= b, both within the array's dtype's
+    range and b - a finite (a float64)."""
     arr = _array(tensor, "uniform_")
     a, b = _number("a", a, "uniform_"), _number("b", b, "uniform_")
     if a > b:
         raise ValueError(f"uniform_: a must be at most b, got a={a} and b={b}")
-    return _fill(tensor, arr, resolve_rng(rng).uniform(a, b, arr.shape))
+    gen = resolve_rng(rng, owner="uniform_")
+    return _uniform(tensor, arr, a, b, gen, "uniform_", ("a", "b"))
 
 
 def normal_(tensor, mean=0.0, std=1.0, rng=None):
-    """Fill with draws from N(mean, std^2) (std >= 0)."""
+    """Fill with draws from N(mean, std^2): std >= 0, mean and std within
+    the array's dtype's range."""
     arr = _array(tensor, "normal_")
     mean, std = _number("mean", mean, "normal_"), _number("std", std, "normal_")
     if std < 0:
         raise ValueError(f"normal_: std must be at least 0, got {std}")
-    return _fill(tensor, arr, resolve_rng(rng).normal(mean, std, arr.shape))
+    _fits("mean", mean, arr.dtype, "normal_")
+    _fits("std", std, arr.dtype, "normal_")
+    return _fill(tensor, arr, resolve_rng(rng, owner="normal_").normal(mean, std, arr.shape))
 
 
 def constant_(tensor, val):
-    """Fill with ``val``."""
+    """Fill with ``val`` (within the array's dtype's range)."""
     arr = _array(tensor, "constant_")
-    return _fill(tensor, arr, _number("val", val, "constant_"))
+    return _fill(tensor, arr, _fits("val", _number("val", val, "constant_"), arr.dtype, "constant_"))
 
 
 def zeros_(tensor):
@@ -145,49 +185,64 @@ def ones_(tensor):
 
 def _xavier_std(arr, gain, owner):
     fan_in, fan_out = _fans(arr, owner)
-    return _number("gain", gain, owner) * math.sqrt(2.0 / (fan_in + fan_out))
+    return gain * math.sqrt(2.0 / (fan_in + fan_out))
 
 
 def xavier_uniform_(tensor, gain=1.0, rng=None):
-    """Glorot uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
-    arr = _array(tensor, "xavier_uniform_")
-    if _empty(arr, "xavier_uniform_"):
+    """Glorot uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)); gain >= 0."""
+    owner = "xavier_uniform_"
+    arr = _array(tensor, owner)
+    gain, gen = _gain(gain, owner), resolve_rng(rng, owner=owner)
+    if _empty(arr, owner):
         return tensor
-    bound = math.sqrt(3.0) * _xavier_std(arr, gain, "xavier_uniform_")
-    return _fill(tensor, arr, resolve_rng(rng).uniform(-bound, bound, arr.shape))
+    bound = _fits(f"a = gain * sqrt(6 / (fan_in + fan_out)) with gain={gain!r}",
+                  math.sqrt(3.0) * _xavier_std(arr, gain, owner), arr.dtype, owner)
+    return _uniform(tensor, arr, -bound, bound, gen, owner, ("-a", "a"))
 
 
 def xavier_normal_(tensor, gain=1.0, rng=None):
-    """Glorot normal: N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
-    arr = _array(tensor, "xavier_normal_")
-    if _empty(arr, "xavier_normal_"):
+    """Glorot normal: N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)); gain >= 0."""
+    owner = "xavier_normal_"
+    arr = _array(tensor, owner)
+    gain, gen = _gain(gain, owner), resolve_rng(rng, owner=owner)
+    if _empty(arr, owner):
         return tensor
-    return _fill(tensor, arr, resolve_rng(rng).normal(0.0, _xavier_std(arr, gain, "xavier_normal_"), arr.shape))
+    std = _fits(f"std = gain * sqrt(2 / (fan_in + fan_out)) with gain={gain!r}", _xavier_std(arr, gain, owner),
+                arr.dtype, owner)
+    return _fill(tensor, arr, gen.normal(0.0, std, arr.shape))
 
 
-def _kaiming_std(arr, a, mode, nonlinearity, owner):
+def _kaiming_gain(a, mode, nonlinearity, owner):
+    """calculate_gain(nonlinearity, a), once ``mode`` is checked."""
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"{owner}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return calculate_gain(nonlinearity, a)
+
+
+def _kaiming_std(arr, gain, mode, owner):
     fan_in, fan_out = _fans(arr, owner)
     fan = fan_in if mode == "fan_in" else fan_out
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    return gain / math.sqrt(fan)                  # gain <= sqrt(2): the dtype holds it
 
 
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng=None):
     """He uniform: U(-b, b), b = sqrt(3) * gain / sqrt(fan); ``a`` is the leaky ReLU's
     negative slope (0: ReLU's gain sqrt(2)).  ``Linear`` and ``Conv2d`` default to
     ``a = sqrt(5)``, which gives b = 1 / sqrt(fan_in), as in PyTorch."""
-    arr = _array(tensor, "kaiming_uniform_")
-    if _empty(arr, "kaiming_uniform_"):
+    owner = "kaiming_uniform_"
+    arr = _array(tensor, owner)
+    gain, gen = _kaiming_gain(a, mode, nonlinearity, owner), resolve_rng(rng, owner=owner)
+    if _empty(arr, owner):
         return tensor
-    bound = math.sqrt(3.0) * _kaiming_std(arr, a, mode, nonlinearity, "kaiming_uniform_")
-    return _fill(tensor, arr, resolve_rng(rng).uniform(-bound, bound, arr.shape))
+    bound = math.sqrt(3.0) * _kaiming_std(arr, gain, mode, owner)
+    return _fill(tensor, arr, gen.uniform(-bound, bound, arr.shape))
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng=None):
     """He normal: N(0, std^2), std = gain / sqrt(fan)."""
-    arr = _array(tensor, "kaiming_normal_")
-    if _empty(arr, "kaiming_normal_"):
+    owner = "kaiming_normal_"
+    arr = _array(tensor, owner)
+    gain, gen = _kaiming_gain(a, mode, nonlinearity, owner), resolve_rng(rng, owner=owner)
+    if _empty(arr, owner):
         return tensor
-    std = _kaiming_std(arr, a, mode, nonlinearity, "kaiming_normal_")
-    return _fill(tensor, arr, resolve_rng(rng).normal(0.0, std, arr.shape))
+    return _fill(tensor, arr, gen.normal(0.0, _kaiming_std(arr, gain, mode, owner), arr.shape))

@@ -344,9 +344,12 @@ class CrossEntropyLoss(Loss):
 
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         if isinstance(weight, str):           # nnumpy's earlier positional reduction: CrossEntropyLoss("sum")
-            if reduction != "mean":
-                raise ArgumentTypeError(f"CrossEntropyLoss: weight must be an array of class weights or None, "
-                                        f"got {weight!r} (and reduction={reduction!r} as well)")
+            if reduction != "mean" or weight not in _REDUCTIONS:
+                raise ArgumentTypeError(
+                    f"CrossEntropyLoss: weight must be an array of class weights or None, got {weight!r}"
+                    + (f" (and reduction={reduction!r} as well)" if reduction != "mean" else "")
+                    + f"; a string in first position is read as nnumpy's older positional reduction, "
+                      f"which must then be one of {_REDUCTIONS} (clearer: reduction=...)")
             weight, reduction = None, weight
         super().__init__(reduction)
         self._set_options(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
@@ -577,7 +580,7 @@ class BCELoss(Loss):
         args = (o["reduction"], _broadcast_weight_for(self, "weight", o["weight"], input.shape, input.dtype))
         kernels = _kernels()
         if kernels is not None:               # the kernel checks the ranges on its way
-            loss, dx = kernels.binary_cross_entropy(input, target, *args)
+            loss, dx = kernels.binary_cross_entropy(input, target, *args, input_hint=_BCE_HINT)
             self._save(dinput=dx, reduction=o["reduction"])
             return self._result(loss, o["reduction"])
         F.check_probabilities("input", input, "BCELoss", _BCE_HINT)

@@ -17,7 +17,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .._checks import flag
+from .._checks import ArgumentTypeError, describe, flag
 
 __all__ = ["Parameter", "Module", "StateDictError", "IncompatibleKeys"]
 
@@ -85,13 +85,39 @@ class Parameter:
 
     ``grad`` starts at zero; backward passes add into it and :meth:`zero_grad`
     resets it, so the array object behind ``grad`` (and ``data``) never
-    changes identity during training.
+    changes identity during training: only an assignment by the user
+    (``param.data = a``, ``param.grad = g``) puts another array there.
 
     Resetting is lazy: :meth:`zero_grad` only marks the gradient as zero.
     Reading ``grad`` clears the array first, and a fused backward (numba
     backend) that would add into a marked gradient writes into it instead,
     which saves a pass over the gradient's memory every step.  (So read the
     gradient through ``param.grad``, not through an old reference to the array.)
+
+    Assigning ``data`` or ``grad`` is checked, because layers, optimizers and
+    the fused kernels (which index arrays without bounds checks) rely on
+    the pair fitting together:
+
+    * ``param.data = a``: a NumPy array of float32 or float64 of the shape
+      the parameter has (its layer and the optimizer's state are sized for
+      it; make a new Parameter, and a new optimizer, for another shape).  A
+      new dtype is allowed (what :meth:`Module.to` does) and gives a new zero
+      gradient of that dtype; with the same dtype the gradient is kept.
+    * ``param.grad = g``: a NumPy array of exactly ``data``'s shape and dtype.
+    * ``param.grad = None`` (PyTorch's way to drop a gradient) is refused:
+      nnumpy keeps one gradient array per parameter; reset it with
+      ``param.zero_grad()`` or ``optimizer.zero_grad()`` (a frozen
+      parameter, ``requires_grad = False``, is what PyTorch's None gradient
+      means to an optimizer).
+
+    A C-contiguous, writeable array is stored as it is (the same object, so
+    in-place changes through it reach the parameter); any other (a
+    transposed or sliced view, a read-only array) is copied to C order
+    first, since the kernels write in place over contiguous memory.  Wrong
+    values raise TypeError (a non-array, a non-float dtype, a dtype other
+    than ``data``'s) or ValueError (a shape), naming what was expected, and
+    change nothing.  Reading either attribute does no checking (optimizers
+    and kernels read them every step).
 
     ``requires_grad`` (default True), as in PyTorch: a frozen parameter
     (``requires_grad = False``) gets no gradient work in backward (its
@@ -100,17 +126,36 @@ class Parameter:
     module.
     """
 
-    __slots__ = ("data", "_grad", "_grad_is_zero", "_requires_grad")
+    __slots__ = ("_data", "_grad", "_grad_is_zero", "_requires_grad")
 
     def __init__(self, data, copy=True):
-        # C order: the fused kernels rely on it.  copy=False adopts an array the caller just made.
-        data = np.array(data, copy=True, order="C") if copy else np.require(data, requirements="C")
+        # C order and writeable: the fused kernels rely on both.  copy=False adopts an array the caller just made.
+        data = np.array(data, copy=True, order="C") if copy else np.require(data, requirements=["C", "W"])
         if data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"Parameter data must be float32 or float64, got {data.dtype}")
-        self.data = data
+        self._data = data
         self._grad = np.zeros(data.shape, data.dtype)   # calloc'd: no memory is touched until it is used
         self._grad_is_zero = False
         self._requires_grad = True
+
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        value = _param_array(value, "data", "a NumPy array of float32 or float64")
+        if value.dtype not in FLOAT_DTYPES:
+            raise ArgumentTypeError(f"Parameter.data must be float32 or float64, got dtype {value.dtype}")
+        old = self._data
+        if value.shape != old.shape:
+            raise ValueError(f"Parameter.data must keep the parameter's shape {old.shape}, got shape "
+                             f"{value.shape} (a layer holding it and an optimizer's state are sized for {old.shape}; "
+                             f"for another shape, create a new Parameter and a new optimizer)")
+        if value.dtype != old.dtype:                    # a new zero gradient of the new dtype
+            self._grad = np.zeros(value.shape, value.dtype)
+            self._grad_is_zero = False
+        self._data = value
 
     @property
     def requires_grad(self):
@@ -129,6 +174,20 @@ class Parameter:
 
     @grad.setter
     def grad(self, value):
+        data = self._data
+        if value is None:
+            raise ArgumentTypeError(
+                "Parameter.grad cannot be set to None: nnumpy keeps one gradient array per parameter; reset "
+                "it to zero with param.zero_grad() (or optimizer.zero_grad() / model.zero_grad()), or freeze "
+                "the parameter with param.requires_grad = False")
+        value = _param_array(value, "grad", f"a NumPy array of shape {data.shape} and dtype {data.dtype} "
+                                            f"(the parameter's)")
+        if value.dtype != data.dtype:
+            raise ArgumentTypeError(f"Parameter.grad must have the parameter's dtype {data.dtype}, got dtype "
+                                    f"{value.dtype}")
+        if value.shape != data.shape:
+            raise ValueError(f"Parameter.grad must have the parameter's shape {data.shape}, got shape "
+                             f"{value.shape}")
         self._grad = value
         self._grad_is_zero = False
 
@@ -142,15 +201,15 @@ class Parameter:
 
     @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     def zero_grad(self):
         """Mark the gradient as zero (see the class docstring)."""
@@ -158,7 +217,20 @@ class Parameter:
 
     def __repr__(self):
         frozen = "" if self._requires_grad else ", requires_grad=False"
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
+        return f"Parameter(shape={self._data.shape}, dtype={self._data.dtype}{frozen})"
+
+
+def _param_array(value, attr, expected):
+    """``value`` for ``Parameter.<attr>``: a NumPy ndarray (not a subclass such as a
+    masked array, whose mask would be lost), as it is when C-contiguous and
+    writeable, else as a C-ordered copy."""
+    if type(value) is not np.ndarray:
+        got = (f"a {type(value).__name__} (a subclass of numpy.ndarray; pass a plain array)"
+               if isinstance(value, np.ndarray) else describe(value))
+        raise ArgumentTypeError(f"Parameter.{attr} must be {expected}, got {got}")
+    if value.flags.c_contiguous and value.flags.writeable:
+        return value
+    return np.array(value, order="C", copy=True)
 
 
 def grad_target(param):
@@ -373,8 +445,9 @@ class Module:
             m._cache = None
             for p in m._parameters.values():
                 if p.data.dtype != dt:
+                    grad = p.grad                  # (setting data of a new dtype resets the gradient)
                     p.data = p.data.astype(dt, order="C")
-                    p.grad = p.grad.astype(dt, order="C")
+                    p.grad = grad.astype(dt, order="C")
             for name, b in m._buffers.items():
                 if b.dtype in FLOAT_DTYPES and b.dtype != dt:
                     setattr(m, name, b.astype(dt, order="C"))

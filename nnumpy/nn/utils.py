@@ -85,6 +85,16 @@ def _norm_type(value, owner):
         raise type(e)(f"{e} (or inf, for the largest |element|)") from None
 
 
+def _max_norm(value, owner):
+    """A finite number >= 0 as a float, or math.inf (no clipping: only measure the norm)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and value == math.inf:
+        return math.inf
+    try:
+        return real("max_norm", value, low=0.0, owner=owner)
+    except ValueError as e:               # (ArgumentTypeError too): say that inf is allowed
+        raise type(e)(f"{e} (or inf, to measure the norm without clipping)") from None
+
+
 def _vector_norm(x, p):
     """||x||_p of a float64 vector x: max |x_i| for p = inf, else (sum |x_i|^p)^(1/p)."""
     if x.size == 0:
@@ -119,7 +129,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
             ``model.parameters()``); frozen ones (``requires_grad`` False)
             are left out of the norm and not scaled; one listed twice
             counts once.
-        max_norm: the largest total norm allowed, a finite number >= 0.
+        max_norm: the largest total norm allowed, a finite number >= 0, or
+            ``inf`` (``math.inf``, ``float("inf")``) to only measure the
+            norm: coef is then 1 and nothing is scaled, unless the norm
+            itself is inf or NaN (inf / inf is NaN: see error_if_nonfinite).
+            NaN and negative values are refused.
         norm_type: p, a finite number > 0, or ``inf`` (``math.inf`` or
             ``"inf"``) for the largest |element|.  Default 2.0.
         error_if_nonfinite: if True, a NaN or inf total norm raises
@@ -138,7 +152,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         dtype (float32 ones are scaled by coef rounded to float32).
     """
     owner = "clip_grad_norm_"
-    max_norm = real("max_norm", max_norm, low=0.0, owner=owner)
+    max_norm = _max_norm(max_norm, owner)
     p = _norm_type(norm_type, owner)
     error_if_nonfinite = flag("error_if_nonfinite", error_if_nonfinite, owner=owner)
     if foreach is not None:

@@ -134,8 +134,10 @@ class LRScheduler:
     State (``state_dict()``): ``last_epoch``, ``_step_count`` (calls of
     ``step``, the one at creation included), ``base_lrs`` (each group's
     initial rate), ``_last_lr`` (the rates of the last step) and the
-    constructor's arguments.  A step whose rate cannot be computed raises
-    and leaves the counters as they were.
+    constructor's arguments.  A step whose rate cannot be computed, or
+    comes out as NaN, inf or (except in OneCycleLR) negative, raises a
+    ValueError and leaves the counters and the optimizer's rates as they
+    were (PyTorch writes such a rate into the optimizer).
     """
 
     #: constructor arguments kept as attributes: name -> check(name, value, owner)
@@ -201,13 +203,41 @@ class LRScheduler:
 
     def _move(self, before, closed_form=False):
         """Apply the epoch already set in ``last_epoch``; on an error restore the
-        counters ``before`` = (last_epoch, _step_count) and re-raise it."""
+        counters ``before`` = (last_epoch, _step_count) and re-raise it.
+
+        A new rate that is not a finite number (at least ``_last_lr_low``,
+        when that is set) is refused with a ValueError naming the scheduler,
+        the epoch and the group, and the groups' values (rate, momentum),
+        ``_last_lr`` and the counters are put back as they were: a rate that
+        overflowed (``ExponentialLR(opt, 1e200)`` reaches inf at its second
+        step) would otherwise reach the optimizer and make the scheduler's own
+        state impossible to load."""
         try:
             values = self._next(closed_form)
         except Exception:
             self.last_epoch, self._step_count = before
             raise
-        self._commit(values)
+        groups = self.optimizer.param_groups
+        saved = [{k: v for k, v in g.items() if k != "params"} for g in groups]
+        last = self.__dict__.get("_last_lr")
+        self._commit(values)              # subclasses commit more than rates (OneCycleLR: momenta), so check after
+        low = self._last_lr_low
+        bad = [(i, lr) for i, lr in enumerate(self._last_lr)
+               if not (math.isfinite(lr) and (low is None or lr >= low))]
+        if bad:
+            for g, s in zip(groups, saved):
+                g.update(s)
+            if last is None:
+                del self._last_lr
+            else:
+                self._last_lr = last
+            epoch = self.last_epoch
+            self.last_epoch, self._step_count = before
+            i, lr = bad[0]
+            bound = "a finite number" + ("" if low is None else f" >= {low:g}")
+            raise ValueError(f"{type(self).__name__}: the learning rate of epoch {epoch} for param_groups[{i}] "
+                             f"would be {lr!r}, not {bound}; the rates and the epoch counter are left as they "
+                             f"were (at epoch {before[0]})")
 
     def _initial_step(self):
         self._step_count = 0

@@ -212,7 +212,8 @@ class Optimizer:
         group count and sizes, each group's keys and hyper-parameters (as the
         constructor checks them), and each parameter's state (exactly the
         keys this optimizer keeps, arrays of the parameter's shape holding
-        finite numbers).  A mismatch raises ValueError (or
+        numbers that are finite also once cast to the parameter's dtype:
+        1e300 is refused for a float32 parameter).  A mismatch raises ValueError (or
         :class:`~nnumpy._checks.ArgumentTypeError`) and leaves the optimizer
         as it was.
 
@@ -320,9 +321,19 @@ class Optimizer:
                 raise ValueError(f"{owner}: {where}[{k!r}] has shape {v.shape}, the parameter {p.data.shape}")
             if not np.isfinite(v).all():
                 raise ValueError(f"{owner}: {where}[{k!r}] holds NaN or inf")
-            if kind == "array>=0" and v.size and v.min() < 0:
+            # checked again in the parameter's dtype: 1e300 is finite in float64, inf in float32
+            with np.errstate(over="ignore"):
+                cast = v.astype(p.data.dtype, order="C", copy=True)
+            fits = np.isfinite(cast)
+            if not fits.all():
+                i = np.unravel_index(int(np.argmin(fits)), v.shape) if v.ndim else ()
+                raise ValueError(f"{owner}: {where}[{k!r}] holds {int((~fits).sum())} value(s) beyond the range "
+                                 f"of the parameter's dtype {p.data.dtype} (|x| <= {np.finfo(p.data.dtype).max:.4g}; "
+                                 f"the first, at index {tuple(int(j) for j in i)}, is {v[i].item()!r}): "
+                                 f"they would become inf")
+            if kind == "array>=0" and cast.size and cast.min() < 0:
                 raise ValueError(f"{owner}: {where}[{k!r}] holds negative values (it is a mean of squares)")
-            out[k] = v.astype(p.data.dtype, order="C", copy=True)
+            out[k] = cast
         return out
 
     def __repr__(self):
