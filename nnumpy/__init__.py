@@ -26,7 +26,7 @@ from .random import manual_seed
 from .serialization import ModelFileError, load, register_module, save
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .summary import Summary, summary
-from .training import History, StopTraining, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
+from .training import History, ResumeError, StopTraining, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = [
     "backend", "get_backend", "set_backend", "functional", "interop", "nn", "optim",
@@ -36,7 +36,7 @@ __all__ = [
     "GroupNorm", "Dropout2d", "models",
     "GELU", "ELU", "SiLU", "Softplus", "Hardtanh", "Softmax", "LogSoftmax",
     "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MultiMarginLoss", "L1Loss", "HuberLoss", "SmoothL1Loss",
-    "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining",
+    "fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining", "ResumeError",
     "save_checkpoint", "load_checkpoint", "Checkpoint", "CheckpointError",
     "iterate_minibatches", "train_val_split",
     "summary", "Summary", "save", "load", "ModelFileError", "register_module", "gradcheck", "GradcheckReport",

@@ -37,7 +37,7 @@ def _summary(obj):
     """The first sentence of the docstring (a trailing "::" or ":" becomes ".")."""
     doc = inspect.getdoc(obj) or ""
     para = " ".join(doc.strip().split("\n\n")[0].split())
-    first = re.split(r"(?<=[.;])\s+(?=[A-Z`(])", para)[0]
+    first = re.split(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.;])\s+(?=[A-Z`(])", para)[0]
     return re.sub(r":+$", ".", first.rstrip(";")).rstrip()
 
 

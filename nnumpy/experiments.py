@@ -186,6 +186,7 @@ def train_run(cfg, out, data=None, progress=None, verbose=False, test=True, over
         if len(history):
             _write_history(history, folder)
             plots.learning_curves(history.to_dict(), folder / "curves.png", _title(cfg))
+            model.input_grad = True             # (trained without: the data needs no gradient; a user's may)
             save(model, folder / "model.npz")
             metrics.update(train_loss=history.train_loss[-1], train_acc=history.train_acc[-1],
                            val_loss=history.val_loss[-1], val_acc=history.val_acc[-1])
@@ -278,12 +279,24 @@ def _finished_variants(out, config):
             or not isinstance(before["overrides"], dict)):
         raise ConfigError(f"{out} is not a sweep folder (its config.json is not a sweep's)")
     now = json.loads(json.dumps(config))               # tuples as lists, as they were stored
-    changed = [k for k in ("settings", "variants") if before[k] != now[k]]
-    if {k: v for k, v in before["overrides"].items() if k not in _WHERE} != \
-            {k: v for k, v in now["overrides"].items() if k not in _WHERE}:
-        changed.append("overrides (--epochs, --tune-epochs, --seed, --dataset, --limit-*)")
+
+    def diff(a, b, where):
+        a, b = (a if isinstance(a, dict) else {}), (b if isinstance(b, dict) else {})
+        return [f"{where}{k}: {a.get(k)!r:.40} -> {b.get(k)!r:.40}" for k in sorted(set(a) | set(b), key=str)
+                if a.get(k) != b.get(k)]
+    changed = diff(before["settings"], now["settings"], "")
+    old_v = {v.get("name"): v for v in before["variants"] if isinstance(v, dict)} \
+        if isinstance(before["variants"], list) else {}
+    new_v = {v["name"]: v for v in now["variants"]}
+    if list(old_v) != list(new_v):
+        changed.append(f"variants: {list(old_v)!r:.120} -> {list(new_v)!r:.120}")
+    else:
+        for name in new_v:
+            changed += diff(old_v[name], new_v[name], f"variant {name!r}: ")
+    changed += diff({k: v for k, v in before["overrides"].items() if k not in _WHERE},
+                    {k: v for k, v in now["overrides"].items() if k not in _WHERE}, "option ")
     if changed:
-        raise ConfigError(f"{out} was written by a sweep with other {' and '.join(changed)}; resume it with the same "
+        raise ConfigError(f"{out} was written by another sweep ({'; '.join(changed)}); resume it with the same "
                           f"sweep and options, or start over with --overwrite")
     names = [v["name"] for v in config["variants"]]
     damaged = f"cannot resume {out}: its results.json is damaged"
@@ -475,6 +488,8 @@ def _write_sweep(folder, results, fav, t0, interrupted=False):
 def _run_config_of(run_dir, need_model=True):
     """The RunConfig stored in a run folder (ConfigError if it is not one)."""
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ConfigError(f"{run_dir} does not exist (no run folder there)")
     if not (run_dir / "config.json").is_file() or (need_model and not (run_dir / "model.npz").is_file()):
         missing = "config.json" if not (run_dir / "config.json").is_file() else "model.npz"
         raise ConfigError(f"{run_dir} is not a run folder of 'nnumpy train' ({missing} is missing)")
@@ -500,7 +515,9 @@ def evaluate_run(run_dir):
     run_dir = Path(run_dir)
     cfg = _run_config_of(run_dir)
     model = load(run_dir / "model.npz")
-    if describe(model) != describe(_build(cfg)[0]):
+    built = _build(cfg)[0]
+    built.input_grad = model.input_grad = True          # (saved with or without: not part of the architecture)
+    if describe(model) != describe(built):
         raise ConfigError(f"{run_dir}: config.json describes the model {describe_model(cfg)}, but model.npz holds "
                           f"another network; one of the two files was replaced or edited")
     _, _, (xt, yt) = load_data(cfg)

@@ -19,9 +19,16 @@ _default = np.random.default_rng(0)
 def manual_seed(seed):
     """Reset the global generator used when no ``rng``/``seed`` is given and
     return it.  ``seed``: an integer >= 0, None (fresh entropy from the
-    system) or a ``numpy.random.Generator`` (used from now on)."""
-    global _default
-    _default = seed_rng("seed", seed, owner="manual_seed")
+    system) or a ``numpy.random.Generator`` (whose state is copied).
+
+    The global generator is reseeded in place, as PyTorch's is: modules that
+    draw from it (a ``Dropout`` built without ``rng``, built before or after
+    the call) all follow the new seed."""
+    fresh = seed_rng("seed", seed, owner="manual_seed")
+    if type(fresh.bit_generator) is type(_default.bit_generator):
+        _default.bit_generator.state = fresh.bit_generator.state
+    else:                                   # another kind of bit generator: adopt it (modules keep the old one)
+        globals()["_default"] = fresh
     return _default
 
 

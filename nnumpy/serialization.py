@@ -34,6 +34,7 @@ read-only, which ``save`` takes as "do not overwrite"; ``OSError`` with
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import math
 import os
@@ -107,6 +108,12 @@ def register_module(cls=None, *, name=None):
     def register(c):
         if not (isinstance(c, type) and issubclass(c, nn.Module)):
             raise TypeError(f"register_module expects a subclass of nnumpy.nn.Module, got {c!r}")
+        args = [n for n, q in inspect.signature(c.__init__).parameters.items()
+                if n != "self" and q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)]
+        if args and c.get_config is nn.Module.get_config:
+            raise ValueError(f"register_module: {c.__qualname__}({', '.join(args)}) takes constructor arguments but "
+                             f"does not override get_config(), so a saved model would come back with the "
+                             f"defaults: define get_config() returning {{{', '.join(repr(a) + ': ...' for a in args)}}}")
         key = c.__name__ if name is None else name
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"register_module: name must be an identifier, got {key!r}")

@@ -19,7 +19,7 @@ from .nn.container import Sequential
 from .nn.conv import Conv2d
 from .nn.loss import CrossEntropyLoss, MSELoss
 from .nn.module import Module
-from .optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from .optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
 from .optim.optimizer import Optimizer
 
 __all__ = ["fit", "evaluate", "predict", "History", "TrainingDivergedError", "TrainingInterrupted", "StopTraining",
@@ -79,6 +79,11 @@ class History:
     reduction.  val_loss / val_acc: the validation set after the epoch, in
     evaluation mode (NaN without validation data).  lr: the rate used in the epoch.  seconds:
     wall time of the epoch including its evaluation.
+
+    Accuracy: argmax against class indices (or one-hot targets); for binary
+    cross-entropy the outputs thresholded (logits at 0, probabilities at 1/2),
+    label by label; NaN where it means nothing (regression targets, a single
+    output column without a binary cross-entropy loss).
     """
 
     epoch: list = field(default_factory=list)
@@ -101,6 +106,10 @@ class History:
     def best_epoch(self, metric="val_acc"):
         """The epoch (1-based) with the highest ``*_acc`` or lowest ``*_loss``."""
         values = np.asarray(getattr(self, metric), dtype=float)
+        if not np.isfinite(values).any():
+            raise ValueError(f"History.best_epoch: {metric} has no finite value"
+                             + (" (accuracy means nothing for this model and loss: use a loss)"
+                                if metric.endswith("acc") else ""))
         i = np.nanargmin(values) if metric.endswith("loss") else np.nanargmax(values)
         return self.epoch[int(i)]
 
@@ -114,14 +123,30 @@ class History:
         return "\n".join(lines)
 
 
-def _correct(output, y):
-    """Number of correct predictions: argmax of the output against integer
-    labels, or against the argmax of one-hot targets."""
-    if output.ndim != 2:
+def _correct(output, y, loss_fn=None):
+    """How many samples were classified right (a float: a multi-label sample counts the fraction of its
+    labels that are right), or NaN where accuracy means nothing (regression):
+
+    * class indices y (N,) and outputs (N, C), C >= 2: argmax of the output;
+    * binary cross-entropy (one or several labels per sample): the output
+      thresholded at 0 (logits, BCEWithLogitsLoss) or 1/2 (probabilities,
+      BCELoss) against y > 1/2, label by label;
+    * one-hot targets (N, C), C >= 2 (an MSE classifier): argmax against argmax;
+    * anything else (real-valued targets, a single output column): NaN.
+    """
+    if output.ndim != 2 or len(output) == 0:
         return float("nan")
-    pred = output.argmax(axis=1)
-    labels = y if y.ndim == 1 else y.argmax(axis=1)
-    return int((pred == labels).sum())
+    kind = type(loss_fn).__name__
+    if kind in ("BCEWithLogitsLoss", "BCELoss") and y.shape == output.shape:
+        threshold = 0.0 if kind == "BCEWithLogitsLoss" else 0.5
+        return float(((output > threshold) == (y > 0.5)).mean(axis=1).sum())
+    if output.shape[1] < 2:
+        return float("nan")
+    if y.ndim == 1:
+        return int((output.argmax(axis=1) == y).sum())
+    if y.shape == output.shape and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
+        return int((output.argmax(axis=1) == y.argmax(axis=1)).sum())
+    return float("nan")
 
 
 def _default_loss(y):
@@ -308,10 +333,11 @@ class _EarlyStopping:
         self.weights = weights
 
 
-def _fit_settings(x_tr, val, batch_size, seed, drop_last, monitor, mode, patience, min_delta, restore_best,
+def _fit_settings(model, x_tr, val, batch_size, seed, drop_last, monitor, mode, patience, min_delta, restore_best,
                   interval):
     """What must not change between a run and its resumption (checked on resume)."""
     return {"n_train": int(len(x_tr)), "n_val": int(len(val[0])) if val is not None else 0,
+            "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
             "batch_size": batch_size, "drop_last": drop_last,
             "seed": int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None,
             "monitor": monitor if isinstance(monitor, str) else "<function>", "mode": mode,
@@ -439,6 +465,23 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
         if not callable(cb):
             raise ArgumentTypeError(f"fit: callbacks[{i}] is not callable: {describe(cb)}")
     monitor, mode = _check_monitor(monitor, mode, val is not None, owner)
+    if isinstance(scheduler, ReduceLROnPlateau) and scheduler.mode != mode:
+        raise ValueError(f"fit: the scheduler ReduceLROnPlateau(mode={scheduler.mode!r}) is stepped with the "
+                         f"monitored metric ({monitor if isinstance(monitor, str) else 'the monitor function'}), "
+                         f"which is better when {'lower' if mode == 'min' else 'higher'}: create it with "
+                         f"mode={mode!r}")
+    if isinstance(scheduler, OneCycleLR):
+        steps = num_batches(len(x_tr), batch_size, drop_last)
+        per = "batch" if scheduler_interval == "batch" else "epoch"
+        need = epochs * steps if per == "batch" else epochs
+        if per == "epoch" and scheduler.total_steps != epochs:
+            raise ValueError(f"fit: OneCycleLR has {scheduler.total_steps} steps but would be stepped once per "
+                             f"epoch ({epochs} epochs): pass scheduler_interval='batch' (it is a per-batch "
+                             f"schedule: steps_per_epoch={steps} here), or total_steps={epochs}")
+        if scheduler.total_steps < need:
+            raise ValueError(f"fit: OneCycleLR has {scheduler.total_steps} steps, but {epochs} epochs of {steps} "
+                             f"batches need {need} (steps_per_epoch={steps}: the last batch counts, unless "
+                             f"drop_last=True)")
     if patience is not None:
         patience = positive_int("patience", patience, owner=owner)
     min_delta = real("min_delta", min_delta, low=0.0, owner=owner)
@@ -458,7 +501,7 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=64, se
     if resume is not None and not isinstance(resume, (str, os.PathLike)):
         raise ArgumentTypeError(f"fit: resume must be the path of a checkpoint, got {describe(resume)}")
     rng = seed_rng("seed", seed, owner=owner)
-    settings = _fit_settings(x_tr, val, batch_size, seed, drop_last, monitor, mode, patience, min_delta,
+    settings = _fit_settings(model, x_tr, val, batch_size, seed, drop_last, monitor, mode, patience, min_delta,
                              restore_best, scheduler_interval)
     stopper = _EarlyStopping(monitor, mode, patience, min_delta, restore_best)
     history = History()
@@ -638,7 +681,7 @@ def _run_epochs(model, loss_fn, optimizer, x_tr, y_tr, val, start, epochs, batch
                 if per_batch:
                     scheduler.step()
                 total_loss += _mean_loss(loss_fn, loss, out) * len(xb)
-                total_correct += _correct(out, yb)
+                total_correct += _correct(out, yb, loss_fn)
                 seen += len(xb)
                 if bar is not None:
                     bar.update()
@@ -708,7 +751,7 @@ def evaluate(model, x, y, loss_fn=None, batch_size=1000):
         for xb, yb in iterate_minibatches(x, y, batch_size, shuffle=False):
             out = model(xb)
             total += _mean_loss(loss_fn, loss_fn(out, yb), out) * len(xb)
-            correct += _correct(out, yb)
+            correct += _correct(out, yb, loss_fn)
     finally:
         model.train(was_training)
         model.clear_cache()
@@ -718,7 +761,9 @@ def evaluate(model, x, y, loss_fn=None, batch_size=1000):
 
 
 def predict(model, x, batch_size=1000):
-    """Predicted class indices (argmax of the outputs), in evaluation mode."""
+    """Predicted class indices (argmax of the outputs), in evaluation mode.
+    A model with a single output column has no argmax to take: threshold its
+    outputs yourself (``model(x)[:, 0] > 0`` for logits); that is an error here."""
     _check_model(model, "predict")
     batch_size = positive_int("batch_size", batch_size, owner="predict")
     if not isinstance(x, np.ndarray) or x.ndim < 2:
@@ -730,7 +775,14 @@ def predict(model, x, batch_size=1000):
     was_training = model.training
     model.eval()
     try:
-        out = [model(x[i:i + batch_size]).argmax(axis=1) for i in range(0, len(x), batch_size)]
+        out = []
+        for i in range(0, len(x), batch_size):
+            o = model(x[i:i + batch_size])
+            if o.ndim != 2 or o.shape[1] < 2:
+                raise ValueError(f"predict: the model's output has shape {o.shape}, not (N, classes): there is no "
+                                 f"class to pick by argmax; for one output column threshold it yourself "
+                                 f"(model(x)[:, 0] > 0 for a logit)")
+            out.append(o.argmax(axis=1))
     finally:
         model.train(was_training)
         model.clear_cache()

@@ -668,7 +668,7 @@ def test_failing_sync_leaves_the_old_file(saved, monkeypatch):
 
 
 def test_save_refuses_what_it_cannot_describe(tmp_path):
-    with pytest.raises(TypeError, match="save\(\) takes an nnumpy Module \(a model\), got dict"):
+    with pytest.raises(TypeError, match=r"save\(\) takes an nnumpy Module \(a model\), got dict"):
         nnp.save({"0.weight": np.zeros(3)}, tmp_path / "m.npz")
     assert os.listdir(tmp_path) == []
 

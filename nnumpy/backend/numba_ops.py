@@ -135,6 +135,15 @@ def _same_dtype(*arrays):
                         + ", ".join(str(a.dtype) for a in arrays if a is not None))
 
 
+def _shapes(*checks):
+    """Each (shape, array or None, name): the kernels index by the shapes of x and W, so an array of
+    another shape (a parameter replaced by one of another size) would be read or written out of bounds."""
+    for shape, a, name in checks:
+        if a is not None and a.shape != shape:
+            raise ValueError(f"linear layer kernel: {name} has shape {a.shape}, expected {shape} (was a parameter "
+                             f"replaced by one of another shape?)")
+
+
 def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
     """``y = act(x @ W.T + b)``: x (N, K), W (M, K), b (M,) or None -> y (N, M),
     written into ``out`` (N, M) when given.
@@ -159,6 +168,7 @@ def linear_act_forward(x, W, b, act="identity", slope=0.0, out=None):
     [-700, 700]); tanh below 2e-7 and 3e-16.
     """
     _same_dtype(x, W, b, out)
+    _shapes(((x.shape[0], W.shape[0]), out, "out"), ((W.shape[0],), b, "b"))
     y = np.empty((x.shape[0], W.shape[0]), dtype=x.dtype) if out is None else out
     np.matmul(x, W.T, out=y)
     has_bias, code = b is not None, ACTIVATION_CODES[act]
@@ -188,6 +198,9 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
     dx = dz @ W          (N, M) @ (M, K) -> (N, K)
     """
     _same_dtype(dy, x, W, y, gW, gb, dz, dx)
+    n, m = x.shape[0], W.shape[0]
+    _shapes(((n, m), dy, "dy"), ((n, m), y, "y"), (W.shape, gW, "gW"), ((m,), gb, "gb"), ((n, m), dz, "dz"),
+            ((n, W.shape[1]), dx, "dx"))
     dy, y = _c(dy), _c(y)
     code = ACTIVATION_CODES[act]
     if code == _IDENTITY:

@@ -252,7 +252,8 @@ class Loss(Module):
 
     @staticmethod
     def _result(loss, reduction):
-        return float(loss) if reduction != "none" else loss
+        # a NumPy float64 scalar: a Python float (float subclass) that also has PyTorch's loss.item()
+        return np.float64(loss) if reduction != "none" else loss
 
     def _upstream(self, dloss, reduction, shape, dtype):
         """The upstream gradient of the loss: a float for "mean"/"sum" (1.0 by

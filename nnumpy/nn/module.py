@@ -33,7 +33,11 @@ class StateDictError(ValueError):
 
 def as_float_dtype(dtype):
     """Normalise ``dtype`` (None means float32) and reject non-float dtypes."""
-    dt = np.dtype(np.float32 if dtype is None else dtype)
+    try:
+        dt = np.dtype(np.float32 if dtype is None else dtype)
+    except TypeError:
+        raise TypeError(f"nnumpy models hold float32 or float64 weights; {dtype!r:.40} is not a dtype (nnumpy runs "
+                        f"on the CPU only: there is no device to move a model to)") from None
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"nnumpy models hold float32 or float64 weights, not {dt}")
     return dt
@@ -128,7 +132,7 @@ class Parameter:
 
     __slots__ = ("_data", "_grad", "_grad_is_zero", "_requires_grad")
 
-    def __init__(self, data, copy=True):
+    def __init__(self, data, copy=True, requires_grad=True):
         # C order and writeable: the fused kernels rely on both.  copy=False adopts an array the caller just made.
         data = np.array(data, copy=True, order="C") if copy else np.require(data, requirements=["C", "W"])
         if data.dtype not in FLOAT_DTYPES:
@@ -137,6 +141,13 @@ class Parameter:
         self._grad = np.zeros(data.shape, data.dtype)   # calloc'd: no memory is touched until it is used
         self._grad_is_zero = False
         self._requires_grad = True
+        if requires_grad is not True:
+            self.requires_grad = requires_grad          # (checked)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` and return the parameter (PyTorch's in-place form)."""
+        self.requires_grad = requires_grad
+        return self
 
     @property
     def data(self):
@@ -404,8 +415,11 @@ class Module:
         """Total number of learnable scalars."""
         return int(sum(p.size for p in self.parameters()))
 
-    def zero_grad(self):
-        """Reset every gradient to zero (the arrays keep their identity)."""
+    def zero_grad(self, set_to_none=True):
+        """Reset every gradient to zero (the arrays keep their identity).
+        ``set_to_none``: PyTorch's argument, accepted and without effect (see
+        :meth:`nnumpy.optim.Optimizer.zero_grad`)."""
+        flag("set_to_none", set_to_none, owner="zero_grad")
         for p in self.parameters():
             p.zero_grad()
 
@@ -437,6 +451,14 @@ class Module:
             if b.dtype in FLOAT_DTYPES:
                 return b.dtype
         return None
+
+    def double(self):
+        """``self.to(np.float64)``, PyTorch's name."""
+        return self.to(np.float64)
+
+    def float(self):
+        """``self.to(np.float32)``, PyTorch's name."""
+        return self.to(np.float32)
 
     def to(self, dtype):
         """Convert every parameter (and its gradient) to ``dtype`` in place; returns self."""

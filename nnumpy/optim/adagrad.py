@@ -10,7 +10,8 @@ __all__ = ["Adagrad"]
 
 
 class Adagrad(Optimizer):
-    """PyTorch's Adagrad update (Duchi, Hazan & Singer 2011), per parameter p
+    """Adagrad: each entry's steps divided by the root of its summed squared
+    gradients; learning-rate decay, L2 weight decay.  PyTorch's Adagrad update (Duchi, Hazan & Singer 2011), per parameter p
     with gradient g at its update number t = 1, 2, ...:
 
         g <- -g                                          (maximize only)

@@ -19,7 +19,9 @@ def _betas(name, value, owner):
 
 
 class Adam(Optimizer):
-    """PyTorch's Adam update, per parameter p with gradient g at step t = 1, 2, ...:
+    """Adam (Kingma & Ba): steps scaled by running means of the gradient and
+    its square, bias-corrected, with L2 weight decay and AMSGrad.  PyTorch's Adam
+    update, per parameter p with gradient g at step t = 1, 2, ...:
 
         g <- -g                                 (maximize only)
         g <- g + weight_decay * p               (Adam: L2 penalty in the gradient)

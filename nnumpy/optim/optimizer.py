@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import backend
-from .._checks import ArgumentTypeError, describe, integer, real
+from .._checks import ArgumentTypeError, describe, flag, integer, real
 from ..nn.module import Module, Parameter
 
 __all__ = ["Optimizer"]
@@ -140,8 +140,12 @@ class Optimizer:
         checked = self._check_values(merged, f"param_groups[{i}]", owner)
         self.param_groups.append({"params": ps, **checked})
 
-    def zero_grad(self):
-        """Reset every gradient to zero (see :class:`~nnumpy.nn.Parameter`)."""
+    def zero_grad(self, set_to_none=True):
+        """Reset every gradient to zero (see :class:`~nnumpy.nn.Parameter`).
+        ``set_to_none`` is accepted for PyTorch's signature and changes nothing:
+        nnumpy keeps one gradient array per parameter and marks it as zero,
+        which costs no pass over its memory, as setting it to None would not."""
+        flag("set_to_none", set_to_none, owner="zero_grad")
         for g in self.param_groups:
             for p in g["params"]:
                 p.zero_grad()

@@ -10,7 +10,8 @@ __all__ = ["RMSprop"]
 
 
 class RMSprop(Optimizer):
-    """PyTorch's RMSprop update (Hinton's lecture 6e; centered: Graves 2013),
+    """RMSprop: steps divided by a running root mean square of the gradient;
+    momentum, centering, L2 weight decay.  PyTorch's RMSprop update (Hinton's lecture 6e; centered: Graves 2013),
     per parameter p with gradient g:
 
         g <- -g                                     (maximize only)

@@ -8,7 +8,8 @@ __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
-    """PyTorch's SGD update, per parameter p with gradient g:
+    """Stochastic gradient descent with momentum, dampening, Nesterov momentum
+    and L2 weight decay.  PyTorch's SGD update, per parameter p with gradient g:
 
         g <- -g                                          (maximize only)
         g <- g + weight_decay * p                        (L2 penalty)
