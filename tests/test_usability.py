@@ -108,3 +108,12 @@ def test_pytorch_conveniences():
     assert not p.requires_grad and p.requires_grad_() is p and p.requires_grad
     with pytest.raises(TypeError, match="no device to move a model to"):
         model.to("cpu")
+
+
+def test_a_refused_one_cycle_leaves_the_optimizer_as_it_was():
+    p = nnp.Parameter(np.zeros(2))
+    opt = nnp.optim.SGD([p], lr=0.1, momentum=0.9)
+    before = dict(opt.param_groups[0])
+    with pytest.raises(ValueError, match="initial_lr"):
+        nnp.optim.OneCycleLR(opt, max_lr=1e300, total_steps=10, div_factor=1e-10)
+    assert opt.param_groups[0] == before

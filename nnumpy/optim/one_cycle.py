@@ -121,15 +121,23 @@ class OneCycleLR(LRScheduler):
         last_epoch = integer("last_epoch", last_epoch, low=-1, owner=owner)
         if last_epoch != -1 and any("initial_lr" not in g for g in groups):
             super().__init__(optimizer, last_epoch)      # raises its "resumes a schedule" error
-        # -- everything checked: set the groups' starting values -----------------------------
-        if last_epoch == -1:
-            for g, top in zip(groups, self.max_lrs):
-                g["initial_lr"] = top / self.div_factor
-            if self.cycle_momentum:
-                for g, m in zip(groups, self.max_momentums):
-                    self._set_momentum(g, m)
-        self.min_lrs = [float(g["initial_lr"]) / self.final_div_factor for g in groups]
-        super().__init__(optimizer, last_epoch)
+        # -- everything checked: set the groups' starting values (undone if the first step refuses them,
+        # e.g. a rate that is not finite) ----------------------------------------------------------
+        saved = [dict(g) for g in groups]
+        try:
+            if last_epoch == -1:
+                for g, top in zip(groups, self.max_lrs):
+                    g["initial_lr"] = top / self.div_factor
+                if self.cycle_momentum:
+                    for g, m in zip(groups, self.max_momentums):
+                        self._set_momentum(g, m)
+            self.min_lrs = [float(g["initial_lr"]) / self.final_div_factor for g in groups]
+            super().__init__(optimizer, last_epoch)
+        except BaseException:
+            for g, before in zip(groups, saved):
+                g.clear()
+                g.update(before)
+            raise
 
     def _momentum_check(self, owner):
         if self.use_beta1:
