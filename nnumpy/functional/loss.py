@@ -43,9 +43,10 @@ def check_class_targets(target, num_classes, ignore_index=None, owner="loss"):
     if bad.any():
         wrong = t[bad]
         also = f" or equal ignore_index={ignore_index}" if ignore_index is not None else ""
-        raise ValueError(f"{owner}: target values must lie in [0, {num_classes}){also}, got "
-                         f"{wrong.size} outside it, in [{wrong.min()}, {wrong.max()}] (first at sample "
-                         f"{int(np.flatnonzero(bad)[0])})")
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{owner}: target values must lie in [0, {num_classes}){also}; sample {first} has "
+                         f"target {t.reshape(-1)[first]}" + (f" ({wrong.size} samples in all, with targets from "
+                                                            f"{wrong.min()} to {wrong.max()})" if wrong.size > 1 else ""))
 
 
 def check_probabilities(name, a, owner="loss", hint=""):
