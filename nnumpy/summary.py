@@ -7,6 +7,7 @@ import numpy as np
 
 from . import backend
 from ._checks import ArgumentTypeError, describe, positive_int
+from .nn.container import Sequential
 from .random import preserve_rng_state
 
 __all__ = ["summary", "Summary"]
@@ -52,11 +53,21 @@ class Summary:
 
 
 def _leaves(module, prefix=""):
-    children = list(module.named_children())
-    if not children:
+    """The rows of the table: the layers inside containers (Sequential, MLP), each layer or block that is
+    not a container as one row (a custom block counts its own parameters and all it keeps for backward)."""
+    if not isinstance(module, Sequential):
         yield prefix or type(module).__name__, module
-    for name, child in children:
+        return
+    for name, child in module.named_children():
         yield from _leaves(child, f"{prefix}.{name}" if prefix else name)
+
+
+def _saved(mod, prefix=""):
+    """What ``mod`` and the modules inside it keep for backward, named by where they are."""
+    out = {f"{prefix}{k}": a for k, a in mod.saved_arrays().items()}
+    for name, child in mod.named_children():
+        out.update(_saved(child, f"{prefix}{name}."))
+    return out
 
 
 def _check_input_shape(input_shape):
@@ -105,7 +116,7 @@ def summary(model, input_shape, dtype=None, print_table=False):
         x = np.random.default_rng(0).standard_normal((batch,) + shape).astype(dtype)
         with backend.use("numpy"):
             model(x)
-        found = {name: {k: (a.shape, a.dtype.name, a.nbytes) for k, a in mod.saved_arrays().items()}
+        found = {name: {k: (a.shape, a.dtype.name, a.nbytes) for k, a in _saved(mod).items()}
                  for name, mod in leaves}
         model.clear_cache()
         return found

@@ -117,3 +117,27 @@ def test_a_refused_one_cycle_leaves_the_optimizer_as_it_was():
     with pytest.raises(ValueError, match="initial_lr"):
         nnp.optim.OneCycleLR(opt, max_lr=1e300, total_steps=10, div_factor=1e-10)
     assert opt.param_groups[0] == before
+
+
+def test_summary_counts_a_custom_block_with_its_own_parameters():
+    class Block(nnp.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nnp.Sequential(nnp.Linear(16, 16, rng=0), nnp.ReLU())
+            self.gamma = nnp.Parameter(np.ones(16, np.float32))
+
+        def forward(self, x):
+            y = self.inner(x)
+            self._save(y=y)
+            return x + self.gamma.data * y
+
+        def backward(self, dy):
+            y = self._take_cache()["y"]
+            self.gamma.grad += (dy * y).sum(0)
+            return dy + self.inner.backward(dy * self.gamma.data)
+
+    model = nnp.Sequential(nnp.Linear(8, 16, rng=0), Block(), nnp.Linear(16, 2, rng=0))
+    s = nnp.summary(model, (8,), print_table=False)
+    assert s.total_params == model.num_parameters() == 466
+    row = next(r for r in s.rows if r["type"] == "Block")
+    assert row["params"] == 288 and {k for k, *_ in row["saved"]} == {"y", "inner.0.x", "inner.1.mask"}
