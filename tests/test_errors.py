@@ -23,7 +23,7 @@ from nnumpy.experiments import ConfigError, SweepInterrupted
 from nnumpy.parallel import WorkerDied, run_parallel
 from nnumpy.rundir import RunFolderError, RunFolderExistsError
 from nnumpy.nn import StateDictError
-from nnumpy.serialization import ModelFileError
+from nnumpy.serialization import ModelFileError, NotDescribable
 from nnumpy.checkpoint import CheckpointError
 from nnumpy.nn.utils import NonFiniteNormError
 from nnumpy.training import History, ResumeError, StopTraining, TrainingDivergedError, TrainingInterrupted
@@ -34,6 +34,7 @@ HISTORY = History(epoch=[1, 2], train_loss=[0.5, 0.25], train_acc=[0.8, 0.9], va
 EXAMPLES = {
     StateDictError: lambda: StateDictError("cannot load state dict into MLP: missing key(s): 0.bias"),
     ModelFileError: lambda: ModelFileError("m.npz: not a readable .npz model file"),
+    NotDescribable: lambda: NotDescribable("save() can rebuild nnumpy's modules and registered custom modules, not Block"),
     IDXFormatError: lambda: IDXFormatError("x.idx: bad leading bytes"),
     ChecksumError: lambda: ChecksumError("x.gz: checksum mismatch"),
     ConfigError: lambda: ConfigError("lr must be positive, got -1.0"),
