@@ -83,6 +83,22 @@ def check_writable_target(path, what="write"):
     return target
 
 
+
+def check_replaceable(path, what):
+    """``check_writable_target(path, what)``, and a PermissionError naming
+    ``path`` when the file there is read-only: nnumpy takes a file protected
+    so as "do not overwrite".  Returns the target (see resolve_target)."""
+    target = check_writable_target(os.fspath(path), what)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target
+    if not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(errno.EACCES, f"cannot {what}: the existing file is read-only (nnumpy does not "
+                              f"overwrite a file protected so; make it writable or choose another name)",
+                              os.fspath(path))
+    return target
+
 @contextlib.contextmanager
 def atomic_write(path, prefix=".nnumpy-"):
     """Open a temporary file beside ``path`` (beside its target, for a

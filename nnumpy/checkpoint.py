@@ -30,10 +30,8 @@ Every defect of a file given to :func:`load_checkpoint` raises
 from __future__ import annotations
 
 import copy
-import errno
 import json
 import os
-import stat
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -43,7 +41,7 @@ import numpy as np
 
 from . import random as nnp_random
 from ._checks import ArgumentTypeError, describe as describe_value, flag
-from ._fileio import atomic_write, check_writable_target
+from ._fileio import atomic_write, check_replaceable
 from .nn.module import Module
 from .serialization import ModelFileError, build, describe
 
@@ -244,14 +242,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, *, epoch=0, his
             arrays[f"best/{k}"] = np.asarray(a)
         meta["best_keys"] = list(best)
     arrays[_META_KEY] = np.array(_json_dumps(meta, "the checkpoint's extra, history and scheduler state"))
-    target = check_writable_target(os.fspath(path), "save the checkpoint")
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(errno.EACCES, "cannot save the checkpoint: the existing file is read-only (nnumpy "
-                              "does not overwrite a file protected so)", os.fspath(path))
+    check_replaceable(path, "save the checkpoint")
     with atomic_write(os.fspath(path)) as f:
         np.savez(f, **arrays)
     return path

@@ -33,7 +33,6 @@ read-only, which ``save`` takes as "do not overwrite"; ``OSError`` with
 """
 from __future__ import annotations
 
-import errno
 import inspect
 import json
 import math
@@ -48,7 +47,7 @@ import numpy as np
 import numpy.lib.format as npy_format
 
 from . import nn
-from ._fileio import atomic_write, check_writable_target
+from ._fileio import atomic_write, check_replaceable
 
 __all__ = ["save", "load", "ModelFileError", "describe", "build", "register_module"]
 
@@ -461,15 +460,7 @@ def save(model, path):
     arrays = OrderedDict((k, a) for k, _, _, a in model._state_items())     # parameters and buffers, no copies
     arrays[_META_KEY] = np.array(json.dumps(meta))
     shown = os.fspath(path)
-    target = check_writable_target(shown, "save the model")
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(errno.EACCES, "cannot save the model: the existing file is read-only (nnumpy "
-                              "does not overwrite a file protected so; make it writable or choose another "
-                              "name)", shown)
+    check_replaceable(shown, "save the model")
     try:
         with atomic_write(shown) as f:
             np.savez(f, **arrays)
