@@ -297,7 +297,8 @@ def hardtanh_forward(x, min_val=-1.0, max_val=1.0):
 def hardtanh_backward(dy, mask):
     """``f'(x) = 1`` strictly inside (min_val, max_val), 0 on and beyond the
     bounds (PyTorch's convention at the kinks); a NaN input passes dy on.
-    ``dx = dy * mask`` (0 also where dy is inf or NaN outside, as PyTorch)."""
+    ``dx = dy * mask`` (0 also where dy is inf or NaN outside, as PyTorch).
+    dy: x's shape; mask: x's shape, bool (from the forward); dx: x's shape."""
     return masked(dy, mask)
 
 
