@@ -1,0 +1,196 @@
+"""Checks that say what is wrong: for exercises, notebooks and your own tests.
+
+Each ``assert_*`` function returns None when the check holds and raises
+``AssertionError`` otherwise, with a message that names the array, the worst
+entry (its index, the value found, the value expected) and, where it can tell,
+the likely mistake: a wrong shape or a transpose, a NaN, a flipped sign, a
+missing factor such as 1/N.  The tutorials' check cells use them, so a student
+learns what is wrong with an answer without reading the solution::
+
+    >>> import numpy as np
+    >>> from nnumpy.testing import assert_close, assert_gradient
+    >>> W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> assert_close(W.T @ W, np.array([[10.0, 14.0], [14.0, 20.0]]), "W.T @ W")
+    >>> x = np.array([0.5, -1.5])
+    >>> assert_gradient(lambda x: (x ** 3).sum(), x, 3 * x ** 2, "d(sum x^3)/dx")
+
+Errors are measured as in :func:`~nnumpy.gradcheck.gradcheck`: normwise, the
+largest ``|actual - expected|`` over the largest ``|entry|`` of either array
+(see :func:`~nnumpy.report.tensor_errors`), so an entry that should be 0 is
+judged on the scale of the rest.  Any NaN or inf fails.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import re
+
+import numpy as np
+
+from .report import check_positive_finite, check_tolerance, tensor_errors
+
+__all__ = ["assert_close", "numerical_gradient", "assert_gradient"]
+
+
+def _label(name):
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string (the array's name in the message), got {type(name).__name__}")
+    return name
+
+
+def _as_array(value, name, side):
+    """``value`` as a float64 array, or an AssertionError (the tested side) /
+    TypeError (the reference) saying why it is not an array of numbers."""
+    err = AssertionError if side == "actual" else TypeError
+    what = name if side == "actual" else f"the expected value of {name}"
+    if value is None:
+        raise err(f"{what} is None: did the function forget to return it?")
+    if isinstance(value, (str, bytes, dict, set)):
+        raise err(f"{what} should be an array of numbers, got a {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:                  # ragged lists and the like
+        raise err(f"{what} should be an array of numbers, got {type(value).__name__} ({exc})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise err(f"{what} should be an array of numbers, got {type(value).__name__} of dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise err(f"{what} should be real, got complex values")
+    return arr.astype(np.float64)
+
+
+def _entry(name, index):
+    """``dW[3, 17]`` for a plain name, ``the entry at [3, 17]`` for a phrase."""
+    if not index:
+        return name
+    where = ", ".join(map(str, index))
+    return f"{name}[{where}]" if re.fullmatch(r"[\w.]+", name) else f"the entry at [{where}]"
+
+
+def _diagnose(a, b):
+    """A hint for a few classic mistakes, or ''.  Judged on the scale of the
+    arrays (1e-3 of the largest entry), so rounding noise does not hide it."""
+    scale = max(np.abs(a).max(), np.abs(b).max())
+    if scale == 0:
+        return ""
+    if not np.any(a):
+        return " It is all zeros."
+    if np.abs(a + b).max() <= 1e-3 * scale:
+        return " Every entry has the opposite sign: is a minus sign missing or extra?"
+    big = np.abs(b) >= 0.1 * np.abs(b).max()
+    if big.any():
+        r = float(np.median(a[big] / b[big]))
+        if r != 0 and abs(r - 1) > 1e-3 and np.abs(a - r * b).max() <= 1e-3 * scale:
+            return (f" Every entry is {r:.6g} times the expected one: a missing or extra factor "
+                    f"(1/N of a mean, a 2 of a square, a learning rate?).")
+    return ""
+
+
+def assert_close(actual, expected, name="value", *, tolerance=1e-7):
+    """Assert that ``actual`` equals ``expected`` up to a relative error of
+    ``tolerance``; else raise AssertionError saying what differs.
+
+    actual: the value under test (an array, a number or a nested list);
+    expected: the reference, of the same shape and finite.  name: what the
+    message calls ``actual`` (e.g. ``"dW"``).  tolerance: on the normwise
+    relative error ``max|actual - expected| / max(max|actual|, max|expected|)``,
+    in (0, 1); the default 1e-7 suits float64 values computed two ways.
+
+    The message names, in this order, the first thing that is wrong: None or
+    not numbers; a shape that differs (and says when it is the transpose); a
+    NaN or inf, with its index; then the worst entry, its value and the
+    expected one, the relative error and how many entries are off, with a
+    hint when every entry is off by the same factor or has the wrong sign.
+    """
+    name = _label(name)
+    tolerance = check_tolerance(tolerance)
+    b = _as_array(expected, name, "expected")
+    if not np.isfinite(b).all():
+        raise ValueError(f"the expected value of {name} has a NaN or inf: a reference must be finite")
+    a = _as_array(actual, name, "actual")
+    if a.shape != b.shape:
+        hint = ""
+        if a.ndim == b.ndim == 2 and a.shape == b.shape[::-1]:
+            hint = " (the transpose: check the order of the matrix product)"
+        elif a.size == b.size:
+            hint = " (the same number of entries in another layout: check the reshapes and axes)"
+        raise AssertionError(f"{name} has shape {a.shape}, expected {b.shape}{hint}")
+    if a.size == 0:
+        return
+    bad = ~np.isfinite(a)
+    if bad.any():
+        k = tuple(int(i) for i in np.argwhere(bad)[0])
+        val = a[k] if k else a.item()
+        raise AssertionError(f"{name} has {int(bad.sum())} non-finite entr{'y' if bad.sum() == 1 else 'ies'}, "
+                             f"the first {_entry(name, k)} = {val} (expected {b[k] if k else b.item():.6g})")
+    e = tensor_errors(a, b)
+    if e["rel_err"] <= tolerance:
+        return
+    scale = max(np.abs(a).max(), np.abs(b).max())
+    off = int(np.count_nonzero(np.abs(a - b) > tolerance * scale))
+    raise AssertionError(
+        f"{name} is wrong: worst entry {_entry(name, e['index'])} = {e['a']:.6g}, expected {e['b']:.6g} "
+        f"(relative error {e['rel_err']:.2e}, tolerance {tolerance:g}); {off} of {a.size} entries are off."
+        + _diagnose(a, b))
+
+
+def numerical_gradient(f, x, *, eps=1e-6):
+    """The gradient of the scalar function ``f`` at ``x`` by central differences.
+
+    f: a function of one array returning a number; x: a float64 array (it is
+    copied; f receives the copy, one entry shifted by ±eps at a time).  For
+    every entry i::
+
+        g[i] = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps)      # error O(eps^2)
+
+    Returns ``g``, a float64 array of x's shape.  Costs 2 x.size calls of f:
+    meant for the small arrays of an exercise.  To check a function with an
+    array output y = h(x) against an upstream gradient dy, use
+    ``f = lambda x: np.sum(h(x) * dy)``: its gradient is dx.
+    """
+    if not callable(f):
+        raise TypeError(f"f must be a function of one array, got {type(f).__name__}")
+    eps = check_positive_finite("eps", eps)
+    x = np.asarray(x)
+    if x.dtype != np.float64:
+        raise TypeError(f"x must be a float64 array (finite differences in float32 are too coarse), got {x.dtype}")
+    x = x.copy()
+    g = np.empty_like(x)
+
+    def value(at):
+        v = f(x)
+        if isinstance(v, np.ndarray) and v.size == 1:
+            v = v.reshape(())[()]
+        if isinstance(v, bool) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
+            raise TypeError(f"f must return a single number, got {type(v).__name__}"
+                            + (f" of shape {np.shape(v)}" if hasattr(v, "shape") else ""))
+        v = float(v)
+        if not math.isfinite(v):
+            raise ValueError(f"f returned {v} at x{list(at)}: the function must be finite near x")
+        return v
+
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + eps
+        fp = value(i)
+        x[i] = old - eps
+        fm = value(i)
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def assert_gradient(f, x, grad, name="gradient", *, eps=1e-6, tolerance=1e-6):
+    """Assert that ``grad`` is the gradient of the scalar function ``f`` at ``x``:
+    :func:`assert_close` of ``grad`` against :func:`numerical_gradient`.
+
+    The finite differences are accurate to about 1e-9 relative in float64 for
+    smooth f, so the default tolerance 1e-6 passes a right gradient with a wide
+    margin and fails a wrong one (a real bug is usually off by 1e-2 or more).
+    Keep x away from kinks (ReLU's 0, a tie of a max): there the two one-sided
+    slopes differ and no finite difference can judge.
+    """
+    numeric = numerical_gradient(f, x, eps=eps)
+    try:
+        assert_close(grad, numeric, name, tolerance=tolerance)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} (expected = central differences of f)") from None
