@@ -10,7 +10,7 @@
 """
 __version__ = "0.1.0"
 
-from . import backend, functional, interop, nn, optim
+from . import backend, functional, interop, nn, optim, testing
 from ._checks import ArgumentTypeError
 from .backend import get_backend, set_backend
 from .datasets.splits import iterate_minibatches, train_val_split
@@ -29,7 +29,7 @@ from .summary import Summary, summary
 from .training import History, ResumeError, StopTraining, TrainingDivergedError, TrainingInterrupted, evaluate, fit, predict
 
 __all__ = [
-    "backend", "get_backend", "set_backend", "functional", "interop", "nn", "optim",
+    "backend", "get_backend", "set_backend", "functional", "interop", "nn", "optim", "testing",
     "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Flatten",
     "Dropout", "Sequential", "MLP", "CrossEntropyLoss", "MSELoss", "one_hot", "StateDictError",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
