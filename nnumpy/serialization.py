@@ -99,7 +99,9 @@ def register_module(cls=None, *, name=None):
     sub-modules are whatever that constructor makes.  The file records the
     class under ``name`` (default: the class's name), which must not be
     one of nnumpy's own module names; register the class again (same name)
-    in the process that loads the file.  Loading a file that names a class
+    in the process that loads the file.  Registering a class defined again
+    (the same module and qualified name: a notebook cell run twice) replaces
+    the earlier definition.  Loading a file that names a class
     nobody registered is a ModelFileError saying so.  Registering runs no
     code from the file: it only names a class your program already trusts.
     Returns the class.
@@ -119,7 +121,11 @@ def register_module(cls=None, *, name=None):
         if key in _CLASSES or key in _SCHEMA:
             raise ValueError(f"register_module: {key!r} is the name of one of nnumpy's own modules; pass "
                              f"name='...' to register {c.__qualname__} under another name")
-        if _REGISTERED.get(key, c) is not c:
+        old = _REGISTERED.get(key, c)
+        if old is not c and (old.__module__, old.__qualname__) == (c.__module__, c.__qualname__):
+            _REGISTERED[key] = c            # the same class defined again (a notebook cell run twice): the new one
+            return c
+        if old is not c:
             raise ValueError(f"register_module: the name {key!r} is taken by {_REGISTERED[key].__qualname__}; "
                              f"pass name='...' to register {c.__qualname__} under another name")
         _REGISTERED[key] = c

@@ -199,3 +199,75 @@ def test_loss_protocol(crit, target, dtype):
     assert dz.dtype == dtype and dz.shape == z.shape and np.array_equal(z, z0)
     with pytest.raises(RuntimeError, match="without a preceding forward"):
         crit.backward()
+
+
+# -- mistakes a first custom layer makes, each named (found writing tutorials/00_modules_and_objects) --------------
+class _Forgetful(nnp.Module):
+    """A forward that keeps nothing for backward."""
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dy):
+        self._take_cache()
+        return 2 * dy
+
+
+class _Double(nnp.Module):
+    def forward(self, x):
+        self._save()
+        return 2 * x
+
+    def backward(self, dy):
+        self._take_cache()
+        return 2 * dy
+
+
+class _NoReturn(_Double):
+    def backward(self, dy):
+        super().backward(dy)          # forgets `return`
+
+
+def test_a_forward_that_saved_nothing_is_named():
+    m = _Forgetful()
+    m(np.ones(3))
+    with pytest.raises(RuntimeError, match="forward\\(\\) ran but kept nothing.*self._save"):
+        m.backward(np.ones(3))
+    with pytest.raises(RuntimeError, match="without a preceding forward"):      # and the flag does not linger
+        m.backward(np.ones(3))
+
+
+def test_a_second_backward_and_a_cleared_cache_still_say_forward_first():
+    m = _Double()
+    m(np.ones(3))
+    m.backward(np.ones(3))
+    with pytest.raises(RuntimeError, match="without a preceding forward"):
+        m.backward(np.ones(3))
+    m(np.ones(3))
+    m.clear_cache()
+    with pytest.raises(RuntimeError, match="without a preceding forward"):
+        m.backward(np.ones(3))
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+def test_a_backward_that_returns_nothing_is_named_in_a_sequential(backend_name):
+    with nnp.backend.use(backend_name):
+        net = nnp.Sequential(nnp.Linear(3, 4, rng=0), nnp.ReLU(), _NoReturn(), nnp.Linear(4, 2, rng=1))
+        y = net(np.ones((5, 3), np.float32))
+        with pytest.raises(TypeError, match=r"layer 2 \(_NoReturn\) of the Sequential returned NoneType from backward"):
+            net.backward(np.ones_like(y))
+
+
+def test_registering_a_class_defined_again_replaces_it():
+    src = ("import nnumpy as nnp\n"
+           "@nnp.register_module\n"
+           "class _TwiceDefined(nnp.Module):\n"
+           "    def forward(self, x):\n"
+           "        return x\n")
+    first, second = {"__name__": "nb_cell"}, {"__name__": "nb_cell"}
+    exec(src, first)
+    exec(src, second)                          # a notebook cell run twice: no error, the new class wins
+    from nnumpy.serialization import _REGISTERED
+    assert _REGISTERED["_TwiceDefined"] is second["_TwiceDefined"]
+    other = {"__name__": "another_module"}
+    with pytest.raises(ValueError, match="is taken by"):      # a different class under the same name: refused
+        exec(src, other)

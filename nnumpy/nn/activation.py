@@ -1,9 +1,12 @@
 """Element-wise activations, and softmax along a dimension.  Each keeps the
 smallest thing its derivative needs: ReLU, LeakyReLU and Hardtanh a boolean
-mask (1 byte per element), Sigmoid, Tanh and the softmaxes their output, the
-smooth activations whose derivative is not a function of their output alone
-(GELU, ELU, SiLU, Softplus) their input.  Input and output have the same
-shape and dtype.
+mask (1 byte per element), Sigmoid, Tanh and the softmaxes their output, and
+the smooth activations GELU, ELU, SiLU and Softplus their input.  (For GELU
+and SiLU the derivative is no function of the output alone; for Softplus,
+sigma(beta x) = 1 - exp(-beta y), and for ELU, y + alpha where x <= 0, it is, but
+from the output the formula loses precision where exp(-beta y) or y + alpha
+nears 1 or 0, while the input gives it to full precision.)  Input and output
+have the same shape and dtype.
 
 GELU, ELU, SiLU, Softplus, Hardtanh, Softmax and LogSoftmax compute with
 :mod:`nnumpy.functional.activation`, or on the numba backend with the

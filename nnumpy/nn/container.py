@@ -248,15 +248,15 @@ class Sequential(Module):
             cache = m._cache or {}
             if act is None or not cache.get("fused"):
                 if pool is not None:       # this triple ran unfused (an unbatched input)
-                    dy = pool.backward(dy)
+                    dy = self._returned(pool, pool.backward(dy))
                 if act is not None:        # this pair ran unfused (N-d input)
-                    dy = act_mod.backward(dy) if act_mod is not None else dy
+                    dy = self._returned(act_mod, act_mod.backward(dy)) if act_mod is not None else dy
                 if isinstance(m, (Linear, Conv2d, Sequential)):    # ask for dx exactly when it is needed
                     if not need:
                         return m.backward(dy, input_grad=False)
-                    dy = m.backward(dy, input_grad=True)
+                    dy = self._returned(m, m.backward(dy, input_grad=True))
                 else:
-                    dy = m.backward(dy)
+                    dy = self._returned(m, m.backward(dy))
                 fresh = False
                 continue
             c = m._take_fused_cache()
@@ -296,6 +296,16 @@ class Sequential(Module):
         if not input_grad:
             return None
         return dy if fresh or not fused else self._own(dy)
+
+    def _returned(self, module, dx):
+        """``dx`` if a layer's backward returned an array; else a TypeError naming the layer (the
+        next layer down would otherwise complain about a dy it never produced)."""
+        if isinstance(dx, np.ndarray):
+            return dx
+        name = next((n for n, mod in self._modules.items() if mod is module), "?")
+        raise TypeError(f"layer {name} ({type(module).__name__}) of the Sequential returned "
+                        f"{type(dx).__name__} from backward: a backward must return dx = dL/dx, an array "
+                        f"of its input's shape")
 
     def _own(self, a):
         """``a``, copied if it shares memory with a reused buffer (so what the

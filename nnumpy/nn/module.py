@@ -319,7 +319,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        self.__dict__["_forward_ran"] = True     # (so a forward that saved nothing is named as such)
+        return out
 
     def _save(self, **arrays):
         """Keep what backward needs until the next backward consumes it."""
@@ -328,7 +330,12 @@ class Module:
     def _take_fused_cache(self):
         """Hand the cache to backward once; a second call before forward raises."""
         cache = self._cache
+        ran = self.__dict__.pop("_forward_ran", False)
         if cache is None:
+            if ran:
+                raise RuntimeError(
+                    f"{type(self).__name__}.backward() found nothing saved: forward() ran but kept nothing for "
+                    f"backward; forward must call self._save(...) with what backward needs")
             raise RuntimeError(
                 f"{type(self).__name__}.backward() was called without a preceding forward(): "
                 f"each backward consumes what one forward saved; run forward again first")
@@ -350,6 +357,7 @@ class Module:
         a backward afterwards raises)."""
         for m in self.modules():
             m.__dict__["_cache"] = None
+            m.__dict__.pop("_forward_ran", None)
 
     def saved_arrays(self):
         """What this module currently keeps for backward (name -> array); empty
@@ -465,6 +473,7 @@ class Module:
         dt = as_float_dtype(dtype)
         for m in self.modules():
             m._cache = None
+            m.__dict__.pop("_forward_ran", None)
             for p in m._parameters.values():
                 if p.data.dtype != dt:
                     grad = p.grad                  # (setting data of a new dtype resets the gradient)
