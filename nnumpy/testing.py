@@ -59,11 +59,11 @@ def _as_array(value, name, side):
 
 
 def _entry(name, index):
-    """``dW[3, 17]`` for a plain name, ``the entry at [3, 17]`` for a phrase."""
+    """``dW[3, 17]`` for a plain name, ``[3, 17]`` after a phrase (``x @ W.T + b``)."""
     if not index:
         return name
     where = ", ".join(map(str, index))
-    return f"{name}[{where}]" if re.fullmatch(r"[\w.]+", name) else f"the entry at [{where}]"
+    return f"{name}[{where}]" if re.fullmatch(r"[\w.]+", name) else f"[{where}]"
 
 
 def _diagnose(a, b):

@@ -84,7 +84,7 @@ def test_not_an_array_of_numbers(value, says):
 
 def test_a_phrase_as_name_gives_an_index():
     text = message(np.array([1.0, 5.0]), np.array([1.0, 2.0]), name="x @ W.T + b")
-    assert "worst entry the entry at [1] = 5" in text
+    assert "x @ W.T + b is wrong: worst entry [1] = 5" in text
 
 
 def test_bad_arguments_are_errors_not_failures(linear):
