@@ -271,3 +271,44 @@ def test_registering_a_class_defined_again_replaces_it():
     other = {"__name__": "another_module"}
     with pytest.raises(ValueError, match="is taken by"):      # a different class under the same name: refused
         exec(src, other)
+
+
+def test_a_module_can_have_only_one_place_in_a_model():
+    lin = nnp.Linear(4, 4, rng=0)
+    with pytest.raises(ValueError, match=r"as '2': it is already part of the model.*second.weight = first.weight"):
+        nnp.Sequential(lin, nnp.Tanh(), lin)
+    inner = nnp.Sequential(lin, nnp.ReLU())
+    with pytest.raises(ValueError, match="the Linear inside it is already part"):
+        nnp.Sequential(nnp.Sequential(lin), nnp.Tanh(), inner)
+    seq = nnp.Sequential(nnp.Linear(2, 2, rng=0))
+    with pytest.raises(ValueError, match="already part"):
+        seq.append(seq[0])
+    with pytest.raises(ValueError, match="already part"):
+        seq.append(seq)                                   # a cycle
+    assert len(seq) == 1
+
+    class Block(nnp.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nnp.Linear(2, 2, rng=0)
+    blk = Block()
+    first = blk.a
+    with pytest.raises(ValueError, match="already part"):
+        blk.b = blk.a
+    assert list(blk._modules) == ["a"]                    # a refused assignment changes nothing
+    blk.a = nnp.Linear(2, 2, rng=1)                        # replacing a module by a new one is fine
+    blk.a = first                                          # ... and by the one it replaced
+    assert blk.a is first
+
+
+def test_tied_weights_count_once_and_get_both_gradients():
+    a, b = nnp.Linear(4, 4, dtype=np.float64, rng=0), nnp.Linear(4, 4, dtype=np.float64, rng=1)
+    b.weight = a.weight
+    m = nnp.Sequential(a, nnp.Tanh(), b)
+    assert [n for n, _ in m.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
+    assert len(list(m.named_parameters(remove_duplicate=False))) == 4
+    assert m.num_parameters() == 16 + 4 + 4
+    assert list(m.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]    # torch's keys and order
+    nnp.optim.SGD(m.parameters(), lr=0.1)                 # no "appears more than once"
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    assert nnp.gradcheck(m, x).ok

@@ -283,13 +283,34 @@ class Module:
             buffers[name] = value
             object.__setattr__(self, name, value)
             return
-        params.pop(name, None)
-        modules.pop(name, None)
+        if isinstance(value, Module):
+            self._check_one_place(name, value)          # (before anything changes)
         if isinstance(value, Parameter):
-            params[name] = value
+            modules.pop(name, None)
+            params[name] = value                        # (a replaced parameter keeps its place in the order)
         elif isinstance(value, Module):
+            params.pop(name, None)
             modules[name] = value
+        else:
+            params.pop(name, None)
+            modules.pop(name, None)
         object.__setattr__(self, name, value)
+
+    def _check_one_place(self, name, module):
+        """A module keeps the cache of one forward pass, so it can have only one
+        place in a model: refuse ``module`` (or any module inside it) when it is
+        already part of this one, other than as the ``name`` it replaces."""
+        replaced = self.__dict__["_modules"].get(name)
+        gone = {id(m) for m in replaced.modules()} if replaced is not None else set()
+        here = {id(m) for m in self.modules()} - gone
+        clash = next((m for m in module.modules() if id(m) in here), None)
+        if clash is not None:
+            what = "it" if clash is module else f"the {type(clash).__name__} inside it"
+            raise ValueError(
+                f"cannot add this {type(module).__name__} to {type(self).__name__} as {name!r}: {what} is "
+                f"already part of the model. A module keeps the cache of one forward pass, so it can appear only "
+                f"once; use a second module, and to share weights assign the same Parameter "
+                f"(second.weight = first.weight)")
 
     def register_buffer(self, name, array):
         """Register ``array`` as state that is not learned (batch norm's running
@@ -308,6 +329,7 @@ class Module:
         """Register ``module`` under ``name`` (used by containers for "0", "1", ...)."""
         if not isinstance(module, Module):
             raise TypeError(f"{module!r} is not an nnumpy Module")
+        self._check_one_place(str(name), module)
         self._modules[str(name)] = module
         object.__setattr__(self, str(name), module)
 
@@ -389,12 +411,25 @@ class Module:
         for m in self._modules.values():
             yield from m.modules()
 
-    def named_parameters(self, prefix=""):
-        """(dotted name, Parameter) pairs, in registration order: "0.weight", ..."""
+    def named_parameters(self, prefix="", remove_duplicate=True):
+        """(dotted name, Parameter) pairs, in registration order: "0.weight", ...
+        A Parameter shared by two modules (``b.weight = a.weight``, tied
+        weights) comes once, under its first name, unless ``remove_duplicate``
+        is False (PyTorch's rule): so an optimizer updates it once, with the
+        gradient both uses added into its ``.grad``."""
+        seen = set()
+        for name, p in self._all_parameters(prefix):
+            if remove_duplicate:
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+            yield name, p
+
+    def _all_parameters(self, prefix):
         for name, p in self._parameters.items():
             yield prefix + name, p
         for mname, m in self._modules.items():
-            yield from m.named_parameters(prefix + mname + ".")
+            yield from m._all_parameters(prefix + mname + ".")
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
