@@ -103,3 +103,13 @@ def fashion_dir():
 def torch():
     """PyTorch, or a skip (a failure in CI, where .ci/run installs torch==2.13.0)."""
     return require_package("torch", "torch")
+
+
+@pytest.fixture
+def tutorial_env(mnist_dir, monkeypatch):
+    """The environment a notebook's kernel inherits in the tests: fast mode (small data, few epochs), the
+    real MNIST files, offline, no display."""
+    monkeypatch.setenv("NNUMPY_TUTORIAL_FAST", "1")
+    monkeypatch.setenv("NNUMPY_DATA", str(mnist_dir.parent))     # finds <dir>/mnist
+    monkeypatch.setenv("NNUMPY_OFFLINE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")

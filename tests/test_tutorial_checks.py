@@ -118,15 +118,6 @@ def test_every_solution_has_broken_answers(path):
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
 
-@pytest.fixture
-def fast_notebook_env(mnist_dir, monkeypatch):
-    """The kernel's environment: fast mode, the real MNIST files, offline, no display."""
-    monkeypatch.setenv("NNUMPY_TUTORIAL_FAST", "1")
-    monkeypatch.setenv("NNUMPY_DATA", str(mnist_dir.parent))     # finds <dir>/mnist
-    monkeypatch.setenv("NNUMPY_OFFLINE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-
-
 def _client(nb, cwd):
     nbclient = pytest.importorskip("nbclient")
     return nbclient.NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
@@ -143,7 +134,7 @@ def _run(client, cell, index):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_checks_pass_on_the_solution_and_fail_on_broken_answers(path, fast_notebook_env):
+def test_checks_pass_on_the_solution_and_fail_on_broken_answers(path, tutorial_env):
     nb = read(path)
     mutants = load_mutants(path) or {}
     client = _client(nb, TUTORIALS)

@@ -72,16 +72,8 @@ def test_committed_notebooks_carry_outputs_of_a_full_run():
         assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])), path.name
 
 
-@pytest.fixture
-def fast_env(mnist_dir, monkeypatch):
-    monkeypatch.setenv("NNUMPY_TUTORIAL_FAST", "1")
-    monkeypatch.setenv("NNUMPY_DATA", str(mnist_dir.parent))     # finds <dir>/mnist
-    monkeypatch.setenv("NNUMPY_OFFLINE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path, fast_env):
+def test_notebook_executes(path, tutorial_env):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(path, as_version=4)
@@ -93,7 +85,7 @@ def test_notebook_executes(path, fast_env):
 
 @pytest.mark.backend_independent
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_student_version_runs_to_its_first_stub(path, fast_env):
+def test_student_version_runs_to_its_first_stub(path, tutorial_env):
     """A student opens the notebook and runs it: everything before the first
     exercise works, and the first error is the stub's NotImplementedError."""
     nbformat = pytest.importorskip("nbformat")
@@ -117,7 +109,7 @@ def test_student_version_runs_to_its_first_stub(path, fast_env):
 
 
 @pytest.mark.backend_independent
-def test_teacher_workflow_grades_the_solution_full_and_a_broken_answer_less(tmp_path, fast_env):
+def test_teacher_workflow_grades_the_solution_full_and_a_broken_answer_less(tmp_path, tutorial_env):
     """tutorials/README.md's workflow, end to end with nbgrader's own commands: generate, two
     submissions (the solution, and one with a mistake from tests/tutorial_mutants), autograde, export."""
     require_package("nbgrader", "notebooks")
