@@ -148,3 +148,26 @@ def test_teacher_workflow_grades_the_solution_full_and_a_broken_answer_less(tmp_
         grades = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(f)}
     assert grades["alice"][0] == grades["alice"][1] > 0, grades
     assert grades["bob"][0] < grades["bob"][1], grades
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("marker", ["### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "### END SOLUTION"])
+def test_a_broken_marker_stops_the_generation_before_anything_is_written(tmp_path, marker):
+    """A lone END (its BEGIN deleted) would let nbgrader release the solution or the hidden tests above it."""
+    require_package("nbgrader", "notebooks")
+    import shutil
+    work = tmp_path / "tutorials"
+    work.mkdir()
+    for f in ("generate_student.py", "nbgrader_config.py", "03_review_questions.ipynb"):
+        shutil.copyfile(TUTORIALS / f, work / f)
+    (work / "student").mkdir()
+    mine = work / "student" / "03_review_questions.ipynb"
+    mine.write_text("the student's own work")
+    text = (work / "03_review_questions.ipynb").read_text()
+    line = next(ln for ln in text.split("\\n") if marker in ln)          # (a JSON string of the cell's lines)
+    (work / "03_review_questions.ipynb").write_text(text.replace(line, "", 1))
+    r = subprocess.run([sys.executable, str(work / "generate_student.py")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: 03_review_questions.ipynb cell"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert mine.read_text() == "the student's own work" and sorted(p.name for p in (work / "student").iterdir()) == [
+        "03_review_questions.ipynb"]
