@@ -35,6 +35,8 @@ __all__ = ["assert_close", "numerical_gradient", "assert_gradient"]
 def _label(name):
     if not isinstance(name, str):
         raise TypeError(f"name must be a string (the array's name in the message), got {type(name).__name__}")
+    if not name.strip():
+        raise ValueError("name must not be empty: it is what the message calls the array")
     return name
 
 
@@ -66,23 +68,37 @@ def _entry(name, index):
     return f"{name}[{where}]" if re.fullmatch(r"[\w.]+", name) else f"[{where}]"
 
 
-def _diagnose(a, b):
-    """A hint for a few classic mistakes, or ''.  Judged on the scale of the
-    arrays (1e-3 of the largest entry), so rounding noise does not hide it."""
-    scale = max(np.abs(a).max(), np.abs(b).max())
-    if scale == 0:
-        return ""
-    if not np.any(a):
-        return " It is all zeros."
-    if np.abs(a + b).max() <= 1e-3 * scale:
-        return " Every entry has the opposite sign: is a minus sign missing or extra?"
-    big = np.abs(b) >= 0.1 * np.abs(b).max()
-    if big.any():
-        r = float(np.median(a[big] / b[big]))
-        if r != 0 and abs(r - 1) > 1e-3 and np.abs(a - r * b).max() <= 1e-3 * scale:
-            return (f" Every entry is {r:.6g} times the expected one: a missing or extra factor "
-                    f"(1/N of a mean, a 2 of a square, a learning rate?).")
+def _diagnose(a, b, tolerance):
+    """A hint for a few classic mistakes, or ''.  A hint is given only when it
+    explains every entry (to 10 tolerances of the largest entry, at least 1e-6
+    of it), so it never contradicts the numbers before it."""
+    with np.errstate(all="ignore"):
+        scale = max(np.abs(a).max(), np.abs(b).max())
+        if scale == 0:
+            return ""
+        slack = max(1e-6, 10 * tolerance) * scale
+        if not np.any(a):
+            return " It is all zeros."
+        if np.abs(a + b).max() <= slack:
+            return " Every entry has the opposite sign: is a minus sign missing or extra?"
+        if a.ndim == 2 and a.shape[0] == a.shape[1] > 1 and np.abs(a - b.T).max() <= slack:
+            return " It is the transpose of the expected value: check the order of the matrix product."
+        big = np.abs(b) >= 0.1 * np.abs(b).max()
+        if big.any():
+            r = float(np.median(a[big] / b[big]))
+            if np.isfinite(r) and r != 0 and abs(r - 1) > 1e-3 and np.abs(a - r * b).max() <= slack:
+                return (f" Every entry is {r:.6g} times the expected one: a missing or extra factor "
+                        f"(1/N of a mean, a 2 of a square, a learning rate?).")
     return ""
+
+
+def _pair(x, y):
+    """x and y printed with just enough digits to tell them apart."""
+    for digits in (6, 10, 17):
+        fx, fy = f"{x:.{digits}g}", f"{y:.{digits}g}"
+        if fx != fy:
+            break
+    return fx, fy
 
 
 def assert_close(actual, expected, name="value", *, tolerance=1e-7):
@@ -110,7 +126,10 @@ def assert_close(actual, expected, name="value", *, tolerance=1e-7):
     if a.shape != b.shape:
         hint = ""
         if a.ndim == b.ndim == 2 and a.shape == b.shape[::-1]:
-            hint = " (the transpose: check the order of the matrix product)"
+            with np.errstate(all="ignore"):
+                same = a.T.shape == b.shape and np.allclose(a.T, b, rtol=1e-6, atol=0)
+            hint = (" (the transpose: check the order of the matrix product)" if same else
+                    " (the transposed shape: check the order of the matrix product, or a reshape)")
         elif a.size == b.size:
             hint = " (the same number of entries in another layout: check the reshapes and axes)"
         raise AssertionError(f"{name} has shape {a.shape}, expected {b.shape}{hint}")
@@ -125,12 +144,14 @@ def assert_close(actual, expected, name="value", *, tolerance=1e-7):
     e = tensor_errors(a, b)
     if e["rel_err"] <= tolerance:
         return
-    scale = max(np.abs(a).max(), np.abs(b).max())
-    off = int(np.count_nonzero(np.abs(a - b) > tolerance * scale))
+    with np.errstate(all="ignore"):              # |a - b| of +-1e308 overflows: that entry is off all the same
+        scale = max(np.abs(a).max(), np.abs(b).max())
+        off = int(np.count_nonzero(~(np.abs(a - b) <= tolerance * scale)))
+    got, want = _pair(e["a"], e["b"])
     raise AssertionError(
-        f"{name} is wrong: worst entry {_entry(name, e['index'])} = {e['a']:.6g}, expected {e['b']:.6g} "
+        f"{name} is wrong: worst entry {_entry(name, e['index'])} = {got}, expected {want} "
         f"(relative error {e['rel_err']:.2e}, tolerance {tolerance:g}); {off} of {a.size} entries are off."
-        + _diagnose(a, b))
+        + _diagnose(a, b, tolerance))
 
 
 def numerical_gradient(f, x, *, eps=1e-6):
@@ -154,12 +175,23 @@ def numerical_gradient(f, x, *, eps=1e-6):
     if x.dtype != np.float64:
         raise TypeError(f"x must be a float64 array (finite differences in float32 are too coarse), got {x.dtype}")
     x = x.copy()
+    original = x.copy()
+    with np.errstate(over="ignore"):
+        step = (x + eps) - (x - eps)             # the step x really takes, after rounding
+    coarse = ~(np.abs(step - 2 * eps) <= 1e-3 * 2 * eps)
+    if coarse.any():
+        k = tuple(int(i) for i in np.argwhere(coarse)[0])
+        raise ValueError(f"eps = {eps:g} is too small for x: at x{list(k)} = {x[k]:g} the step x +- eps rounds "
+                         f"to {step[k] / 2:g}; use an eps of at least {1e4 * np.spacing(abs(x[k])):.1g}")
     g = np.empty_like(x)
 
     def value(at):
         v = f(x)
         if isinstance(v, np.ndarray) and v.size == 1:
             v = v.reshape(())[()]
+        if isinstance(v, np.floating) and v.dtype != np.float64:
+            raise TypeError(f"f returned a {v.dtype} number: compute f in float64 (rounding in {v.dtype} swamps "
+                            f"the finite differences)")
         if isinstance(v, bool) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
             raise TypeError(f"f must return a single number, got {type(v).__name__}"
                             + (f" of shape {np.shape(v)}" if hasattr(v, "shape") else ""))
@@ -176,6 +208,9 @@ def numerical_gradient(f, x, *, eps=1e-6):
         fm = value(i)
         x[i] = old
         g[i] = (fp - fm) / (2 * eps)
+    if not np.array_equal(x, original, equal_nan=True):
+        raise ValueError("f changed its argument in place (the entries it was not asked to move differ "
+                         "afterwards): the differences are meaningless; let f work on a copy")
     return g
 
 

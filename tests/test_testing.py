@@ -145,3 +145,45 @@ def test_failures_survive_pickling(linear):
         assert_close(-dW, dW, "dW")
     again = pickle.loads(pickle.dumps(info.value))
     assert str(again) == str(info.value)
+
+
+def test_hints_only_when_they_explain_every_entry():
+    text = message(np.array([-1.0, 0.0005]), np.array([1.0, 0.0005]), name="v")
+    assert "opposite sign" not in text and "1 of 2 entries are off" in text
+    M = np.arange(6.0).reshape(2, 3) + 1
+    assert "(the transposed shape" in message(M.reshape(3, 2), M, name="M")      # a reshape is no transpose
+    S = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert "transpose of the expected" in message(S.T, S, name="S")           # a square transpose is named
+
+
+def test_values_that_differ_print_differently():
+    text = message(np.array([1.0 + 1e-6]), np.array([1.0]), name="w")
+    assert "w[0] = 1.000001, expected 1 " in text
+
+
+def test_no_numpy_warning_escapes(linear):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for a, b in ((np.array([0.5, 0.1]), np.zeros(2)), (np.array([1e308]), np.array([-1e308])),
+                     (np.array([1e-300, 0.0]), np.array([0.0, 1e-300]))):
+            with pytest.raises(AssertionError):
+                assert_close(a, b, "v")
+
+
+def test_an_empty_name_is_refused(linear):
+    *_, dW = linear
+    with pytest.raises(ValueError, match="name"):
+        assert_close(dW, dW, "  ")
+
+
+def test_numerical_gradient_catches_what_would_make_it_wrong():
+    def centring(x):
+        x -= x.mean()                                      # changes its argument
+        return float((x ** 2).sum())
+    with pytest.raises(ValueError, match="changed its argument in place"):
+        numerical_gradient(centring, np.array([1.0, 2.0, 4.0]))
+    with pytest.raises(ValueError, match="too small for x"):
+        numerical_gradient(lambda x: x.sum(), np.ones(3), eps=1e-20)
+    with pytest.raises(TypeError, match="float32"):
+        numerical_gradient(lambda x: (x.astype(np.float32) ** 3).sum(), np.ones(3))
