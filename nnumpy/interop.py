@@ -92,6 +92,16 @@ def to_torch(model):
                         + (f" at '{path}'" if path else ""))
 
     out = convert(model, "")
+    # tied weights (one nnumpy Parameter under two names) become one torch Parameter
+    first = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            owner, _, attr = name.rpartition(".")
+            src_owner, _, src_attr = first[id(p)].rpartition(".")
+            shared = getattr(out.get_submodule(src_owner), src_attr)
+            setattr(out.get_submodule(owner), attr, shared)
+        else:
+            first[id(p)] = name
     out.train(model.training)
     return out
 
@@ -105,12 +115,32 @@ def from_torch(module):
     raises TypeError naming the layer."""
     torch = require_torch()
     tnn = torch.nn
+    params = {}        # id of a torch Parameter -> the nnumpy Parameter made for it (tied weights stay tied)
+    seen = set()       # ids of the torch modules converted so far (a module used twice)
+
+    def tie(t, m):
+        for attr, tp in t._parameters.items():
+            if tp is None:
+                continue
+            if id(tp) in params:
+                setattr(m, attr, params[id(tp)])
+            else:
+                params[id(tp)] = getattr(m, attr)
+        return m
 
     def convert(t, path):
         where = f" at '{path}'" if path else ""
+        if id(t) in seen and any(True for _ in t.buffers()):
+            raise TypeError(f"from_torch: torch.nn.{type(t).__name__}{where} appears twice in the model and has "
+                            f"buffers (running statistics) that both places update; nnumpy cannot share "
+                            f"buffers between two modules: use two modules in the torch model")
+        seen.add(id(t))
         if isinstance(t, tnn.Sequential):
             return nn.Sequential(*(convert(c, f"{path}.{name}" if path else name)
-                                   for name, c in t.named_children()))
+                                   for name, c in t._modules.items() if c is not None))
+        return tie(t, convert_layer(t, path, where))
+
+    def convert_layer(t, path, where):
         if isinstance(t, tnn.Linear):
             w = t.weight.detach().cpu().numpy()
             if w.dtype not in (np.float32, np.float64):

@@ -122,19 +122,27 @@ def register_module(cls=None, *, name=None):
             raise ValueError(f"register_module: {key!r} is the name of one of nnumpy's own modules; pass "
                              f"name='...' to register {c.__qualname__} under another name")
         old = _REGISTERED.get(key, c)
-        if old is not c and (old.__module__, old.__qualname__) == (c.__module__, c.__qualname__):
+        if (old is not c and (old.__module__, old.__qualname__) == (c.__module__, c.__qualname__)
+                and "<locals>" not in c.__qualname__):   # (classes made by a function share a qualname)
             _REGISTERED[key] = c            # the same class defined again (a notebook cell run twice): the new one
             return c
         if old is not c:
-            raise ValueError(f"register_module: the name {key!r} is taken by {_REGISTERED[key].__qualname__}; "
-                             f"pass name='...' to register {c.__qualname__} under another name")
+            raise ValueError(f"register_module: the name {key!r} is taken by {old.__module__}.{old.__qualname__}; "
+                             f"pass name='...' to register {c.__module__}.{c.__qualname__} under another name")
         _REGISTERED[key] = c
         return c
     return register if cls is None else register(cls)
 
 
 def _registered_name(cls):
-    return next((k for k, c in _REGISTERED.items() if c is cls), None)
+    """The name ``cls`` is registered under; a model built from a class that a
+    notebook cell has since defined (and registered) again is found by the
+    class's module and qualified name."""
+    found = next((k for k, c in _REGISTERED.items() if c is cls), None)
+    if found is None and "<locals>" not in cls.__qualname__:
+        found = next((k for k, c in _REGISTERED.items()
+                      if (c.__module__, c.__qualname__) == (cls.__module__, cls.__qualname__)), None)
+    return found
 
 
 def describe(module):
@@ -161,10 +169,40 @@ def describe(module):
             raise TypeError(f"save(): {name}.get_config() must return a JSON-able dict of its constructor's "
                             f"arguments ({e})") from None
         return {"type": custom, "config": config}
+    tied = _tied(module)
+    if tied:
+        raise NotDescribable(f"save() cannot record tied weights: {tied[0]} and {tied[1]} are one Parameter, and a "
+                             f"model rebuilt from the file would have two; save its state_dict() with np.savez and, "
+                             f"after building and tying the model again, use load_state_dict()")
     desc = {"type": name, "config": module.get_config()}
-    if name == "Sequential":
+    if name == "MLP" and not _as_built(module, desc):
+        # changed through the container API after it was built (append, add_module): the file describes
+        # the Sequential it now is, layer by layer, not the MLP its arguments would build
+        desc = {"type": "Sequential", "config": nn.Sequential.get_config(module)}
+    if desc["type"] == "Sequential":
         desc["children"] = [describe(m) for m in module.children()]
     return desc
+
+
+def _tied(module):
+    """The first two state names of one shared Parameter, or None."""
+    first = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            return first[id(p)], name
+        first[id(p)] = name
+    return None
+
+
+def _as_built(mlp, desc):
+    """Does ``mlp`` still have the layers its configuration builds?"""
+    ref = _build(desc, None)                   # (init=False: no random numbers drawn)
+    mine, theirs = list(mlp.children()), list(ref.children())
+    if [type(m) for m in mine] != [type(r) for r in theirs]:
+        return False
+    if [(k, a.shape) for k, _, _, a in mlp._state_items()] != [(k, a.shape) for k, _, _, a in ref._state_items()]:
+        return False
+    return all(m.get_config() == r.get_config() for m, r in zip(mine, theirs) if not m._parameters)
 
 
 # -- checking a description (the JSON) ---------------------------------------------------

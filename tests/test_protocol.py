@@ -312,3 +312,121 @@ def test_tied_weights_count_once_and_get_both_gradients():
     nnp.optim.SGD(m.parameters(), lr=0.1)                 # no "appears more than once"
     x = np.random.default_rng(0).standard_normal((3, 4))
     assert nnp.gradcheck(m, x).ok
+
+
+class _Boom(nnp.Module):
+    fail = False
+
+    def forward(self, x):
+        if self.fail:
+            raise ValueError("boom")
+        self._save()
+        return x
+
+    def backward(self, dy):
+        self._take_cache()
+        return dy
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+def test_a_forward_that_failed_half_way_leaves_no_cache(backend_name):
+    with nnp.backend.use(backend_name):
+        boom = _Boom()
+        s = nnp.Sequential(nnp.Linear(3, 4, rng=0), boom, nnp.Linear(4, 2, rng=1))
+        s(np.ones((5, 3), np.float32))
+        boom.fail = True
+        with pytest.raises(ValueError, match="boom"):
+            s(np.zeros((5, 3), np.float32))
+        with pytest.raises(RuntimeError, match="without a preceding forward"):
+            s.backward(np.ones((5, 2), np.float32))          # not a backward mixing two inputs
+
+
+@pytest.mark.parametrize("name, error", [("forward", "already has an attribute"), ("_parameters", "already has"),
+                                         ("a.b", "without '.'"), ("", "non-empty"), (None, "is a string")])
+def test_add_module_checks_the_name(name, error):
+    s = nnp.Sequential(nnp.Linear(2, 2, rng=0))
+    with pytest.raises((ValueError, TypeError), match=error):
+        s.add_module(name, nnp.Tanh())
+    assert len(s) == 1
+
+
+def test_a_model_of_a_class_defined_again_still_saves(tmp_path):
+    src = ("import nnumpy as nnp\n"
+           "@nnp.register_module\n"
+           "class _Cell(nnp.Module):\n"
+           "    def forward(self, x):\n"
+           "        return x\n")
+    old, new = {"__name__": "nb_cell_2"}, {"__name__": "nb_cell_2"}
+    exec(src, old)
+    model = nnp.Sequential(nnp.Linear(2, 2, rng=0), old["_Cell"]())
+    exec(src, new)                                        # the cell run again after the model was built
+    back = nnp.load(nnp.save(model, tmp_path / "m.npz"))
+    assert type(back[1]) is new["_Cell"]
+
+
+def test_classes_made_by_a_function_do_not_replace_each_other():
+    def make():
+        class Made(nnp.Module):
+            def forward(self, x):
+                return x
+        return Made
+    first, second = make(), make()
+    nnp.register_module(first, name="_MadeA")
+    with pytest.raises(ValueError, match="is taken by"):
+        nnp.register_module(second, name="_MadeA")
+
+
+# -- tied weights and changed MLPs through save/load, checkpoints and PyTorch ---------------------------------
+def _tied_model():
+    a, b = nnp.Linear(4, 4, dtype=np.float64, rng=0), nnp.Linear(4, 4, dtype=np.float64, rng=1)
+    b.weight = a.weight
+    return nnp.Sequential(a, nnp.Tanh(), b)
+
+
+def test_save_refuses_tied_weights_and_a_checkpoint_keeps_them(tmp_path):
+    from nnumpy.serialization import NotDescribable
+    model = _tied_model()
+    with pytest.raises(NotDescribable, match="tied weights: 0.weight and 2.weight are one Parameter"):
+        nnp.save(model, tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+    nnp.save_checkpoint(tmp_path / "c.npz", model)        # weights only: the model is passed back at load
+    again = _tied_model()
+    again[0].weight.data[...] = 0
+    nnp.load_checkpoint(tmp_path / "c.npz", again)
+    assert again[0].weight is again[2].weight
+    np.testing.assert_array_equal(again[0].weight.data, model[0].weight.data)
+
+
+@pytest.mark.parametrize("change", ["append", "add_module"])
+def test_an_mlp_changed_after_it_was_built_is_saved_as_it_is(tmp_path, change):
+    model = nnp.MLP([3, 4, 2], rng=0)
+    if change == "append":
+        model.append(nnp.Sigmoid())
+    else:
+        model.add_module("1", nnp.Tanh())
+    back = nnp.load(nnp.save(model, tmp_path / "m.npz"))
+    assert [type(m) for m in back] == [type(m) for m in model]
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(back(x), model(x))
+    plain = nnp.load(nnp.save(nnp.MLP([3, 4, 2], rng=0), tmp_path / "p.npz"))
+    assert type(plain) is nnp.MLP                          # an unchanged MLP stays an MLP
+
+
+def test_ties_cross_to_and_from_torch(torch):
+    from nnumpy import interop
+    model = _tied_model()
+    t = interop.to_torch(model)
+    assert t[0].weight is t[2].weight and sum(p.numel() for p in t.parameters()) == 24
+    lin = torch.nn.Linear(4, 4).double()
+    back = interop.from_torch(torch.nn.Sequential(lin, torch.nn.Tanh(), lin))      # one module used twice
+    assert len(back) == 3 and back[0].weight is back[2].weight and back[0].bias is back[2].bias
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    np.testing.assert_allclose(back(x), torch.nn.Sequential(lin, torch.nn.Tanh(), lin)(torch.from_numpy(x))
+                               .detach().numpy(), rtol=1e-12, atol=1e-14)
+    ta, tb = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    tb.weight = ta.weight
+    tied = interop.from_torch(torch.nn.Sequential(ta, torch.nn.Tanh(), tb))
+    assert tied[0].weight is tied[2].weight and tied[0].bias is not tied[2].bias
+    bn = torch.nn.BatchNorm1d(4)
+    with pytest.raises(TypeError, match="appears twice in the model and has buffers"):
+        interop.from_torch(torch.nn.Sequential(bn, bn))

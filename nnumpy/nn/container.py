@@ -150,7 +150,12 @@ class Sequential(Module):
         try:
             with single_threaded_blas(self._has_conv(fuse)):
                 return self._forward(x)
-        except (ValueError, TypeError) as e:
+        except BaseException as e:
+            # a forward that stopped half-way leaves no caches behind: the layers before the failure
+            # saved this input, the ones after it the previous one, and a backward would mix the two
+            self.clear_cache()
+            if not isinstance(e, (ValueError, TypeError)):
+                raise
             m = self.__dict__["_at"]
             name = next((k for k, v in self._modules.items() if v is m), None)
             if (type(e) not in (ValueError, TypeError, ArgumentTypeError) or name is None

@@ -329,6 +329,14 @@ class Module:
         """Register ``module`` under ``name`` (used by containers for "0", "1", ...)."""
         if not isinstance(module, Module):
             raise TypeError(f"{module!r} is not an nnumpy Module")
+        if not isinstance(name, str):
+            raise TypeError(f"add_module: a module's name is a string, got {type(name).__name__}")
+        if not name or "." in name:
+            raise ValueError(f"add_module: a module's name must be non-empty and without '.' (state-dict keys "
+                             f"join names with dots), got {name!r}")
+        if name not in self._modules and (hasattr(type(self), name) or name in self.__dict__):
+            raise ValueError(f"add_module: {type(self).__name__} already has an attribute {name!r}; choose another "
+                             f"name for the module")
         self._check_one_place(str(name), module)
         self._modules[str(name)] = module
         object.__setattr__(self, str(name), module)
@@ -360,7 +368,8 @@ class Module:
                     f"backward; forward must call self._save(...) with what backward needs")
             raise RuntimeError(
                 f"{type(self).__name__}.backward() was called without a preceding forward(): "
-                f"each backward consumes what one forward saved; run forward again first")
+                f"each backward consumes what one forward saved; run forward again first (or, if forward "
+                f"ran, it kept nothing for backward with self._save(...))")
         self.__dict__["_cache"] = None
         return cache
 
