@@ -259,9 +259,9 @@ class Sequential(Module):
                 if isinstance(m, (Linear, Conv2d, Sequential)):    # ask for dx exactly when it is needed
                     if not need:
                         return m.backward(dy, input_grad=False)
-                    dy = self._returned(m, m.backward(dy, input_grad=True))
+                    dy = self._returned(m, m.backward(dy, input_grad=True), to_caller=k == 0)
                 else:
-                    dy = self._returned(m, m.backward(dy))
+                    dy = self._returned(m, m.backward(dy), to_caller=k == 0)
                 fresh = False
                 continue
             c = m._take_fused_cache()
@@ -302,10 +302,11 @@ class Sequential(Module):
             return None
         return dy if fresh or not fused else self._own(dy)
 
-    def _returned(self, module, dx):
-        """``dx`` if a layer's backward returned an array; else a TypeError naming the layer (the
-        next layer down would otherwise complain about a dy it never produced)."""
-        if isinstance(dx, np.ndarray):
+    def _returned(self, module, dx, to_caller=False):
+        """``dx`` if a layer's backward returned an array, or whatever the first step returned (it
+        goes to the caller as it is: gradcheck reports a missing input gradient); else a TypeError
+        naming the layer (the layer below would otherwise complain about a dy it never produced)."""
+        if isinstance(dx, np.ndarray) or to_caller:
             return dx
         name = next((n for n, mod in self._modules.items() if mod is module), "?")
         raise TypeError(f"layer {name} ({type(module).__name__}) of the Sequential returned "
