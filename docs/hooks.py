@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import atexit
 import posixpath
 import re
+import shutil
+import tempfile
 import types
 from pathlib import Path
 
@@ -310,8 +313,9 @@ def _tutorials_index(readme, site_files):
         parts += ["", "Also in `tutorials/`:", ""]
         parts += [f"- [{_notebook_title(p)}]({p.name})" for p in missing]
     parts += ["", "Each page shows a notebook as committed, with the outputs of its last full run "
-                  "(the site never runs them). To run one yourself: `pip install -e \".[notebooks]\" && "
-                  "jupyter lab tutorials/`."]
+                  "(the site never runs them): the teacher's version, with the worked solutions (the hidden "
+                  "tests left out). Students work on the versions in `tutorials/student/`. To run one yourself: "
+                  "`pip install -e \".[notebooks]\" && jupyter lab tutorials/`."]
     return "\n".join(parts) + "\n"
 
 
@@ -356,6 +360,41 @@ def _benchmark_results(site_files):
     return "\n".join(parts)
 
 
+_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)[ \t]*$")
+
+
+def _as_shown(path):
+    """The notebook at ``path`` as the site shows it: the worked solutions without nbgrader's
+    ``### BEGIN/END SOLUTION`` lines, and without the hidden tests (they stay hidden)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        src = cell.get("source", "")
+        lines = "".join(src).splitlines(True) if isinstance(src, list) else src.splitlines(True)
+        kept, hidden = [], False
+        for line in lines:
+            m = _MARKER.match(line.rstrip("\n"))
+            if m and m.group(2) == "HIDDEN TESTS":
+                hidden = m.group(1) == "BEGIN"
+                continue
+            if m or hidden:
+                continue
+            kept.append(line)
+        cell["source"] = kept
+    return json.dumps(nb, indent=1, ensure_ascii=False)
+
+
+_SHOWN_DIR = None
+
+
+def _shown_dir():
+    """A folder for the notebooks as shown, removed when the build's process ends."""
+    global _SHOWN_DIR
+    if _SHOWN_DIR is None:
+        _SHOWN_DIR = Path(tempfile.mkdtemp(prefix="nnumpy-docs-"))
+        atexit.register(shutil.rmtree, _SHOWN_DIR, ignore_errors=True)
+    return _SHOWN_DIR
+
+
 @event_priority(100)   # before mkdocs-jupyter's on_files, which must see the notebooks
 def on_files(files, config, **kwargs):
     def add(uri, content=None):
@@ -370,8 +409,16 @@ def on_files(files, config, **kwargs):
             files.append(File.generated(config, uri, content=content))
 
     plan = griffe_roles.api_plan()
-    for path in _tutorials():
-        add(path.relative_to(ROOT).as_posix())
+    for path in _tutorials():                # (a real file: mkdocs-jupyter reads the notebook itself)
+        uri = path.relative_to(ROOT).as_posix()
+        shown = _shown_dir() / uri
+        shown.parent.mkdir(parents=True, exist_ok=True)
+        shown.write_text(_as_shown(path), encoding="utf-8")
+        existing = files.get_file_from_path(uri)
+        if existing is not None:
+            files.remove(existing)
+        files.append(File(uri, src_dir=str(_shown_dir()), dest_dir=config.site_dir,
+                          use_directory_urls=config.use_directory_urls))
     for path in _benchmark_figures():
         add(path.relative_to(ROOT).as_posix())
     for uri, path in _mathjax_files():

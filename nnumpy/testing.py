@@ -29,7 +29,7 @@ import numpy as np
 
 from .report import check_positive_finite, check_tolerance, tensor_errors
 
-__all__ = ["assert_close", "numerical_gradient", "assert_gradient"]
+__all__ = ["assert_close", "assert_returns", "numerical_gradient", "assert_gradient"]
 
 
 def _label(name):
@@ -74,7 +74,7 @@ def _diagnose(a, b, tolerance):
     of it), so it never contradicts the numbers before it."""
     with np.errstate(all="ignore"):
         scale = max(np.abs(a).max(), np.abs(b).max())
-        if scale == 0:
+        if scale == 0 or a.size == 1:                  # (one number: any two differ by "a factor")
             return ""
         slack = max(1e-6, 10 * tolerance) * scale
         if not np.any(a):
@@ -88,7 +88,8 @@ def _diagnose(a, b, tolerance):
             r = float(np.median(a[big] / b[big]))
             if np.isfinite(r) and r != 0 and abs(r - 1) > 1e-3 and np.abs(a - r * b).max() <= slack:
                 return (f" Every entry is {r:.6g} times the expected one: a missing or extra factor "
-                        f"(1/N of a mean, a 2 of a square, a learning rate?).")
+                        f"(1/N of a mean, a 2 of a square, a learning rate, a share assigned instead of "
+                        f"added?).")
     return ""
 
 
@@ -152,6 +153,24 @@ def assert_close(actual, expected, name="value", *, tolerance=1e-7):
         f"{name} is wrong: worst entry {_entry(name, e['index'])} = {got}, expected {want} "
         f"(relative error {e['rel_err']:.2e}, tolerance {tolerance:g}); {off} of {a.size} entries are off."
         + _diagnose(a, b, tolerance))
+
+
+def assert_returns(value, fields, name):
+    """Assert that ``value``, what the function ``name`` returned, is a tuple
+    of ``len(fields)`` values (``fields``: their names, e.g. ``("y", "cache")``),
+    and return it; else raise AssertionError saying what came back instead
+    (None: a forgotten ``return``)::
+
+        y, cache = assert_returns(linear_forward(x, W, b), ("y", "cache"), "linear_forward")
+    """
+    fields = tuple(fields)
+    want = f"({', '.join(fields)})"
+    if value is None:
+        raise AssertionError(f"{name} returned None; it should return {want}: did it forget to return?")
+    if not isinstance(value, tuple) or len(value) != len(fields):
+        got = f"a tuple of {len(value)}" if isinstance(value, tuple) else f"a {type(value).__name__}"
+        raise AssertionError(f"{name} returned {got}; it should return the {len(fields)} values {want}")
+    return value
 
 
 def numerical_gradient(f, x, *, eps=1e-6):

@@ -87,7 +87,7 @@ def test_every_public_name_is_documented(site):
 
 def test_one_api_page_per_public_subpackage_or_module(site):
     out, _ = site
-    pages = {p.name for p in (out / "api").iterdir() if (p / "index.html").exists()}
+    pages = {p.stem for p in (out / "api").glob("*.html") if p.name != "index.html"}
     expected = {m.__name__ for m in public_modules() if m.__name__.count(".") <= 1 and hasattr(m, "__all__")}
     assert expected <= pages, f"no page for {sorted(expected - pages)}"
     for core in ("nnumpy", "nnumpy.nn", "nnumpy.functional", "nnumpy.optim", "nnumpy.backend", "nnumpy.datasets"):
@@ -97,13 +97,13 @@ def test_one_api_page_per_public_subpackage_or_module(site):
 def test_no_rest_role_survives_in_the_api_pages(site):
     out, _ = site
     left = []
-    for page in sorted((out / "api").glob("*/index.html")):
+    for page in sorted((out / "api").glob("*.html")):
         text = _text(page.read_text(encoding="utf-8"))
-        left += [f"{page.parent.name}: {m.group(0)}" for m in re.finditer(r":(func|class|meth|attr|mod|data):`", text)]
+        left += [f"{page.stem}: {m.group(0)}" for m in re.finditer(r":(func|class|meth|attr|mod|data):`", text)]
     assert not left, "\n".join(left[:20])
     # and roles became links: the report's own cross-reference, for one
-    testing = (out / "api" / "nnumpy.testing" / "index.html").read_text(encoding="utf-8")
-    assert 'href="../nnumpy.report/#nnumpy.report.tensor_errors"' in testing
+    testing = (out / "api" / "nnumpy.testing.html").read_text(encoding="utf-8")
+    assert 'href="nnumpy.report.html#nnumpy.report.tensor_errors"' in testing
 
 
 def _stored_outputs(notebook):
@@ -138,9 +138,13 @@ def test_every_tutorial_has_a_page_with_its_outputs(site):
     assert len(notebooks) >= 5
     shown = 0
     for nb in notebooks:
-        page = out / "tutorials" / nb.stem / "index.html"
+        page = out / "tutorials" / f"{nb.stem}.html"
         assert page.exists(), f"no page for {nb.name}"
         raw = page.read_text(encoding="utf-8")
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS"):      # shown without nbgrader's markup
+            assert marker not in raw, f"{nb.name}: its page shows {marker!r}"
+        mathjax = re.search(r'<script[^>]+src="([^"?]*MathJax\.js)', raw)
+        assert mathjax and (page.parent / mathjax.group(1)).resolve().is_file(), f"{nb.name}: no MathJax"
         text = " ".join(_text(raw).split())
         for kind, what in _stored_outputs(nb):
             if kind == "png":
@@ -181,7 +185,7 @@ def test_the_figures_show(site):
         assert any(p.is_file() and p.name == figure.rsplit("/", 1)[-1] for p in shown), \
             f"the home page does not show {figure}"
     assert (out / "practical" / "comparison.png").resolve() in _shown_images(out, "practical/index.html")
-    results = _shown_images(out, "benchmarks/results/index.html")
+    results = _shown_images(out, "benchmarks/results.html")
     for png in (ROOT / "benchmarks").rglob("*.png"):
         site_png = (out / png.relative_to(ROOT)).resolve()
         assert site_png.is_file() and site_png in results, f"{png.relative_to(ROOT)} is not on the results page"
@@ -217,3 +221,11 @@ def test_the_extending_walkthrough_runs(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Scale" in proc.stdout                                              # the summary() table printed
+
+
+def test_search_works_from_a_file_url(site):
+    """README says to open site/index.html: the search index must be a script there (Material's offline
+    plugin), since a browser will not fetch search_index.json from file://."""
+    out, _ = site
+    assert (out / "search" / "search_index.js").is_file()
+    assert "assert_gradient" in (out / "search" / "search_index.js").read_text(encoding="utf-8")

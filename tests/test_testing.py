@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from nnumpy.testing import assert_close, assert_gradient, numerical_gradient
+from nnumpy.testing import assert_close, assert_gradient, assert_returns, numerical_gradient
 
 
 @pytest.fixture
@@ -187,3 +187,18 @@ def test_numerical_gradient_catches_what_would_make_it_wrong():
         numerical_gradient(lambda x: x.sum(), np.ones(3), eps=1e-20)
     with pytest.raises(TypeError, match="float32"):
         numerical_gradient(lambda x: (x.astype(np.float32) ** 3).sum(), np.ones(3))
+
+
+def test_a_single_number_gets_no_factor_hint():
+    text = message(1.24316, 1.2486, name="loss")
+    assert "times the expected" not in text and "loss is wrong: worst entry loss = 1.24316, expected 1.2486" in text
+
+
+def test_assert_returns_names_a_forgotten_return():
+    assert assert_returns((1, 2), ("y", "cache"), "f") == (1, 2)
+    with pytest.raises(AssertionError, match=r"f returned None; it should return \(y, cache\): did it forget"):
+        assert_returns(None, ("y", "cache"), "f")
+    with pytest.raises(AssertionError, match="returned a tuple of 3; it should return the 2 values"):
+        assert_returns((1, 2, 3), ("y", "cache"), "f")
+    with pytest.raises(AssertionError, match="returned a ndarray"):
+        assert_returns(np.ones(2), ("y", "cache"), "f")

@@ -144,6 +144,11 @@ def test_teacher_workflow_grades_the_solution_full_and_a_broken_answer_less(tmp_
         (dest / name).write_text(text)
     nbgrader("autograde", "nnumpy")
     nbgrader("export")
+    nbgrader("generate_feedback", "nnumpy")
+    for student in ("alice", "bob"):
+        html = (tmp_path / "feedback" / student / "nnumpy" / name.replace(".ipynb", ".html")).read_text()
+        assert "count_parameters" in html and "HIDDEN TESTS" not in html and "[784, 500, 150, 10]" not in html
+    assert "AssertionError: count_parameters([784, 100, 200, 50, 10]) = 108900" in html     # bob sees why
     with open(tmp_path / "grades.csv", newline="") as f:
         grades = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(f)}
     assert grades["alice"][0] == grades["alice"][1] > 0, grades
