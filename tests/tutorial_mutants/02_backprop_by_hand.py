@@ -5,6 +5,7 @@ MUTANTS = {
         ("y = x @ W.T + b ", "y = x @ W.T ", "y is wrong"),                          # forgot the bias
         ("dW = dy.T @ x", "dW = x.T @ dy", "dW has shape (4, 3), expected (3, 4) (the transpose"),
         ("db = dy.sum(axis=0)", "db = dy.sum(axis=1)", "db has shape (5,), expected (3,)"),   # summed over the wrong axis
+        ("    return dx, dW, db", "    dx, dW, db", "linear_backward returned None"),                # a forgotten return
     ],
     "activations": [
         ("return np.where(mask, z, 0.0), mask", "return np.where(mask, z, 0.0), z", "relu dz"),   # cached the input, not the mask
