@@ -257,15 +257,23 @@ def test_a_backward_that_returns_nothing_is_named_in_a_sequential(backend_name):
             net.backward(np.ones_like(y))
 
 
-def test_registering_a_class_defined_again_replaces_it():
+def _cell_run_twice(cls_name, module_name):
+    """The namespaces of a notebook cell that defines and registers ``cls_name``, run twice."""
     src = ("import nnumpy as nnp\n"
            "@nnp.register_module\n"
-           "class _TwiceDefined(nnp.Module):\n"
+           f"class {cls_name}(nnp.Module):\n"
            "    def forward(self, x):\n"
            "        return x\n")
-    first, second = {"__name__": "nb_cell"}, {"__name__": "nb_cell"}
-    exec(src, first)
-    exec(src, second)                          # a notebook cell run twice: no error, the new class wins
+    runs = []
+    for _ in range(2):
+        ns = {"__name__": module_name}
+        exec(src, ns)
+        runs.append(ns)
+    return src, runs
+
+
+def test_registering_a_class_defined_again_replaces_it():
+    src, (first, second) = _cell_run_twice("_TwiceDefined", "nb_cell")   # no error: the new class wins
     from nnumpy.serialization import _REGISTERED
     assert _REGISTERED["_TwiceDefined"] is second["_TwiceDefined"]
     other = {"__name__": "another_module"}
@@ -351,15 +359,8 @@ def test_add_module_checks_the_name(name, error):
 
 
 def test_a_model_of_a_class_defined_again_still_saves(tmp_path):
-    src = ("import nnumpy as nnp\n"
-           "@nnp.register_module\n"
-           "class _Cell(nnp.Module):\n"
-           "    def forward(self, x):\n"
-           "        return x\n")
-    old, new = {"__name__": "nb_cell_2"}, {"__name__": "nb_cell_2"}
-    exec(src, old)
-    model = nnp.Sequential(nnp.Linear(2, 2, rng=0), old["_Cell"]())
-    exec(src, new)                                        # the cell run again after the model was built
+    _, (old, new) = _cell_run_twice("_Cell", "nb_cell_2")
+    model = nnp.Sequential(nnp.Linear(2, 2, rng=0), old["_Cell"]())     # built before the cell ran again
     back = nnp.load(nnp.save(model, tmp_path / "m.npz"))
     assert type(back[1]) is new["_Cell"]
 
