@@ -448,3 +448,25 @@ def on_files(files, config, **kwargs):
         add(uri, content=_rewrite_links(text, src.parent.relative_to(ROOT).as_posix(), posixpath.dirname(uri),
                                         site_files))
     return files
+
+
+_HEADING_ID = re.compile(r'<h([1-6])[^>]*\sid="([^"]+)"')
+
+
+def on_page_context(context, page, config, nav, **kwargs):
+    """A notebook page's table of contents, pointed at the headings' real ids.  mkdocs-jupyter slugs
+    each heading from its Markdown source, where inline code (`Scale`) is left out; the rendered
+    heading's id keeps it, so such links led nowhere.  The contents list the headings in the order of
+    the page, so the n-th entry gets the n-th heading's id."""
+    if not page.file.src_uri.endswith(".ipynb") or not page.toc:
+        return context
+    ids = [m.group(2) for m in _HEADING_ID.finditer(page.content or "")]
+    items, stack = [], list(reversed(list(page.toc)))
+    while stack:                                   # depth first, in page order
+        item = stack.pop()
+        items.append(item)
+        stack.extend(reversed(item.children))
+    if len(items) == len(ids):
+        for item, real in zip(items, ids):
+            item.id = real
+    return context

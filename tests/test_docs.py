@@ -143,6 +143,9 @@ def test_every_tutorial_has_a_page_with_its_outputs(site):
         raw = page.read_text(encoding="utf-8")
         for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS"):      # shown without nbgrader's markup
             assert marker not in raw, f"{nb.name}: its page shows {marker!r}"
+        ids = set(re.findall(r'\sid="([^"]+)"', raw))
+        broken = sorted(set(re.findall(r'href="#([^"]+)"', raw)) - ids)
+        assert not broken, f"{nb.name}: links to no anchor on its page: {broken}"     # (its contents list)
         mathjax = re.search(r'<script[^>]+src="([^"?]*MathJax\.js)', raw)
         assert mathjax and (page.parent / mathjax.group(1)).resolve().is_file(), f"{nb.name}: no MathJax"
         text = " ".join(_text(raw).split())

@@ -431,3 +431,22 @@ def test_ties_cross_to_and_from_torch(torch):
     bn = torch.nn.BatchNorm1d(4)
     with pytest.raises(TypeError, match="appears twice in the model and has buffers"):
         interop.from_torch(torch.nn.Sequential(bn, bn))
+
+
+class _WrongShape(_Double):
+    def backward(self, dy):
+        super().backward(dy)
+        return dy.sum(axis=0)          # dx of the wrong shape
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+@pytest.mark.parametrize("where", [0, 2])
+def test_a_backward_that_returns_the_wrong_shape_is_named(backend_name, where):
+    with nnp.backend.use(backend_name):
+        layers = [nnp.Linear(3, 4, rng=0), nnp.ReLU(), nnp.Linear(4, 2, rng=1)]
+        layers.insert(where, _WrongShape())
+        net = nnp.Sequential(*layers)
+        y = net(np.ones((5, 3), np.float32))
+        with pytest.raises(ValueError, match=rf"layer {where} \(_WrongShape\) of the Sequential returned dx of "
+                                             rf"shape \(\d+,\) from backward, but its input had shape \(5, \d\)"):
+            net.backward(np.ones_like(y))

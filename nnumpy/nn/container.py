@@ -204,6 +204,8 @@ class Sequential(Module):
                 x, fresh = y, True
                 continue
             if act is None or getattr(x, "ndim", 2) != 2 or type(m) is not Linear:
+                # the step's input shape: backward checks that the layer's dx has it
+                self.__dict__.setdefault("_in_shapes", {})[k] = getattr(x, "shape", None)
                 if act is not None:        # N-d input: run this pair (or triple) unfused
                     x = m(x)
                     x = act_mod(x) if act_mod is not None else x
@@ -259,9 +261,9 @@ class Sequential(Module):
                 if isinstance(m, (Linear, Conv2d, Sequential)):    # ask for dx exactly when it is needed
                     if not need:
                         return m.backward(dy, input_grad=False)
-                    dy = self._returned(m, m.backward(dy, input_grad=True), to_caller=k == 0)
+                    dy = self._returned(m, m.backward(dy, input_grad=True), to_caller=k == 0, step=k)
                 else:
-                    dy = self._returned(m, m.backward(dy), to_caller=k == 0)
+                    dy = self._returned(m, m.backward(dy), to_caller=k == 0, step=k)
                 fresh = False
                 continue
             c = m._take_fused_cache()
@@ -302,14 +304,23 @@ class Sequential(Module):
             return None
         return dy if fresh or not fused else self._own(dy)
 
-    def _returned(self, module, dx, to_caller=False):
-        """``dx`` if a layer's backward returned an array, or whatever the first step returned (it
-        goes to the caller as it is: gradcheck reports a missing input gradient); else a TypeError
-        naming the layer (the layer below would otherwise complain about a dy it never produced)."""
-        if isinstance(dx, np.ndarray) or to_caller:
+    def _returned(self, module, dx, to_caller=False, step=None):
+        """``dx`` if a layer's backward returned an array of its input's shape (as forward recorded it
+        for ``step``), or whatever the first step returned that is no array (it goes to the caller as it
+        is: gradcheck reports a missing input gradient); else an error naming the layer (the layer below
+        would otherwise complain about a dy it never produced, or the caller get a wrong dx)."""
+        def name():
+            return next((n for n, mod in self._modules.items() if mod is module), "?")
+        if isinstance(dx, np.ndarray):
+            shape = self.__dict__.get("_in_shapes", {}).get(step)
+            if step is not None and shape is not None and dx.shape != shape:
+                raise ValueError(f"layer {name()} ({type(module).__name__}) of the Sequential returned dx of shape "
+                                 f"{dx.shape} from backward, but its input had shape {shape}: dx = dL/dx has "
+                                 f"the input's shape")
             return dx
-        name = next((n for n, mod in self._modules.items() if mod is module), "?")
-        raise TypeError(f"layer {name} ({type(module).__name__}) of the Sequential returned "
+        if to_caller:
+            return dx
+        raise TypeError(f"layer {name()} ({type(module).__name__}) of the Sequential returned "
                         f"{type(dx).__name__} from backward: a backward must return dx = dL/dx, an array "
                         f"of its input's shape")
 
