@@ -459,7 +459,33 @@ class ReSTRoles(griffe.Extension):
         obj.docstring.value = to_markdown(obj.docstring.value, markdown_link(resolver, obj.path))
 
     def on_package(self, *, pkg, loader, **kwargs):
-        """The package itself, which is nobody's member."""
+        """The package itself, which is nobody's member; then the methods without a docstring of
+        their own (forward, backward of each layer) get their base class's (Module's, Loss's)."""
         if pkg.path == self.package and pkg.docstring is not None:
             resolver = Resolver(api_plan(self.package))
             pkg.docstring.value = to_markdown(pkg.docstring.value, markdown_link(resolver, pkg.path))
+        if pkg.path == self.package:
+            _inherit_docstrings(pkg)
+
+
+def _inherit_docstrings(module):
+    """Give each method of the package's classes that has no docstring the one of the same method
+    in its nearest base class that has one (what ``help()`` shows through ``inspect.getdoc``)."""
+    for member in list(module.members.values()):
+        if member.is_alias:
+            continue
+        if member.is_module:
+            _inherit_docstrings(member)
+        elif member.is_class:
+            try:
+                bases = member.mro()
+            except Exception:                # a base outside the package that griffe cannot resolve
+                continue
+            for name, method in member.members.items():
+                if method.is_alias or not method.is_function or method.docstring is not None:
+                    continue
+                for base in bases:
+                    inherited = base.members.get(name)
+                    if inherited is not None and not inherited.is_alias and inherited.docstring is not None:
+                        method.docstring = griffe.Docstring(inherited.docstring.value, parent=method)
+                        break

@@ -232,3 +232,16 @@ def test_search_works_from_a_file_url(site):
     out, _ = site
     assert (out / "search" / "search_index.js").is_file()
     assert "assert_gradient" in (out / "search" / "search_index.js").read_text(encoding="utf-8")
+
+
+def test_methods_without_a_docstring_show_their_base_classes(site):
+    """A layer's forward/backward with no docstring of its own shows Module's (or Loss's), as help() does,
+    instead of an empty entry."""
+    out, _ = site
+    page = (out / "api" / "nnumpy.nn.html").read_text(encoding="utf-8")
+    for method, words in (("activation.ReLU.backward", "dL/d(output)"), ("activation.Tanh.forward", "forward pass"),
+                          ("loss.NLLLoss.backward", "d(dloss * loss)/d(output)")):
+        start = page.find(f'id="nnumpy.nn.{method}"')
+        assert start > 0, f"no entry for {method}"
+        entry = _text(page[start:page.find('class="doc doc-heading"', start + 50)])
+        assert words in entry, f"{method}: {entry[:200]!r}"

@@ -231,6 +231,18 @@ class Loss(Module):
         self.__dict__["_given"] = {}
         self._set_options(reduction=reduction)
 
+    def forward(self, output, target):
+        """The loss of ``output`` against ``target``: a float ("mean", "sum") or an array ("none"),
+        both checked at the boundary.  Keeps what backward needs.  The class's docstring gives the
+        formula and the shapes."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def backward(self, dloss=None):
+        """d(dloss * loss)/d(output), of the output's shape and dtype, with dloss = 1 by default (a
+        number, or for "none" an array of the loss's shape); consumes what forward kept.  The class's
+        docstring gives the formula."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
+
     def _set_options(self, **changes):
         """Check and store hyper-parameters (nothing changes if one is bad)."""
         owner = type(self).__name__

@@ -343,9 +343,16 @@ class Module:
 
     # -- the protocol ---------------------------------------------------------
     def forward(self, *args):
+        """The forward pass: the module's output for its input, checked at the boundary.  Keeps
+        exactly what backward needs (``self._save``) until the next backward.  The class's
+        docstring gives the formula and the shapes."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def backward(self, dy):
+        """The backward pass: ``dy`` = dL/d(output), of the output's shape and dtype, gives
+        dx = dL/d(input), of the input's shape and dtype.  Adds each parameter's gradient into its
+        ``.grad``, consumes what forward kept (a second backward without a new forward raises) and
+        never writes into ``dy``.  The class's docstring gives the formulas."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
     def __call__(self, *args, **kwargs):
