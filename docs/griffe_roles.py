@@ -478,8 +478,8 @@ def _inherit_docstrings(module):
             _inherit_docstrings(member)
         elif member.is_class:
             try:
-                bases = member.mro()
-            except Exception:                # a base outside the package that griffe cannot resolve
+                bases = member.mro()         # (a base griffe cannot resolve is left out of it)
+            except ValueError:               # griffe's "cannot compute C3 linearization": no order to inherit in
                 continue
             for name, method in member.members.items():
                 if method.is_alias or not method.is_function or method.docstring is not None:

@@ -64,20 +64,30 @@ BAD_GRADS = {
 }
 
 
-@pytest.mark.parametrize("be", BACKENDS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("case", list(BAD_GRADS))
-def test_a_bad_gradient_is_refused_and_changes_nothing(case, dtype, be):
-    make, exc, pattern = BAD_GRADS[case]
+def refused_and_unchanged(attr, bad, dtype, be):
+    """Assigning ``bad[0](p)`` to ``p.<attr>`` raises ``bad[1]`` matching ``bad[2]`` (a ValueError, or an
+    ArgumentTypeError for a TypeError, which pickles) and leaves the parameter exactly as it was.
+    Returns the parameter and copies of its data and gradient from before."""
+    make, exc, pattern = bad
     with backend.use(be):
         p = param(dtype)
         data, grad = p.data, p.grad
         data0, grad0 = data.copy(), grad.copy()
-        err = raises_and_pickles(exc, pattern, lambda: setattr(p, "grad", make(p)))
+        err = raises_and_pickles(exc, pattern, lambda: setattr(p, attr, make(p)))
         assert isinstance(err, ValueError)                   # type errors are ArgumentTypeErrors: ValueErrors too
         assert isinstance(err, ArgumentTypeError) == (exc is TypeError)
-        assert p.data is data and p.grad is grad
+        assert p.data is data and p.grad is grad and p.dtype == dtype
+        np.testing.assert_array_equal(p.data, data0)
         np.testing.assert_array_equal(p.grad, grad0)
+    return p, data0, grad0
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", list(BAD_GRADS))
+def test_a_bad_gradient_is_refused_and_changes_nothing(case, dtype, be):
+    p, data0, grad0 = refused_and_unchanged("grad", BAD_GRADS[case], dtype, be)
+    with backend.use(be):
         optim.SGD([p], lr=0.5).step()                       # the kernel sees the parameter's own gradient
     np.testing.assert_array_equal(p.data, (data0 - dtype(0.5) * grad0).astype(dtype))
 
@@ -189,15 +199,8 @@ BAD_DATA = {
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("case", list(BAD_DATA))
 def test_bad_data_is_refused_and_changes_nothing(case, dtype, be):
-    make, exc, pattern = BAD_DATA[case]
+    p, data0, _ = refused_and_unchanged("data", BAD_DATA[case], dtype, be)
     with backend.use(be):
-        p = param(dtype)
-        data, grad = p.data, p.grad
-        data0, grad0 = data.copy(), grad.copy()
-        err = raises_and_pickles(exc, pattern, lambda: setattr(p, "data", make(p)))
-        assert isinstance(err, ArgumentTypeError) == (exc is TypeError)
-        assert p.data is data and p.grad is grad and p.dtype == dtype
-        np.testing.assert_array_equal(p.grad, grad0)
         optim.Adam([p], lr=0.1).step()
         assert np.isfinite(p.data).all() and (np.abs(p.data - data0) <= 0.1 + 1e-6).all()
 
