@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from ._argtypes import positive_int, seed
+from ._argtypes import positive_int, seconds, seed
 
 
 def parse_arch(text):
@@ -194,6 +194,7 @@ def _train(args):
 
 def _sweep(args):
     from .experiments import PRESETS, load_sweep_config, sweep
+    from .runconfig import ConfigError
     spec = PRESETS[args.preset] if args.preset else load_sweep_config(args.config)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("tune_epochs", args.tune_epochs),
                                    ("seed", args.seed), ("dataset", args.dataset), ("data_root", args.data_root),
@@ -203,17 +204,38 @@ def _sweep(args):
     if args.offline:
         overrides["download"] = False
     _check_out(args)
+    scheduler = args.scheduler
+    if scheduler is None and args.jobs is None:
+        scheduler = os.environ.get("NNUMPY_SCHEDULER", "").strip() or None
+    if scheduler is not None and args.jobs is not None:
+        raise ConfigError("--jobs sets local worker processes; with --scheduler the cluster's workers run the "
+                          "trials: give one of the two")
+    if scheduler == "local":
+        scheduler = None
+    if scheduler is not None and "://" not in scheduler and ":" not in scheduler:
+        raise ConfigError(f"--scheduler expects a Dask scheduler's address like tcp://HOST:PORT, got {scheduler!r}")
+    jobs = args.jobs or 1
     out = args.out or f"runs/sweep-{args.preset or 'config'}"
-    print(f"sweep of {len(spec['variants'])} variants, {args.jobs} process(es); writing {out}/", flush=True)
-    results = sweep(spec, out, jobs=args.jobs, overrides=overrides, progress=False if args.quiet else None,
-                    overwrite=args.overwrite, resume=args.resume)
-    print(open(f"{out}/summary.md").read())
+    trials = sum(len(v["lrs"]) + 1 for v in spec["variants"])
+    where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
+    print(f"sweep of {len(spec['variants'])} variants ({trials} trials) on {where}; writing {out}/", flush=True)
+    results = sweep(spec, out, jobs=jobs, overrides=overrides, progress=False if args.quiet else None,
+                    restart=args.restart or args.overwrite, resume=args.resume, scheduler=scheduler,
+                    connect_timeout=args.connect_timeout)
+    print(open(os.path.join(out, "summary.md")).read())
+    failed = [r for r in results if "failed" in r.get("status", "")]
     fav = next((r for r in results if "test_acc" in r), None)
+    if fav is not None:
+        print(f"favourite: {fav['variant']}, test accuracy {100 * fav['test_acc']:.2f} %; files in {out}/")
+    if failed:
+        print(f"nnumpy sweep: error: {len(failed)} variant(s) did not finish because a trial raised an error: "
+              f"{failed[0]['variant']}: {failed[0]['status']}; the errors are in {out}/tuning.csv and the "
+              f"trials' trial.json; run the same command again to retry them", file=sys.stderr)
+        return 1
     if fav is None:
         print(f"nnumpy sweep: no variant finished training (every learning rate diverged); the summary is in "
               f"{out}/", file=sys.stderr)
         return 1
-    print(f"favourite: {fav['variant']}, test accuracy {100 * fav['test_acc']:.2f} %; files in {out}/")
     return 0
 
 
@@ -340,18 +362,29 @@ def build_parser():
     w = sub.add_parser("sweep", help="train, tune and compare several MLPs (exercise 2)",
                        description="Train every variant of a grid, tune each variant's learning rate on "
                                    "the validation set, summarise (Markdown, CSV), pick the favourite by "
-                                   "validation accuracy, test it once, and plot all learning curves.")
+                                   "validation accuracy, test it once, and plot all learning curves. Trials "
+                                   "run in local processes (--jobs) or on a Dask cluster (--scheduler). A "
+                                   "stopped sweep resumes when the same command is run again.")
     src = w.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=["practical"], help="practical: six MLPs, ReLU and sigmoid, batch 64")
     src.add_argument("--config", metavar="FILE.toml", help="a sweep file ([settings], [[variants]])")
     w.add_argument("--out", help="sweep folder (default: runs/sweep-PRESET, or runs/sweep-config)")
-    w.add_argument("--jobs", type=positive_int, default=1, help="variants trained in parallel processes")
+    w.add_argument("--jobs", type=positive_int,
+                   help="trials trained at once in local worker processes (default: 1)")
+    w.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run the trials on the Dask cluster of this scheduler (pip install "
+                        "\"nnumpy[distributed]\"; default: $NNUMPY_SCHEDULER if set, else local processes)")
+    w.add_argument("--connect-timeout", type=seconds, default=10.0, metavar="SECONDS",
+                   help="give up on a Dask scheduler that does not answer within this time")
     w.add_argument("--epochs", type=positive_int, help="override the final training epochs")
     w.add_argument("--tune-epochs", type=positive_int, help="override the epochs per learning-rate trial")
     w.add_argument("--seed", type=seed, help="override the sweep's seed")
+    w.add_argument("--restart", action="store_true",
+                   help="start over: replace the sweep in --out (only a folder nnumpy wrote) instead of resuming "
+                        "it")
     w.add_argument("--resume", action="store_true",
-                   help="continue the stopped sweep in --out (same sweep, same options): its finished variants "
-                        "are kept, the others are trained")
+                   help="insist on resuming (an error if --out holds no sweep); running the same command again "
+                        "resumes anyway: finished trials are read back, the others trained")
     _data_arguments(w)
     w.set_defaults(run=_sweep)
 
@@ -371,7 +404,7 @@ def main(argv=None):
     stderr (exit 2 for a bad argument or configuration, 1 for a run that
     failed), never a traceback; ``--debug`` shows the traceback too."""
     from .datasets import DatasetNotFoundError, DownloadError
-    from .parallel import WorkerDied
+    from .parallel import ClusterError, WorkerDied
     from .rundir import RunFolderError, RunFolderExistsError
     from .runconfig import ConfigError
     from .serialization import ModelFileError
@@ -407,7 +440,7 @@ def main(argv=None):
             code, text = 2, str(e)
         elif isinstance(e, (DatasetNotFoundError, DownloadError)):
             code, text = 1, e.message(cli=True)
-        elif isinstance(e, (TrainingDivergedError, ModelFileError, RunFolderError, WorkerDied)):
+        elif isinstance(e, (TrainingDivergedError, ModelFileError, RunFolderError, WorkerDied, ClusterError)):
             code, text = 1, str(e)
         elif isinstance(e, OSError):            # the environment: permissions, a full disk, a missing folder
             code, text = 1, _os_error(e)

@@ -1,38 +1,54 @@
-"""Running independent tasks in worker processes, with failures that reach the caller.
+"""Where a sweep's trials run: worker processes on this machine, or a Dask cluster.
 
-:func:`run_parallel` is a small process pool built for training runs:
+Both are ``concurrent.futures`` executors, so one scheduling loop
+(:mod:`nnumpy.sweeps`) serves both:
 
-* each worker is a spawned process with one BLAS and one Numba thread (the workers share
-  the cores) that ignores Ctrl-C: the parent alone handles it;
-* the first task that raises stops every worker at once and its exception
-  is raised in the parent, with the worker's traceback as its cause;
-* a worker that dies (killed, out of memory, crashed) raises
-  :class:`WorkerDied` naming the task, never a hang;
-* an exception that cannot be pickled arrives as a RuntimeError carrying
-  its type and message.
+* :class:`LocalExecutor` (``nnumpy sweep --jobs N``): N spawned worker
+  processes, each with one BLAS and one Numba thread (the workers share the
+  cores), that ignore Ctrl-C (the parent alone handles it) and end when the
+  parent dies, even by ``kill -9``.  A worker that dies while running a task
+  (killed, out of memory, crashed) is replaced and the task is run again in
+  the new one, up to ``max_failures`` times (as Dask's scheduler does); then
+  the task's future holds :class:`WorkerDied`.  An exception raised by a task
+  reaches its future with the worker's traceback as its ``__cause__``; one
+  that cannot be pickled arrives as a RuntimeError carrying its type and
+  message.
+* :func:`connect` (``nnumpy sweep --scheduler tcp://HOST:PORT``): a
+  ``dask.distributed`` client and its ``concurrent.futures`` executor
+  (``Client.get_executor``).  A scheduler that cannot be reached is a
+  :class:`ClusterError` within the connect timeout; workers that cannot import
+  this version of nnumpy are one too, before anything is submitted.
 
-(``concurrent.futures.ProcessPoolExecutor`` in Python 3.11 can miss a
-worker that dies right after it was started and then wait forever, and
-``multiprocessing.Pool`` waits forever for the task of any dead worker.)
+(``concurrent.futures.ProcessPoolExecutor`` in Python 3.11 can miss a worker
+that dies right after it was started and then wait forever, and it breaks the
+whole pool when one worker dies; ``multiprocessing.Pool`` waits forever for
+the task of a dead worker.)
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import os
 import pickle
 import signal
 import threading
+import time
 import traceback
 from multiprocessing.connection import wait
 
-__all__ = ["run_parallel", "WorkerDied"]
+__all__ = ["LocalExecutor", "WorkerDied", "ClusterError", "connect"]
 
 _BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 class WorkerDied(RuntimeError):
-    """A worker process ended without returning its task's result."""
+    """A worker process ended without returning its task's result (and so did its replacements)."""
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster cannot be used: the scheduler cannot be reached, or its workers cannot run nnumpy."""
 
 
 class _RemoteTraceback(Exception):
@@ -52,28 +68,44 @@ def _sendable(exc):
                             f"itself could not be sent back)")
 
 
-def _worker(conn, fn):
-    """A worker process: receive ``(index, args)``, send back ``(index, True,
-    fn(*args))`` or ``(index, False, (exception, traceback text))``; stop on None."""
+def _watch_parent(parent):
+    """End this worker when its parent is gone (``kill -9`` of the client leaves no orphan training on)."""
     while True:
-        task = conn.recv()
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker(conn, parent):
+    """A worker process: receive ``(fn, args, kwargs)``, send back ``(True, result)`` or
+    ``(False, (exception, traceback text))``; stop on None or when the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # (already ignored when started from the main thread)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
         if task is None:
             return
-        index, args = task
+        fn, args, kwargs = task
         try:
-            reply = (index, True, fn(*args))
-            conn.send(reply)
+            reply = (True, fn(*args, **kwargs))
         except BaseException as e:       # every failure goes back to the parent, which decides
-            conn.send((index, False, (_sendable(e), traceback.format_exc())))
+            reply = (False, (_sendable(e), traceback.format_exc()))
+        try:
+            conn.send(reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as e:      # an unpicklable result
+            conn.send((False, (RuntimeError(f"the task's result could not be sent back: {e}"), "")))
 
 
 @contextlib.contextmanager
 def _spawning():
-    """While worker processes are started: one BLAS and Numba thread each, and Ctrl-C
-    ignored.  A process started with SIGINT ignored keeps ignoring it
-    (Python installs its KeyboardInterrupt handler only where SIGINT is at
-    its default), so Ctrl-C reaches the parent alone: no traceback from
-    every worker."""
+    """While a worker process is started: one BLAS and Numba thread, and (from
+    the main thread) Ctrl-C ignored.  A process started with SIGINT ignored
+    keeps ignoring it (Python installs its KeyboardInterrupt handler only
+    where SIGINT is at its default), so Ctrl-C reaches the parent alone: no
+    traceback from every worker."""
     saved = {k: os.environ.get(k) for k in _BLAS_THREADS}
     os.environ.update({k: "1" for k in _BLAS_THREADS})
     in_main = threading.current_thread() is threading.main_thread()
@@ -90,65 +122,209 @@ def _spawning():
                 os.environ[k] = v
 
 
-def run_parallel(fn, tasks, jobs, on_result, name=lambda task: "a task"):
-    """Run ``fn(*task)`` for every task of ``tasks`` in ``min(jobs, len(tasks))``
-    spawned worker processes, calling ``on_result(result)`` in this process
-    as each one finishes (in order of completion).
+class _Task:
+    __slots__ = ("future", "call", "failures")
 
-    ``fn`` must be importable by name (a module-level function).  The first
-    task that raises stops every worker and its exception is raised here;
-    Ctrl-C (KeyboardInterrupt) does the same.  A worker that dies raises
-    :class:`WorkerDied` naming the task (``name(task)``).  No worker outlives the call.
+    def __init__(self, future, call):
+        self.future, self.call, self.failures = future, call, 0
+
+
+class LocalExecutor(cf.Executor):
+    """``jobs`` spawned worker processes behind the ``concurrent.futures.Executor`` interface.
+
+    ``submit(fn, *args, **kwargs)`` returns a :class:`concurrent.futures.Future`;
+    ``fn`` must be importable by name (a module-level function).  Tasks run in
+    the order they were submitted.  A worker that dies while running a task is
+    replaced and the task run again, up to ``max_failures`` times; after that
+    its future holds :class:`WorkerDied`.  ``shutdown(cancel_futures=True)``
+    (or leaving the ``with`` block by an exception) stops the workers at once;
+    no worker outlives the executor or its parent process.
     """
-    tasks = list(enumerate(tasks))
-    if not tasks:
-        return
-    ctx = mp.get_context("spawn")
-    workers, done = [], False                      # (process, connection)
-    try:
+
+    def __init__(self, jobs, max_failures=3):
+        self.jobs, self.max_failures = int(jobs), int(max_failures)
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+        self._ctx = mp.get_context("spawn")
+        self._queue = collections.deque()
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
+        self._closing = self._abort = False
+        self._workers = [self._start() for _ in range(self.jobs)]     # [process, conn, task or None]
+        self._thread = threading.Thread(target=self._manage, name="nnumpy-local-executor", daemon=True)
+        self._thread.start()
+
+    @property
+    def slots(self):
+        """How many tasks run at once."""
+        return self.jobs
+
+    def _start(self):
+        here, there = self._ctx.Pipe()
         with _spawning():
-            for _ in range(min(int(jobs), len(tasks))):
-                here, there = ctx.Pipe()
-                process = ctx.Process(target=_worker, args=(there, fn), daemon=True)
-                process.start()
-                there.close()
-                workers.append((process, here))
-        todo = iter(tasks)
-        busy = {}                                  # connection -> (process, task index)
+            process = self._ctx.Process(target=_worker, args=(there, os.getpid()), daemon=True)
+            process.start()
+        there.close()
+        return [process, here, None]
 
-        def give(process, conn):                   # the next task, or None: stop
-            task = next(todo, None)
-            conn.send(task)
-            if task is not None:
-                busy[conn] = (process, task[0])
+    def submit(self, fn, /, *args, **kwargs):
+        future = cf.Future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("cannot submit a task after shutdown")
+            self._queue.append(_Task(future, (fn, args, kwargs)))
+        self._wake_w.send(None)
+        return future
 
-        for process, conn in workers:
-            give(process, conn)
-        while busy:
-            wait(list(busy) + [process.sentinel for process, _ in busy.values()])
-            for conn, (process, index) in list(busy.items()):
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        with self._lock:
+            if cancel_futures:
+                while self._queue:
+                    self._queue.popleft().future.cancel()
+                self._abort = True
+            self._closing = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(None)
+        if wait or cancel_futures:
+            self._thread.join()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        return False
+
+    # -- the manager thread ----------------------------------------------------------------
+    def _next_task(self):
+        with self._lock:
+            while self._queue:
+                task = self._queue.popleft()
+                if task.failures or task.future.set_running_or_notify_cancel():
+                    return task
+        return None
+
+    def _manage(self):
+        try:
+            self._loop()
+        finally:
+            for process, conn, task in self._workers:
+                if process.is_alive():
+                    process.terminate() if self._abort else _send(conn, None)
+                process.join()
+                conn.close()
+                if task is not None and not task.future.done():
+                    task.future.set_exception(WorkerDied("the executor was shut down before the task finished"))
+
+    def _loop(self):
+        while True:
+            if self._abort:
+                return
+            for w in self._workers:                   # give idle workers work
+                if w[2] is None:
+                    w[2] = self._next_task()
+                    if w[2] is not None:
+                        _send(w[1], w[2].call)
+            busy = [w for w in self._workers if w[2] is not None]
+            if not busy and self._closing and not self._queue:
+                return
+            ready = wait([self._wake_r] + [w[1] for w in busy] + [w[0].sentinel for w in busy])
+            if self._wake_r in ready:
+                while self._wake_r.poll():
+                    self._wake_r.recv()
+            for i, w in enumerate(self._workers):
+                process, conn, task = w
+                if task is None:
+                    continue
+                reply = None
                 if conn.poll():
                     try:
-                        _, ok, payload = conn.recv()
-                    except EOFError:               # the worker ended without a reply
-                        ok = None
-                    if ok:
-                        del busy[conn]
-                        on_result(payload)
-                        give(process, conn)
-                        continue
-                    if ok is False:
-                        exc, text = payload
-                        raise exc from _RemoteTraceback(text)
+                        reply = conn.recv()
+                    except (EOFError, OSError):           # ended without a (whole) reply
+                        reply = None
                 elif process.is_alive():
                     continue
+                if reply is not None:
+                    ok, payload = reply
+                    w[2] = None
+                    if ok:
+                        task.future.set_result(payload)
+                    else:
+                        exc, text = payload
+                        if text:
+                            exc.__cause__ = _RemoteTraceback(text)
+                        task.future.set_exception(exc)
+                    continue
                 process.join()
-                raise WorkerDied(f"a worker process died while running {name(tasks[index][1])} (exit code "
-                                 f"{process.exitcode}: killed, out of memory or crashed?)")
-        done = True
+                conn.close()
+                task.failures += 1
+                code = process.exitcode
+                self._workers[i] = self._start()              # a new worker in its place
+                if task.failures > self.max_failures:
+                    task.future.set_exception(WorkerDied(
+                        f"a worker process died while running this task, {task.failures} time(s) (last exit "
+                        f"code {code}: killed, out of memory or crashed?)"))
+                else:
+                    with self._lock:
+                        self._queue.appendleft(task)         # run it again, first
+
+
+def _send(conn, obj):
+    with contextlib.suppress(OSError, EOFError):
+        conn.send(obj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dask
+# ---------------------------------------------------------------------------------------------
+def worker_info():
+    """What a Dask worker runs (compared with the client's before a sweep starts)."""
+    import platform
+
+    import numpy as np
+
+    import nnumpy
+    from .backend import available_backends
+    return {"nnumpy": nnumpy.__version__, "numpy": np.__version__, "backends": list(available_backends()),
+            "host": platform.node()}
+
+
+@contextlib.contextmanager
+def connect(address, timeout=10.0, backend=None):
+    """A ``dask.distributed`` client of the scheduler at ``address``: yields ``(client, executor)``.
+
+    Raises :class:`ClusterError` when Dask is not installed, the scheduler
+    cannot be reached within ``timeout`` seconds, or a worker cannot import
+    this version of nnumpy (or lacks ``backend``).  The client is closed
+    afterwards; the cluster keeps running.
+    """
+    try:
+        import dask
+        from distributed import Client
+    except ImportError:
+        raise ClusterError("--scheduler needs Dask on this machine: pip install \"nnumpy[distributed]\"") from None
+    import nnumpy
+    t0 = time.monotonic()
+    try:
+        with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
+            client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} (gave up after "
+                           f"{time.monotonic() - t0:.0f} s; the connect timeout is {timeout:g} s): "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    try:
+        try:
+            infos = client.run(worker_info)
+        except Exception as e:
+            raise ClusterError(f"the workers of {address} cannot run nnumpy ({type(e).__name__}: {e}); install "
+                               f"nnumpy {nnumpy.__version__} where they run") from None
+        bad = {w: i["nnumpy"] for w, i in infos.items() if i["nnumpy"] != nnumpy.__version__}
+        if bad:
+            raise ClusterError(f"workers of {address} run another nnumpy than this one "
+                               f"({nnumpy.__version__}): " + ", ".join(f"{w} has {v}" for w, v in bad.items()))
+        if backend is not None:
+            missing = [w for w, i in infos.items() if backend not in i["backends"]]
+            if missing:
+                raise ClusterError(f"workers of {address} cannot use the {backend} backend this sweep uses: "
+                                   f"{', '.join(missing)} (install numba there, or set NNUMPY_BACKEND)")
+        yield client, client.get_executor(pure=False)
     finally:
-        for process, conn in workers:
-            if not done:
-                process.terminate()
-            process.join()
-            conn.close()
+        with contextlib.suppress(Exception):
+            client.close(timeout=5)
