@@ -262,4 +262,9 @@ def evaluate_run(run_dir):
     return result
 
 
-from .sweeps import SweepInterrupted, sweep  # noqa: E402  (the sweeps build on the functions above)
+def __getattr__(name):
+    """``sweep`` and ``SweepInterrupted`` live in :mod:`nnumpy.sweeps` (which builds on this module)."""
+    if name in ("sweep", "SweepInterrupted"):
+        from . import sweeps
+        return getattr(sweeps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

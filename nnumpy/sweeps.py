@@ -298,39 +298,37 @@ def _finite(v):
 # Running the trials
 # ---------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _executor(jobs, scheduler, connect_timeout, backend, got, dataset, data_root, n_trials, say):
-    """(executor, data for the trials, slots(): how many trials run at once, what runs them)."""
-    if scheduler is None:
+def _executor(jobs, cluster, scheduler, raw, dataset, data_root, n_trials, say):
+    """(executor, data for the trials, slots(): how many trials run at once)."""
+    if cluster is None:
         jobs = max(1, min(int(jobs), n_trials))
         with LocalExecutor(jobs) as ex:
-            yield ex, DataRef(dataset, data_root), (lambda: jobs), f"{jobs} local process(es)"
+            yield ex, DataRef(dataset, data_root), (lambda: jobs)
         return
-    with connect(scheduler, connect_timeout, backend) as (client, ex):
-        raw = RawData(dataset, got["train_images"][0], got["train_labels"][0], got["test_images"][0],
-                      got["test_labels"][0])
-        data = client.scatter(raw, broadcast=True, hash=False)    # once per worker, not with every task
-        cache = {"t": -1.0, "n": 0}
+    client, ex = cluster
+    data = client.scatter(RawData(dataset, *raw), broadcast=True, hash=False)   # once per worker
+    cache = {"t": -1.0, "n": 0}
 
-        def slots():
-            if time.monotonic() - cache["t"] > 2:
-                with contextlib.suppress(Exception):
-                    cache["n"] = sum(client.nthreads().values())
-                cache["t"] = time.monotonic()
-            return cache["n"]
-        n = slots()
-        try:
-            dash = client.dashboard_link
-        except Exception:
-            dash = None
-        say(f"  Dask scheduler {scheduler}: {len(client.nthreads())} worker(s), {n} thread(s)"
-            + (f"; dashboard {dash}" if dash else ""))
-        try:
-            yield ex, data, slots, f"the Dask cluster at {scheduler}"
-        finally:
+    def slots():
+        if time.monotonic() - cache["t"] > 2:
             with contextlib.suppress(Exception):
-                ex.shutdown(wait=False)
-            with contextlib.suppress(Exception):
-                client.cancel([data])
+                cache["n"] = sum(client.nthreads().values())
+            cache["t"] = time.monotonic()
+        return cache["n"]
+    n = slots()
+    try:
+        dash = client.dashboard_link
+    except Exception:
+        dash = None
+    say(f"  Dask scheduler {scheduler}: {len(client.nthreads())} worker(s), {n} thread(s)"
+        + (f"; dashboard {dash}" if dash else ""))
+    try:
+        yield ex, data, slots
+    finally:
+        with contextlib.suppress(Exception):
+            ex.shutdown(wait=False)
+        with contextlib.suppress(Exception):
+            client.cancel([data])
 
 
 def _failure(exc):
@@ -420,11 +418,18 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
     backend = get_backend()
     got = fetch(first.dataset, root=first.data_root, download=first.download, mirrors=first.mirrors,
                 progress=progress)
+    raw = (got["train_images"][0], got["train_labels"][0], got["test_images"][0], got["test_labels"][0])
+    try:
+        prepare(first, *raw)                          # the split, here, not in every trial
+    except ValueError as e:
+        raise ConfigError(f"the data cannot be split as configured: {e}") from None
     worker_overrides = {**overrides, "download": False}                   # the workers only read
     plan = [_Variant(v, settings, worker_overrides, backend) for v in variants]
     config = {"settings": settings, "variants": variants, "overrides": overrides, "backend": backend}
     t0 = time.perf_counter()
-    with _sweep_folder(out, config, restart, resume) as (folder, resuming):
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(connect(scheduler, connect_timeout, backend)) if scheduler else None
+        folder, resuming = stack.enter_context(_sweep_folder(out, config, restart, resume))
         records = {}                                  # trial id -> record
         for v in plan:
             for t in v.tune:
@@ -437,11 +442,13 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
                     records[v.final["id"]] = r
         todo = [t for v in plan for t in v.tune if t["id"] not in records]
         todo = [v.final for v in plan if v.final is not None and v.final["id"] not in records] + todo
-        n_trials = sum(len(v.tune) + 1 for v in plan)
-        if resuming:
-            log(f"  resuming {out}: {len(records)} of {n_trials} trial(s) finished already, read back")
         skipped = [f"{v.slug}/final" for v in plan
                    if v.final is None and all(t["id"] in records for t in v.tune)]     # all diverged
+        if resuming:
+            log(f"  resuming {out}: {len(records)} finished trial(s) read back, {len(todo)} to train"
+                + (" (and the final trials their tuning leads to)" if any(v.final is None for v in plan
+                                                                          if v.slug + "/final" not in skipped)
+                   else ""))
         bar = _Progress(progress, plan, records, skipped)
         say = lambda text: bar.write(text, log)            # noqa: E731
         errors = {}                                    # trial id -> failure text (this run)
@@ -457,8 +464,8 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
             if todo:
                 with warnings.catch_warnings():     # the data was checked above, and any warning reported
                     warnings.simplefilter("ignore", DatasetWarning)
-                    with _executor(jobs, scheduler, connect_timeout, backend, got, first.dataset,
-                                   first.data_root, len(todo), say) as (ex, data, slots, where):
+                    with _executor(jobs, cluster, scheduler, raw, first.dataset, first.data_root, len(todo),
+                                   say) as (ex, data, slots):
                         _run(ex, data, slots, todo, plan, by_id, records, errors, folder, bar, say,
                              finished_variant)
         except KeyboardInterrupt:
@@ -466,8 +473,7 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
             results = _results(plan, records, errors)
             done = [r for r in results if r["status"] == "finished"]
             _write_sweep(folder, results, None, interrupted=True)
-            n_done = len(records)
-            raise SweepInterrupted(f"sweep stopped; {n_done} of {n_trials} trial(s) have finished and are kept "
+            raise SweepInterrupted(f"sweep stopped; {len(records)} trial(s) have finished and are kept "
                                    f"in {out} ({len(done)} of {len(plan)} variant(s) complete); run the same "
                                    f"command again to resume") from None
         bar.close()
@@ -477,7 +483,6 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
         if fav is not None:
             v = plan[[p.name for p in plan].index(fav["variant"])]
             model = load(folder / fav["run"] / "model.npz")
-            raw = (got["train_images"][0], got["train_labels"][0], got["test_images"][0], got["test_labels"][0])
             _, _, tst = prepare(v.config(v.final["lr"], v.epochs), *raw)   # its own layout: images or rows
             fav["test_loss"], fav["test_acc"] = evaluate(model, *tst)
             metrics_path = folder / fav["run"] / "metrics.json"
@@ -526,7 +531,12 @@ def _run(ex, data, slots, todo, plan, by_id, records, errors, folder, bar, say, 
                 skipped = ()
                 if t["kind"] == "tune" and all(x["id"] in records or x["id"] in errors for x in v.tune):
                     final = v.make_final(records)
-                    if final is not None:
+                    kept = _read_back(folder, v, final) if final is not None else None
+                    if kept is not None:                # (an earlier run trained it at this same rate)
+                        records[final["id"]] = kept
+                        skipped = (final["id"],)
+                        finished_variant(v)
+                    elif final is not None:
                         variant_of[final["id"]] = v
                         queue.insert(0, final)
                     else:

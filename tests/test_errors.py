@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ import workers
 from nnumpy._checks import ArgumentTypeError
 from nnumpy.datasets import ChecksumError, DatasetNotFoundError, DatasetWarning, DownloadError, IDXFormatError
 from nnumpy.experiments import ConfigError, SweepInterrupted
-from nnumpy.parallel import WorkerDied, run_parallel
+from nnumpy.parallel import ClusterError, LocalExecutor, WorkerDied
 from nnumpy.rundir import RunFolderError, RunFolderExistsError
 from nnumpy.nn import StateDictError
 from nnumpy.serialization import ModelFileError, NotDescribable
@@ -43,6 +44,7 @@ EXAMPLES = {
     TrainingInterrupted: lambda: TrainingInterrupted(HISTORY),
     SweepInterrupted: lambda: SweepInterrupted("sweep interrupted; 2 of 6 variant(s) finished"),
     WorkerDied: lambda: WorkerDied("a worker process died while running task 3 (exit code -9)"),
+    ClusterError: lambda: ClusterError("cannot reach the Dask scheduler at tcp://127.0.0.1:1 (gave up after 10 s)"),
     ArgumentTypeError: lambda: ArgumentTypeError("fit: epochs must be a positive integer, got 2.7"),
     CheckpointError: lambda: CheckpointError("ck.npz: the checkpoint's model does not fit the model given"),
     ResumeError: lambda: ResumeError("fit(resume=...): ck.npz was written by a run with other settings"),
@@ -106,26 +108,94 @@ def wait_no_children(seconds=10):
 
 
 @pytest.mark.parametrize("fn,error", [(workers.fail_after, DownloadError),
-                                      (workers.die, WorkerDied),
                                       (workers.fail_unpicklably, RuntimeError)],
-                         ids=["exception", "worker-dies", "unpicklable"])
-def test_first_failure_stops_every_worker(fn, error):
-    done = []
-    t0 = time.monotonic()
-    with pytest.raises(error) as info:
-        run_parallel(workers.call, [(fn, 0.5), (workers.sleep_then, 120, "late")], 2, done.append)
-    assert time.monotonic() - t0 < 60            # not the 120 s of the other worker: it was stopped
-    assert done == []
+                         ids=["exception", "unpicklable"])
+def test_a_task_that_raises_reaches_its_future_with_the_workers_traceback(fn, error):
+    with LocalExecutor(2) as ex:
+        bad, good = ex.submit(workers.call, fn, 0.2), ex.submit(workers.sleep_then, 0.1, "fine")
+        assert good.result(timeout=60) == "fine"
+        with pytest.raises(error) as info:
+            bad.result(timeout=60)
+    assert "Traceback" in str(info.value.__cause__) and fn.__name__ in str(info.value.__cause__)
     if error is DownloadError:
         assert info.value.failures == [("http://127.0.0.1:9/x.gz", "HTTP 404 Not Found")]
+    else:
+        assert "Unpicklable: carries a lambda" in str(info.value)
     assert wait_no_children() == []
+
+
+def test_a_dead_worker_is_replaced_and_its_task_run_again(tmp_path):
+    """A worker killed while running a task: a new worker takes its place and runs the task again
+    (the task here dies on its first two tries only); a task that kills every worker it runs in
+    ends as WorkerDied after max_failures tries, and the executor keeps working."""
+    marker = tmp_path / "tries"
+    with LocalExecutor(2, max_failures=3) as ex:
+        flaky = ex.submit(workers.die_first, str(marker), 2, "survived")
+        doomed = ex.submit(workers.die, 0.1)
+        assert flaky.result(timeout=120) == "survived"
+        with pytest.raises(WorkerDied, match="4 time"):
+            doomed.result(timeout=120)
+        assert ex.submit(workers.sleep_then, 0, "still here").result(timeout=60) == "still here"
+    assert marker.read_text() == "xxx"
+    assert wait_no_children() == []
+
+
+def test_cancelling_stops_every_worker_at_once():
+    t0 = time.monotonic()
+    ex = LocalExecutor(2)
+    futures = [ex.submit(workers.sleep_then, 120, i) for i in range(4)]
+    time.sleep(1)
+    ex.shutdown(cancel_futures=True)
+    assert time.monotonic() - t0 < 30                 # not the 120 s of a task: the workers were stopped
+    assert all(f.done() for f in futures)
+    assert wait_no_children() == []
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.submit(workers.sleep_then, 0, 0)
 
 
 def test_results_arrive_from_every_worker():
-    done = []
-    run_parallel(workers.sleep_then, [(0.1, i) for i in range(5)], 2, done.append)
-    assert sorted(done) == [0, 1, 2, 3, 4]
+    with LocalExecutor(2) as ex:
+        futures = [ex.submit(workers.sleep_then, 0.1, i) for i in range(5)]
+        assert [f.result(timeout=60) for f in futures] == [0, 1, 2, 3, 4]
     assert wait_no_children() == []
+
+
+def test_workers_end_with_their_parent(tmp_path):
+    """kill -9 of the process that started the workers: they end too (no orphan trains on)."""
+    script = tmp_path / "parent.py"
+    script.write_text(f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import workers
+from nnumpy.parallel import LocalExecutor
+ex = LocalExecutor(2)
+f = ex.submit(workers.sleep_then, 300, 0)
+time.sleep(2)
+print(" ".join(str(p.pid) for p, _, _ in ex._workers), flush=True)
+time.sleep(300)
+""")
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = [int(x) for x in p.stdout.readline().split()]
+    assert len(pids) == 2
+    p.kill()
+    p.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:                                              # a zombie (ended, not yet reaped by init) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return True
+    return True
 
 
 # -- the README's main command, offline ------------------------------------------------------

@@ -35,3 +35,30 @@ def die(seconds):
 def call(fn, *args):
     """Run ``fn(*args)``: lets one pool run tasks of different functions."""
     return fn(*args)
+
+
+def die_first(marker, times, value):
+    """Kill the worker process on the first ``times`` calls (counted in the file ``marker``), then return."""
+    with open(marker, "a+") as f:
+        f.seek(0)
+        tries = len(f.read())
+        f.write("x")
+    if tries < times:
+        os._exit(9)
+    return value
+
+
+class FailingTrial:
+    """nnumpy.trials.run_trial, but the trial ``trial_id`` raises (each call's trial id is appended to
+    the file ``log``)."""
+
+    def __init__(self, trial_id, log):
+        self.trial_id, self.log = trial_id, log
+
+    def __call__(self, trial, data):
+        from nnumpy.trials import run_trial
+        with open(self.log, "a") as f:
+            f.write(trial["id"] + "\n")
+        if trial["id"] == self.trial_id:
+            raise RuntimeError(f"trial {trial['id']} failed on purpose")
+        return run_trial(trial, data)
