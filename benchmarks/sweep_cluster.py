@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
+import importlib.util
 import io
 import json
 import math
@@ -368,8 +369,9 @@ def report(p):
     sw, cost, ov, pr = p["sweep_wall"], p["trial_cost"], p["task_overhead"], p["projection"]
     c = p["cluster"]
     print(f"# cluster: 1 dask scheduler + {c['workers']} dask workers (--nthreads 1 each, own folder and process "
-          f"group) on 127.0.0.1 ({c['scheduler']}), started once before the rounds in {c['startup_seconds']:.1f} s: "
-          f"cluster start-up is NOT part of any sweep's time below")
+          f"group; BLAS/OpenMP/Numba thread variables 1, as LocalExecutor starts its workers) on 127.0.0.1 "
+          f"({c['scheduler']}), started once before the rounds in {c['startup_seconds']:.1f} s: cluster start-up "
+          f"is NOT part of any sweep's time below")
     print(f"# local: nnumpy sweep --jobs {N_WORKERS} (its worker processes are started by each sweep, inside its time)")
     print()
     print(f"## 1. Wall time of `nnumpy sweep --preset practical{p['sweep_label']}` (around its subprocess: "
@@ -421,11 +423,10 @@ def report(p):
           f"+ longest final trial) {pr['critical_path_seconds']:.1f} s")
     print(f"projected = max(compute / workers, critical path) + {ov['dask']['seconds_per_task'] * 1e3:.2f} ms x "
           f"{pr['trials']} / workers + scatter")
-    print(f"{'workers':>7}{'compute/W':>11}{'bound by':>18}{'overhead':>10}{'scatter':>9}{'projected':>11}"
-          f"{'+client (upper)':>17}")
+    print(f"{'workers':>7}{'compute/W':>11}{'bound by':>18}{'overhead':>10}{'scatter':>9}{'projected':>11}")
     for r in pr["rows"]:
         print(f"{r['workers']:>7}{_dur(r['compute_per_worker']):>11}{r['binds']:>18}{r['task_overhead']:>9.2f}s"
-              f"{r['scatter']:>8.2f}s{_dur(r['projected']):>11}{_dur(r['projected_with_client']):>17}")
+              f"{r['scatter']:>8.2f}s{_dur(r['projected']):>11}")
     for a in p["assumptions"]:
         print(f"# assumption: {a}")
     for n in p["notes"]:
@@ -493,9 +494,7 @@ def main(argv=None):
             p.error("--quick does not replace the committed results: give another --out")
     else:
         stem = Path(tempfile.mkdtemp(prefix="sweep_cluster-quick-")) / "sweep_cluster" if q else DEFAULT_OUT
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("distributed") is None:
         p.error("needs dask.distributed: pip install \"nnumpy[distributed]\"")
     args.sweep_args = QUICK_SWEEP_ARGS if q else []
 
@@ -554,10 +553,12 @@ def main(argv=None):
                 f"1 -> 3 -> 9 -> 27 -> 81), estimated as the first copy + one copy per worker fed per holder and "
                 f"round ({r64['replicate_rounds']} rounds for 64); over a 1 Gbit/s network a copy takes "
                 f"{sc['bytes'] / GBIT:.2f} s at least (64 workers: ~{r64['scatter_1gbit']:.1f} s)",
-                f"the client keeps up: it stores every trial itself, one after another (not in 'projected'); "
-                f"'+client (upper)' adds {serial_upper:.2f} s per trial, the local sweep's median wall time "
-                f"minus its compute / {N_WORKERS}, over its trials (an upper bound: it includes the sweep's "
-                f"start-up and data check)"]
+                f"the client keeps up: it stores every trial itself, one after another, and that is not in "
+                f"'projected'; here the local sweep's median wall time minus its compute / {N_WORKERS} is "
+                f"{serial_upper:.2f} s per trial, which bounds that work from above (it also holds the sweep's "
+                f"start-up, data check, test of the favourite and the idle tail); were it all per-trial and "
+                f"serial, {pr['trials']} trials would add up to {_dur(serial_upper * pr['trials'])} "
+                f"(json: projected_with_client)"]
             notes = [
                 "the Dask workers live through all rounds: they keep nnumpy imported and the prepared data split "
                 "cached from one sweep to the next (a long-lived cluster's advantage); the local sweep starts "

@@ -286,6 +286,32 @@ def worker_info():
             "host": platform.node()}
 
 
+def _probe(address, timeout):
+    """None when a Dask scheduler answers at ``address`` within ``timeout`` seconds, else why not."""
+    import asyncio
+
+    from distributed.comm import connect as dask_connect
+
+    async def knock():
+        comm = await dask_connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            reply = await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            await comm.close()
+        if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+            raise ConnectionError(f"what answers there is not a Dask scheduler ({str(reply)[:80]})")
+    try:
+        asyncio.run(asyncio.wait_for(knock(), timeout + 1))
+    except Exception as e:                    # refused, timed out, a bad address, or not a scheduler
+        text = str(e) or (f"no answer within {timeout:g} s" if isinstance(e, asyncio.TimeoutError)
+                          else type(e).__name__)
+        if isinstance(e, (OSError, asyncio.TimeoutError, ValueError)):
+            return text
+        return f"what answers there is not a Dask scheduler ({type(e).__name__}: {text})"
+    return None
+
+
 @contextlib.contextmanager
 def connect(address, timeout=10.0, backend=None):
     """A ``dask.distributed`` client of the scheduler at ``address``: yields ``(client, executor)``.
@@ -302,13 +328,17 @@ def connect(address, timeout=10.0, backend=None):
         raise ClusterError("--scheduler needs Dask on this machine: pip install \"nnumpy[distributed]\"") from None
     import nnumpy
     t0 = time.monotonic()
-    try:
-        with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
-            client = Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as e:
+    why = _probe(address, timeout)          # (a Client that fails half-made complains at exit: ask first)
+    if why is None:
+        try:
+            with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
+                client = Client(address, timeout=timeout, set_as_default=False)
+        except Exception as e:                # refused, timed out, or something else answered
+            why = f"{type(e).__name__}: {e}"
+    if why is not None:
         raise ClusterError(f"cannot reach the Dask scheduler at {address} (gave up after "
                            f"{time.monotonic() - t0:.0f} s; the connect timeout is {timeout:g} s): "
-                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                           f"{why.splitlines()[0]}")
     try:
         try:
             infos = client.run(worker_info)

@@ -195,7 +195,8 @@ def _sweep_folder(out, config, restart, resume):
                               f"to start it)")
         if not resuming:
             _new_folder(out, config)
-        for p in list(out.glob("trials/*/.*")) + list(out.glob("variants/.*")) + list(out.glob(".*.tmp")):
+        for p in (list(out.glob("trials/*/.*")) + list(out.glob("variants/.*")) + list(out.glob(".*.tmp"))
+                  + list(out.glob(".nnumpy-*.part"))):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)   # half-written
         yield out, resuming
 
@@ -464,7 +465,8 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
             if todo:
                 with warnings.catch_warnings():     # the data was checked above, and any warning reported
                     warnings.simplefilter("ignore", DatasetWarning)
-                    with _executor(jobs, cluster, scheduler, raw, first.dataset, first.data_root, len(todo),
+                    most = len(todo) + sum(1 for v in plan if v.final is None)    # (finals still to come)
+                    with _executor(jobs, cluster, scheduler, raw, first.dataset, first.data_root, most,
                                    say) as (ex, data, slots):
                         _run(ex, data, slots, todo, plan, by_id, records, errors, folder, bar, say,
                              finished_variant)

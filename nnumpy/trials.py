@@ -93,15 +93,42 @@ def _prepared(cfg, data):
 _threads = {"limited": False}
 
 
+def _heap_for_arrays():
+    """Undo ``MALLOC_TRIM_THRESHOLD_`` (glibc) in a worker process that was started with it.
+
+    Dask's nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, so that
+    they hand freed memory back to the system.  Setting it also freezes glibc's
+    threshold for serving an allocation with its own ``mmap`` at 128 KB, so every
+    activation and gradient array of a training step (a 64 x 500 float32 batch is
+    already 125 KB) is mapped, zero-filled by the kernel and unmapped again: a
+    trial trained 15 % slower in a Dask worker than in a local one (0.80 s against
+    0.69 s for a tuning trial of 784-300-100-10, measured one at a time).  The
+    thresholds are set to the ceilings that glibc's own adjustment reaches (32 MB
+    for ``mmap``, twice that for trimming), which keeps those arrays on the heap.
+    """
+    if not any(k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:                                # not glibc: nothing to undo
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3    # glibc's mallopt parameters (malloc.h)
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 64 * 1024 * 1024)
+
+
 def _one_thread():
     """BLAS and Numba on one thread in this process from now on (a worker process runs one trial per
-    thread it was given; the numbers then do not depend on how many cores the machine has)."""
+    thread it was given; the numbers then do not depend on how many cores the machine has), and
+    glibc's heap as training wants it (:func:`_heap_for_arrays`)."""
     if not _threads["limited"]:
         try:
             from threadpoolctl import threadpool_limits
             threadpool_limits(1)
         except ImportError:
             pass
+        _heap_for_arrays()
         _threads["limited"] = True
     try:
         import numba

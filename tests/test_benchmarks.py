@@ -219,3 +219,41 @@ def test_bad_arguments_exit_2():
     r = subprocess.run([sys.executable, str(BENCH / "accuracy.py"), "--epochs", "0"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--epochs must be at least 1" in r.stderr
+
+
+@pytest.mark.backend_independent
+def test_sweep_cluster_smoke(tmp_path, mnist_dir):
+    """The Dask benchmark end to end on tiny sweeps: its own local cluster (stopped afterwards), both
+    contenders in alternating order, the same summary from both, the per-task overhead and the projection."""
+    import socket
+    require_package("distributed", "distributed")       # it starts a local Dask cluster: a skip naming the extra
+    out = run("sweep_cluster.py", "--quick", "--data-root", str(mnist_dir), "--out", str(tmp_path / "x"),
+              timeout=300)
+    assert "QUICK" in out and "FEWER THAN 5 ROUNDS" in out and "NOT part of any sweep's time" in out
+    result = json.loads((tmp_path / "x.json").read_text())
+    assert (tmp_path / "x.txt").read_text().startswith("# made by: python benchmarks/sweep_cluster.py --quick")
+    sw = result["sweep_wall"]
+    assert sw["rounds"] == 2 and set(sw["contenders"]) == {"local", "dask"}
+    for row in sw["contenders"].values():
+        assert len(row["runs"]) == 2 and np.isfinite(row["runs"]).all() and min(row["runs"]) > 0
+        assert row["min"] <= row["median"] <= row["max"]
+    assert sw["contenders"]["local"]["positions"] == [0, 1] and sw["contenders"]["dask"]["positions"] == [1, 0]
+    ratios = sw["ratio_dask_local"]
+    assert len(ratios["per_round"]) == 2
+    assert np.isfinite(ratios["per_round"]).all() and min(ratios["per_round"]) > 0
+    assert np.isfinite(ratios["median"]) and ratios["min"] <= ratios["median"] <= ratios["max"]
+    assert sw["overhead_percent"] == pytest.approx(100 * (ratios["median"] - 1))
+    assert sw["same_summary"] is True and sw["same_summary_per_round"] == [True, True]
+    cost = result["trial_cost"]
+    assert cost["n_tune"] == 24 and cost["n_final"] == 6 and cost["blas_threads"] == [1]
+    assert len(cost["variants"]) == 6 and np.isfinite(cost["total_trial_seconds"]) and cost["total_trial_seconds"] > 0
+    for k in ("dask", "local"):
+        per_task = result["task_overhead"][k]["seconds_per_task"]
+        assert np.isfinite(per_task) and per_task > 0
+    assert result["scatter"]["holders"] == {"one": 1, "all": 2}
+    rows = result["projection"]["rows"]
+    assert [r["workers"] for r in rows] == [1, 8, 64] and result["projection"]["trials"] == 600
+    assert all(np.isfinite(r["projected"]) and r["projected"] >= r["bound"] > 0 for r in rows)
+    port = int(result["cluster"]["scheduler"].rsplit(":", 1)[1])
+    with pytest.raises(OSError):                          # the scheduler is gone
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
