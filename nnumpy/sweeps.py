@@ -55,7 +55,7 @@ from .serialization import ModelFileError, load, save
 from .training import evaluate
 from .trials import DataRef, RawData, prepare, run_trial
 
-__all__ = ["sweep", "SweepInterrupted", "ClusterError"]
+__all__ = ["sweep", "SweepInterrupted"]
 
 
 class SweepInterrupted(KeyboardInterrupt):
