@@ -168,11 +168,12 @@ import sys, time
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import workers
 from nnumpy.parallel import LocalExecutor
-ex = LocalExecutor(2)
-f = ex.submit(workers.sleep_then, 300, 0)
-time.sleep(2)
-print(" ".join(str(p.pid) for p, _, _ in ex._workers), flush=True)
-time.sleep(300)
+if __name__ == "__main__":
+    ex = LocalExecutor(2)
+    f = ex.submit(workers.sleep_then, 300, 0)
+    time.sleep(2)
+    print(" ".join(str(p.pid) for p, _, _ in ex._workers), flush=True)
+    time.sleep(300)
 """)
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     pids = [int(x) for x in p.stdout.readline().split()]
