@@ -204,18 +204,23 @@ def _sweep(args):
     if args.offline:
         overrides["download"] = False
     _check_out(args)
-    scheduler = args.scheduler
-    if scheduler is None and args.jobs is None:
-        scheduler = os.environ.get("NNUMPY_SCHEDULER", "").strip() or None
-    if scheduler is not None and args.jobs is not None:
+    from .parallel import check_address
+    scheduler, what = args.scheduler, "--scheduler"
+    if scheduler is None and args.jobs is None and os.environ.get("NNUMPY_SCHEDULER", "").strip():
+        scheduler, what = os.environ["NNUMPY_SCHEDULER"], "NNUMPY_SCHEDULER"
+    if args.scheduler is not None and args.scheduler.strip() != "local" and args.jobs is not None:
         raise ConfigError("--jobs sets local worker processes; with --scheduler the cluster's workers run the "
                           "trials: give one of the two")
-    if scheduler == "local":
+    if scheduler is not None and scheduler.strip() == "local":
         scheduler = None
-    if scheduler is not None and "://" not in scheduler and ":" not in scheduler:
-        raise ConfigError(f"--scheduler expects a Dask scheduler's address like tcp://HOST:PORT, got {scheduler!r}")
+    if scheduler is not None:
+        check_address(scheduler, what)
     jobs = args.jobs or 1
-    out = args.out or f"runs/sweep-{args.preset or 'config'}"
+    if jobs > (os.cpu_count() or 1):
+        print(f"nnumpy sweep: warning: --jobs {jobs} is more than this machine's {os.cpu_count()} cores: the "
+              f"trials will share them (each trains on one core)", file=sys.stderr)
+    stem = args.preset or os.path.splitext(os.path.basename(args.config))[0]
+    out = args.out or f"runs/sweep-{stem}"
     trials = sum(len(v["lrs"]) + 1 for v in spec["variants"])
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
     print(f"sweep of {len(spec['variants'])} variants ({trials} trials) on {where}; writing {out}/", flush=True)
@@ -368,12 +373,13 @@ def build_parser():
     src = w.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=["practical"], help="practical: six MLPs, ReLU and sigmoid, batch 64")
     src.add_argument("--config", metavar="FILE.toml", help="a sweep file ([settings], [[variants]])")
-    w.add_argument("--out", help="sweep folder (default: runs/sweep-PRESET, or runs/sweep-config)")
+    w.add_argument("--out", help="sweep folder (default: runs/sweep-PRESET, or runs/sweep-NAME for NAME.toml)")
     w.add_argument("--jobs", type=positive_int,
                    help="trials trained at once in local worker processes (default: 1)")
     w.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="run the trials on the Dask cluster of this scheduler (pip install "
-                        "\"nnumpy[distributed]\"; default: $NNUMPY_SCHEDULER if set, else local processes)")
+                        "\"nnumpy[distributed]\"; default: $NNUMPY_SCHEDULER if it is set and --jobs is not, "
+                        "else local processes; 'local' forces them)")
     w.add_argument("--connect-timeout", type=seconds, default=10.0, metavar="SECONDS",
                    help="give up on a Dask scheduler that does not answer within this time")
     w.add_argument("--epochs", type=positive_int, help="override the final training epochs")
@@ -381,7 +387,7 @@ def build_parser():
     w.add_argument("--seed", type=seed, help="override the sweep's seed")
     w.add_argument("--restart", action="store_true",
                    help="start over: replace the sweep in --out (only a folder nnumpy wrote) instead of resuming "
-                        "it")
+                        "it (--overwrite does the same)")
     w.add_argument("--resume", action="store_true",
                    help="insist on resuming (an error if --out holds no sweep); running the same command again "
                         "resumes anyway: finished trials are read back, the others trained")

@@ -205,6 +205,9 @@ def _run_config_of(run_dir, need_model=True):
         raise ConfigError(f"{run_dir} does not exist (no run folder there)")
     if not (run_dir / "config.json").is_file() or (need_model and not (run_dir / "model.npz").is_file()):
         missing = "config.json" if not (run_dir / "config.json").is_file() else "model.npz"
+        if (run_dir / "variants").is_dir() and (run_dir / "trials").is_dir():
+            raise ConfigError(f"{run_dir} is a sweep folder: its run folders are {run_dir}/variants/NAME (one per "
+                              f"variant) and {run_dir}/trials/NAME/lr-LR (one per learning rate tried)")
         raise ConfigError(f"{run_dir} is not a run folder of 'nnumpy train' ({missing} is missing)")
     try:
         raw = json.loads((run_dir / "config.json").read_text())

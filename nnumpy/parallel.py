@@ -38,7 +38,7 @@ import time
 import traceback
 from multiprocessing.connection import wait
 
-__all__ = ["LocalExecutor", "WorkerDied", "ClusterError", "connect"]
+__all__ = ["LocalExecutor", "WorkerDied", "ClusterError", "connect", "check_address"]
 
 _BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -142,9 +142,10 @@ class LocalExecutor(cf.Executor):
     """
 
     def __init__(self, jobs, max_failures=3):
-        self.jobs, self.max_failures = int(jobs), int(max_failures)
-        if self.jobs < 1:
-            raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+        for name, v, low in (("jobs", jobs, 1), ("max_failures", max_failures, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"LocalExecutor: {name} must be an integer >= {low}, got {v!r}")
+        self.jobs, self.max_failures = jobs, max_failures
         self._ctx = mp.get_context("spawn")
         self._queue = collections.deque()
         self._lock = threading.Lock()
@@ -218,10 +219,20 @@ class LocalExecutor(cf.Executor):
             if self._abort:
                 return
             for w in self._workers:                   # give idle workers work
-                if w[2] is None:
-                    w[2] = self._next_task()
-                    if w[2] is not None:
-                        _send(w[1], w[2].call)
+                while w[2] is None:
+                    task = self._next_task()
+                    if task is None:
+                        break
+                    try:
+                        w[1].send(task.call)
+                    except (pickle.PicklingError, AttributeError, TypeError) as e:    # (sent nothing)
+                        task.future.set_exception(TypeError(f"the task cannot be sent to a worker process "
+                                                            f"(its function and arguments must be picklable: "
+                                                            f"a module-level function): {e}"))
+                        continue
+                    except (OSError, EOFError):       # a dead worker: found below, and the task rerun
+                        pass
+                    w[2] = task
             busy = [w for w in self._workers if w[2] is not None]
             if not busy and self._closing and not self._queue:
                 return
@@ -286,6 +297,48 @@ def worker_info():
             "host": platform.node()}
 
 
+#: the address schemes of Dask's communication layers that reach another machine
+_SCHEMES = ("tcp",)
+
+
+def check_address(address, what="scheduler"):
+    """``(scheme, host, port)`` of a Dask scheduler's address ``tcp://HOST:PORT`` (the scheme may be left
+    out: tcp); a ConfigError naming what is wrong otherwise."""
+    from .runconfig import ConfigError
+    like = "an address like tcp://HOST:PORT (Dask's scheduler prints it when it starts)"
+    if not isinstance(address, str) or not address.strip():
+        raise ConfigError(f"{what} must be {like}, got {address!r}")
+    text = address.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "tcp", text
+    if scheme not in _SCHEMES:
+        raise ConfigError(f"{what} {address!r}: unknown scheme {scheme + '://'!r} (nnumpy reaches Dask "
+                          f"schedulers over tcp://); expected {like}")
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    if not colon or not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what} {address!r} has no valid host and port (1 to 65535); expected {like}")
+    return scheme, host.strip("[]"), int(port)
+
+
+def _reachable(address, timeout):
+    """None when something accepts a TCP connection at ``address``, else why not (at once, for a refused
+    connection or an unknown host: Dask itself retries those until its timeout)."""
+    import socket
+    scheme, host, port = check_address(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror:
+        return f"the host {host!r} is unknown"
+    except ConnectionRefusedError:
+        return f"nothing listens at {host}:{port} (connection refused): is the scheduler running there?"
+    except (socket.timeout, TimeoutError):
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
 def _probe(address, timeout):
     """None when a Dask scheduler answers at ``address`` within ``timeout`` seconds, else why not."""
     import asyncio
@@ -304,11 +357,11 @@ def _probe(address, timeout):
     try:
         asyncio.run(asyncio.wait_for(knock(), timeout + 1))
     except Exception as e:                    # refused, timed out, a bad address, or not a scheduler
-        text = str(e) or (f"no answer within {timeout:g} s" if isinstance(e, asyncio.TimeoutError)
-                          else type(e).__name__)
+        text = str(e) or (f"no Dask scheduler answered within {timeout:g} s"
+                          if isinstance(e, asyncio.TimeoutError) else type(e).__name__)
         if isinstance(e, (OSError, asyncio.TimeoutError, ValueError)):
             return text
-        return f"what answers there is not a Dask scheduler ({type(e).__name__}: {text})"
+        return "what answers there is not a Dask scheduler"
     return None
 
 
@@ -327,8 +380,12 @@ def connect(address, timeout=10.0, backend=None):
     except ImportError:
         raise ClusterError("--scheduler needs Dask on this machine: pip install \"nnumpy[distributed]\"") from None
     import nnumpy
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise ValueError(f"connect: timeout must be a number of seconds in (0, 3600], got {timeout!r}")
     t0 = time.monotonic()
-    why = _probe(address, timeout)          # (a Client that fails half-made complains at exit: ask first)
+    why = _reachable(address, timeout)
+    if why is None:                           # (a Client that fails half-made complains at exit: ask first)
+        why = _probe(address, max(0.1, timeout - (time.monotonic() - t0)))
     if why is None:
         try:
             with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
@@ -336,9 +393,8 @@ def connect(address, timeout=10.0, backend=None):
         except Exception as e:                # refused, timed out, or something else answered
             why = f"{type(e).__name__}: {e}"
     if why is not None:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address} (gave up after "
-                           f"{time.monotonic() - t0:.0f} s; the connect timeout is {timeout:g} s): "
-                           f"{why.splitlines()[0]}")
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {why.splitlines()[0]} (after "
+                           f"{time.monotonic() - t0:.1f} s; --connect-timeout {timeout:g})")
     try:
         try:
             infos = client.run(worker_info)
@@ -354,6 +410,12 @@ def connect(address, timeout=10.0, backend=None):
             if missing:
                 raise ClusterError(f"workers of {address} cannot use the {backend} backend this sweep uses: "
                                    f"{', '.join(missing)} (install numba there, or set NNUMPY_BACKEND)")
+        if not infos:
+            try:
+                client.wait_for_workers(1, timeout=timeout)
+            except Exception:
+                raise ClusterError(f"the Dask scheduler at {address} has no workers (waited {timeout:g} s); start "
+                                   f"some: dask worker {address} --nthreads 1") from None
         yield client, client.get_executor(pure=False)
     finally:
         with contextlib.suppress(Exception):

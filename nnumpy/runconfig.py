@@ -34,6 +34,14 @@ def _is_real(v):
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+def _finite_real(v):
+    """Whether the real number ``v`` is finite as a float (an integer too large for one is not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 @dataclass
 class RunConfig:
     """Everything that determines a training run (same config, same numbers)."""
@@ -79,7 +87,7 @@ class RunConfig:
                 continue
             if getattr(self, name) not in choices:
                 p.append(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        if not (_is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0):
+        if not (_is_real(self.lr) and _finite_real(self.lr) and self.lr > 0):
             p.append(f"lr must be a positive finite number, got {self.lr!r}")
         if not (_is_real(self.momentum) and 0 <= self.momentum < 1):
             p.append(f"momentum must lie in [0, 1), got {self.momentum!r}")
@@ -193,6 +201,9 @@ def check_sweep(spec, overrides=None, where="sweep"):
         raise ConfigError(f"{where}: [settings] must be a table, got {settings!r}")
     _unknown(settings, SETTINGS, f"{where} [settings]")
     settings = {"tune_epochs": 3, "epochs": 20, **settings}
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"{where}: overrides must be a dict of settings, got {overrides!r:.60}")
+    _unknown(overrides or {}, SETTINGS, f"{where} overrides")
     for name in ("tune_epochs", "epochs"):
         v = {**settings, **(overrides or {})}[name]
         if not (_is_int(v) and v >= 1):
@@ -219,9 +230,17 @@ def check_sweep(spec, overrides=None, where="sweep"):
             raise ConfigError(f"{at}: names {folders[slug(name)]!r} and {name!r} both map to the folder "
                               f"variants/{slug(name)}; give them distinct names")
         folders[slug(name)] = name
+        if len(slug(name)) > 100:
+            raise ConfigError(f"{at}: name {name[:40]!r}... is longer than 100 characters (it names a folder)")
         lrs = v["lrs"]
         if not isinstance(lrs, list) or not lrs or not all(_is_real(lr) for lr in lrs):
             raise ConfigError(f"{at} ({name!r}): lrs must be a non-empty list of numbers, got {lrs!r}")
+        if all(_finite_real(lr) for lr in lrs):
+            seen = [float(lr) for lr in lrs]
+            twice = sorted({lr for lr in seen if seen.count(lr) > 1})
+            if twice:
+                raise ConfigError(f"{at} ({name!r}): lrs lists {', '.join(f'{lr:g}' for lr in twice)} more than once "
+                                  f"(each learning rate is one trial)")
         for lr in lrs:
             for epochs_key in ("tune_epochs", "epochs"):
                 variant_config(v, settings, overrides or {}, lr, {**settings, **(overrides or {})}[epochs_key])

@@ -144,7 +144,7 @@ def run_folder(out, overwrite=False, kind="run", config=None):
     with make_dirs(out.parent), _lock(out):
         _check_destination(out, overwrite)                # again, now that no other run can change it
         _remove_leftovers(out)
-        staged = _Staged(tempfile.mkdtemp(prefix=f".{out.name}.nnumpy-", suffix=".tmp", dir=out.parent))
+        staged = _Staged(make_temp_dir(out))
         try:
             write_text(staged.path / MARKER, json.dumps({"kind": kind}) + "\n")
             if config is not None:
@@ -155,6 +155,16 @@ def run_folder(out, overwrite=False, kind="run", config=None):
                 _publish(staged.path, out)
             else:
                 shutil.rmtree(staged.path, ignore_errors=True)
+
+
+def make_temp_dir(out):
+    """A temporary folder beside ``out`` for writing it, with the permissions ``mkdir`` would give
+    (``tempfile.mkdtemp`` makes it readable by its owner only)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.nnumpy-", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
 
 
 def _publish(tmp, out):

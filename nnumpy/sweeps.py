@@ -36,7 +36,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -47,9 +46,9 @@ from ._progress import progress_bar
 from .backend import get_backend
 from .datasets import DatasetWarning, fetch
 from .experiments import _build, _csv, _title
-from .parallel import ClusterError, LocalExecutor, WorkerDied, connect
+from .parallel import ClusterError, LocalExecutor, WorkerDied, check_address, connect
 from .rundir import (MARKER, RunFolderExistsError, _lock, _publish, _remove_leftovers, is_run_folder,
-                     write_text)
+                     make_temp_dir, write_text)
 from .runconfig import ConfigError, check_sweep, slug, variant_config
 from .serialization import ModelFileError, load, save
 from .training import evaluate
@@ -120,8 +119,37 @@ class _Variant:
 # ---------------------------------------------------------------------------------------------
 # The sweep folder
 # ---------------------------------------------------------------------------------------------
+def _identity(plan):
+    """What makes a sweep this sweep: every variant's learning rates and the run configuration its
+    trials share (as RunConfig fields, so that an option given with its default value, or moved
+    between the sweep file and the command line, is the same sweep)."""
+    out = {}
+    for v in plan:
+        cfg = dataclasses.asdict(v.config(v.spec["lrs"][0], v.epochs))
+        cfg.pop("lr")
+        out[v.name] = {**cfg, "lrs": [float(lr) for lr in v.spec["lrs"]], "tune_epochs": v.tune_epochs}
+    return out
+
+
 def _changes(before, now):
     """What differs between the sweep config.json ``before`` and the sweep ``now`` (strings)."""
+    if isinstance(before.get("trials"), dict):
+        old, new = before["trials"], json.loads(json.dumps(now["trials"]))
+        if list(old) != list(new):
+            return [f"variants: {list(old)!r:.120} -> {list(new)!r:.120}"]
+        per_key = {}
+        for name in new:
+            a = old[name] if isinstance(old[name], dict) else {}
+            for k in sorted(set(a) | set(new[name])):
+                if a.get(k) != new[name].get(k):
+                    per_key.setdefault((k, repr(a.get(k)), repr(new[name].get(k))), []).append(name)
+        changed = [f"{k}: {a:.40} -> {b:.40}" + ("" if len(names) == len(new) else
+                                                 f" (variant{'s' if len(names) > 1 else ''} "
+                                                 f"{', '.join(map(repr, names))})")
+                   for (k, a, b), names in per_key.items()]
+        if before.get("backend") != now["backend"]:
+            changed.append(f"backend: {before.get('backend')!r} -> {now['backend']!r} (NNUMPY_BACKEND)")
+        return changed
     def diff(a, b, where, skip=()):
         a, b = (a if isinstance(a, dict) else {}), (b if isinstance(b, dict) else {})
         return [f"{where}{k}: {a.get(k)!r:.40} -> {b.get(k)!r:.40}" for k in sorted(set(a) | set(b), key=str)
@@ -144,7 +172,7 @@ def _changes(before, now):
 def _new_folder(out, config):
     """Create the sweep folder ``out`` in one step (a temporary folder renamed onto it; an old sweep
     folder there is replaced)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.nnumpy-", suffix=".tmp", dir=out.parent))
+    tmp = make_temp_dir(out)
     try:
         write_text(tmp / MARKER, json.dumps({"kind": "sweep"}) + "\n")
         write_text(tmp / "config.json", json.dumps(config, indent=1))
@@ -154,11 +182,55 @@ def _new_folder(out, config):
         raise
 
 
+#: what each kind of nnumpy folder is, for messages
+_KINDS = {"run": "a run of 'nnumpy train'", "evaluation": "the evaluation of a run", "trial": "one trial of a sweep"}
+
+
+def _check_resumable(out, config, resume):
+    """True when ``out`` holds a run of the sweep ``config`` (to resume), False when there is no
+    ``out``; a ConfigError (or RunFolderExistsError) naming why otherwise."""
+    if not out.exists() and not out.is_symlink():
+        if resume:
+            raise ConfigError(f"{out} does not exist: there is no stopped sweep to resume (leave out --resume "
+                              f"to start it)")
+        return False
+    if out.is_symlink() or not out.is_dir():
+        raise RunFolderExistsError(f"{out} is a {'symbolic link' if out.is_symlink() else 'file'}; nnumpy writes "
+                                   f"a sweep folder only where there is none or an earlier sweep's: choose "
+                                   f"another output folder")
+    if not is_run_folder(out):
+        empty = not any(out.iterdir())
+        raise RunFolderExistsError(f"{out} exists and was not written by nnumpy (it has no {MARKER} file); it is "
+                                   f"left alone: " + ("it is empty: remove it, or choose another output folder"
+                                                      if empty else "choose another output folder"))
+    try:
+        kind = json.loads((out / MARKER).read_text()).get("kind")
+        before = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError, AttributeError, RecursionError):
+        kind, before = None, None
+    if kind != "sweep" or not isinstance(before, dict):
+        what = _KINDS.get(kind, "no readable sweep") if kind != "sweep" else "a sweep whose config.json is unreadable"
+        raise ConfigError(f"{out} holds {what}, not a sweep to resume; choose another output folder, or "
+                          f"--restart to replace it")
+    try:
+        changed = _changes(before, json.loads(json.dumps(config)))
+    except (TypeError, AttributeError, KeyError, ValueError, RecursionError):
+        raise ConfigError(f"{out} holds a sweep whose config.json is not one nnumpy wrote; choose another output "
+                          f"folder, or --restart to replace it") from None
+    if changed:
+        raise ConfigError(f"{out} holds another sweep ({'; '.join(changed)}); run the same sweep with the same "
+                          f"options to resume it, or --restart to start over")
+    return True
+
+
 @contextlib.contextmanager
 def _sweep_folder(out, config, restart, resume):
     """Hold the sweep folder ``out`` (locked) for the sweep ``config``: a new one, or the one a stopped
     or finished run of the same sweep left (yields True when resuming)."""
     out = Path(os.path.abspath(out))
+    if Path.cwd() == out or out in Path.cwd().parents:
+        raise ConfigError(f"the sweep folder {out} holds the current folder; run the command from elsewhere, or "
+                          f"choose another output folder")
     for parent in out.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
@@ -171,31 +243,14 @@ def _sweep_folder(out, config, restart, resume):
     with make_dirs(out.parent), _lock(out):
         _remove_leftovers(out)
         resuming = False
-        if out.exists():
-            if not is_run_folder(out):
-                raise RunFolderExistsError(f"{out} exists and was not written by nnumpy (it has no {MARKER} "
-                                           f"file); it is left alone: choose another output folder")
-            try:
-                kind = json.loads((out / MARKER).read_text()).get("kind")
-                before = json.loads((out / "config.json").read_text())
-            except (OSError, ValueError, AttributeError, RecursionError):
-                kind, before = None, None
-            if not restart:
-                if kind != "sweep" or not isinstance(before, dict):
-                    raise ConfigError(f"{out} holds {'a run of nnumpy ' + kind if kind else 'no readable sweep'}"
-                                      f", not a sweep to resume; choose another output folder, or --restart to "
-                                      f"replace it")
-                changed = _changes(before, json.loads(json.dumps(config)))
-                if changed:
-                    raise ConfigError(f"{out} holds another sweep ({'; '.join(changed)}); run the same sweep "
-                                      f"with the same options to resume it, or --restart to start over")
-                resuming = True
-        elif resume:
-            raise ConfigError(f"{out} does not exist: there is no stopped sweep to resume (leave out --resume "
-                              f"to start it)")
+        if out.exists() and restart and not is_run_folder(out):
+            raise RunFolderExistsError(f"{out} exists and was not written by nnumpy (it has no {MARKER} "
+                                       f"file); it is left alone: choose another output folder")
+        if not restart:
+            resuming = _check_resumable(out, config, resume)
         if not resuming:
             _new_folder(out, config)
-        for p in (list(out.glob("trials/*/.*")) + list(out.glob("variants/.*")) + list(out.glob(".*.tmp"))
+        for p in (list(out.glob("trials/*/.*.nnumpy-*.[to][ml][pd]")) + list(out.glob("variants/.*.nnumpy-*.[to][ml][pd]"))
                   + list(out.glob(".nnumpy-*.part"))):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)   # half-written
         yield out, resuming
@@ -205,7 +260,7 @@ def _write_folder(dest, fill, kind="run", config=None):
     """Write the folder ``dest`` in one step: ``fill(tmp)`` writes the files into a temporary folder,
     which is then renamed onto ``dest`` (replacing an earlier one)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.nnumpy-", suffix=".tmp", dir=dest.parent))
+    tmp = make_temp_dir(dest)
     try:
         write_text(tmp / MARKER, json.dumps({"kind": kind}) + "\n")
         if config is not None:
@@ -228,10 +283,24 @@ def _save_model(variant, trial, state, path):
     save(model, path)
 
 
+def _error_file(folder, trial):
+    path = folder / "trials" / trial["id"]
+    return path.parent / f"{path.name}.error.json"
+
+
 def _store(folder, variant, trial, record):
-    """Write the finished (or diverged, or failed) trial into the sweep folder."""
+    """Write the finished (or diverged) trial into the sweep folder, or the error a failed one raised.
+
+    A trial folder is written once, when its trial is done, and is never replaced while it holds a
+    trial of this sweep; a failure goes to ``trials/<variant>/<trial>.error.json`` beside it (what the
+    next run, which tries the trial again, replaces)."""
     meta = {**{k: trial[k] for k in ("id", "kind", "variant", "lr", "epochs", "config", "backend")},
             **_jsonable(record)}
+    if record["status"] == "error":
+        _error_file(folder, trial).parent.mkdir(parents=True, exist_ok=True)
+        write_text(_error_file(folder, trial), json.dumps(meta, indent=1))
+        return
+    _error_file(folder, trial).unlink(missing_ok=True)
     if trial["kind"] == "final" and record["status"] == "finished":
         cfg = variant.config(trial["lr"], trial["epochs"], where=True)
 
@@ -250,7 +319,8 @@ def _store(folder, variant, trial, record):
         write_text(tmp / "trial.json", json.dumps(meta, indent=1))
         if trial["kind"] == "tune" and record["status"] == "finished":
             _save_model(variant, trial, record["state"], tmp / "model.npz")
-    _write_folder(folder / "trials" / trial["id"], fill, kind="trial", config=trial["config"])
+    where = dataclasses.asdict(variant.config(trial["lr"], trial["epochs"], where=True))
+    _write_folder(folder / "trials" / trial["id"], fill, kind="trial", config=where)
 
 
 def _write_history_dict(d, folder):
@@ -272,27 +342,57 @@ def _read_back(folder, variant, trial):
     status = meta.get("status")
     if status == "diverged" and isinstance(meta.get("diverged"), str):
         return {"id": trial["id"], "status": "diverged", "diverged": meta["diverged"], "history": None,
-                "metrics": None, "state": None, "diagnostics": meta.get("diagnostics"), "read_back": True}
+                "metrics": None, "state": None, "diagnostics": None, "read_back": True}
     if status != "finished":
         return None                           # an error is tried again; anything else is not ours
     m, h = meta.get("metrics"), meta.get("history")
-    if (not isinstance(m, dict) or not isinstance(h, dict)
-            or not all(_finite(m.get(k)) for k in ("train_loss", "train_acc", "val_loss", "val_acc"))
-            or not isinstance(h.get("epoch"), list) or len(h["epoch"]) != trial["epochs"]):
+    if not _figures_ok(m, h, trial["epochs"]):
         return None
-    if trial["kind"] == "final":
-        run = folder / "variants" / variant.slug
-        try:
+    try:                                      # the weights (and a final trial's run folder) must be whole
+        if trial["kind"] == "final":
+            run = folder / "variants" / variant.slug
             load(run / "model.npz")
-            json.loads((run / "history.json").read_text())
-        except (ModelFileError, OSError, ValueError):
-            return None
+            for name in ("metrics.json", "config.json"):
+                if not isinstance(json.loads((run / name).read_text()), dict):
+                    return None
+            if json.loads((run / "history.json").read_text()) != h:
+                return None
+            if not (run / "curves.png").is_file() or not (run / MARKER).is_file():
+                return None
+        else:
+            load(folder / "trials" / trial["id"] / "model.npz")
+    except (ModelFileError, OSError, ValueError, RecursionError):
+        return None
+    diagnostics = meta.get("diagnostics") if isinstance(meta.get("diagnostics"), dict) else {}
+    seconds = diagnostics.get("training_seconds")
     return {"id": trial["id"], "status": "finished", "diverged": "", "history": h, "metrics": m, "state": None,
-            "diagnostics": meta.get("diagnostics"), "read_back": True}
+            "diagnostics": {"training_seconds": seconds if _finite(seconds) else None}, "read_back": True}
 
 
 def _finite(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    try:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    except OverflowError:                 # an integer too large for a float
+        return False
+
+
+def _figures_ok(m, h, epochs):
+    """Whether a trial.json's final figures ``m`` and history ``h`` are what a trial of ``epochs``
+    epochs records: finite losses >= 0, accuracies in [0, 1], one entry per epoch."""
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc")
+    if not isinstance(m, dict) or not isinstance(h, dict) or not isinstance(h.get("epoch"), list):
+        return False
+    if len(h["epoch"]) != epochs:
+        return False
+    for k in keys:
+        col = h.get(k)
+        if not isinstance(col, list) or len(col) != epochs or not _finite(m.get(k)):
+            return False
+        if not all(_finite(x) and x >= 0 and (not k.endswith("_acc") or x <= 1) for x in col + [m[k]]):
+            return False
+        if col[-1] != m[k]:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,8 +449,8 @@ class _Progress:
         self.total = len(self.work)
         self.done_ids = {i for i in records if i in self.work} | set(skipped)
         left = sum(w for i, w in self.work.items() if i not in self.done_ids)    # this run's work: the
-        self.bar = progress_bar(enabled, total=left, unit="",                   # estimate is of its pace
-                                bar_format="{desc}|{bar:20}| {elapsed} elapsed, ~{remaining} to go")
+        self.bar = progress_bar(enabled, total=left, unit="", smoothing=0,     # estimate is of its pace
+                                bar_format="{desc} |{bar:20}| {elapsed} elapsed, ~{remaining} to go")
         self.set(0)
 
     def set(self, running, waiting=""):
@@ -408,15 +508,32 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
     """
     if overwrite is not None:                        # the name of restart before resuming was the default
         restart = restart or overwrite
+    if restart and resume:
+        raise ConfigError("restart (start over) and resume (insist on resuming) exclude each other: give one")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"overrides must be a dict of settings, got {overrides!r:.60}")
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise ConfigError(f"out must be a folder name, got {out!r}")
+    for name, flag in (("restart", restart), ("resume", resume)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{name} must be True or False, got {flag!r}")
     overrides = dict(overrides or {})
     settings, variants = check_sweep(spec, overrides)
     settings = {**settings, **{k: overrides.pop(k) for k in ("epochs", "tune_epochs") if k in overrides}}
     first = variant_config(variants[0], settings, overrides, variants[0]["lrs"][0], 1)
-    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
-        raise ConfigError(f"scheduler must be an address like tcp://HOST:PORT, got {scheduler!r}")
-    if not (_finite(connect_timeout) and connect_timeout > 0):
-        raise ConfigError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
+    if scheduler is not None:
+        check_address(scheduler)
+    if isinstance(connect_timeout, bool) or not (_finite(connect_timeout) and 0 < connect_timeout <= 3600):
+        raise ConfigError(f"connect_timeout must be a number of seconds in (0, 3600], got {connect_timeout!r}")
     backend = get_backend()
+    worker_overrides = {**overrides, "download": False}                   # the workers only read
+    plan = [_Variant(v, settings, worker_overrides, backend) for v in variants]
+    config = {"settings": settings, "variants": variants, "overrides": overrides, "backend": backend,
+              "trials": _identity(plan)}
+    if not restart:                                   # a changed sweep is refused before the data is read
+        _check_resumable(Path(os.path.abspath(out)), config, resume)
     got = fetch(first.dataset, root=first.data_root, download=first.download, mirrors=first.mirrors,
                 progress=progress)
     raw = (got["train_images"][0], got["train_labels"][0], got["test_images"][0], got["test_labels"][0])
@@ -424,9 +541,6 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
         prepare(first, *raw)                          # the split, here, not in every trial
     except ValueError as e:
         raise ConfigError(f"the data cannot be split as configured: {e}") from None
-    worker_overrides = {**overrides, "download": False}                   # the workers only read
-    plan = [_Variant(v, settings, worker_overrides, backend) for v in variants]
-    config = {"settings": settings, "variants": variants, "overrides": overrides, "backend": backend}
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(connect(scheduler, connect_timeout, backend)) if scheduler else None
@@ -453,6 +567,7 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
         bar = _Progress(progress, plan, records, skipped)
         say = lambda text: bar.write(text, log)            # noqa: E731
         errors = {}                                    # trial id -> failure text (this run)
+        trained = []                                   # trial ids trained (and stored) in this run
         by_id = {t["id"]: v for v in plan for t in v.tune}
 
         def finished_variant(v):
@@ -469,7 +584,7 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
                     with _executor(jobs, cluster, scheduler, raw, first.dataset, first.data_root, most,
                                    say) as (ex, data, slots):
                         _run(ex, data, slots, todo, plan, by_id, records, errors, folder, bar, say,
-                             finished_variant)
+                             finished_variant, trained)
         except KeyboardInterrupt:
             bar.close()
             results = _results(plan, records, errors)
@@ -493,11 +608,11 @@ def sweep(spec, out, jobs=1, overrides=None, progress=None, log=print, restart=F
             write_text(metrics_path, json.dumps(metrics, indent=1))
         _write_sweep(folder, results, fav)
         log(f"  wall time {_duration(time.perf_counter() - t0)}"
-            + (f" ({len(todo)} trial(s) trained, the others read back)" if resuming else ""))
+            + (f" ({len(trained)} trial(s) trained, the others read back)" if resuming else ""))
     return results
 
 
-def _run(ex, data, slots, todo, plan, by_id, records, errors, folder, bar, say, finished_variant):
+def _run(ex, data, slots, todo, plan, by_id, records, errors, folder, bar, say, finished_variant, trained):
     """The scheduling loop (one for both executors): keep every slot busy, final trials first (they are
     the longest), store each trial as it comes back, and make a variant's final trial once its tuning
     trials are in."""
@@ -519,15 +634,16 @@ def _run(ex, data, slots, todo, plan, by_id, records, errors, folder, bar, say, 
                 try:
                     record = f.result()
                 except cf.CancelledError:
-                    raise ClusterError("the cluster cancelled a trial (the scheduler restarted or the client "
-                                       "lost it); the finished trials are kept: run the command again to "
-                                       "resume") from None
+                    raise ClusterError("the cluster lost a trial (every worker that held the data died, or the "
+                                       "scheduler restarted or lost this client); the finished trials are kept: "
+                                       "run the command again to resume") from None
                 except Exception as e:                 # recorded, not retried in this run
                     errors[t["id"]] = _failure(e)
                     record = {"id": t["id"], "status": "error", "error": errors[t["id"]], "diverged": "",
                               "history": None, "metrics": None, "state": None, "diagnostics": None}
                     say(f"  {v.name}: trial {t['id']} failed: {errors[t['id']]}")
                 _store(folder, v, t, record)
+                trained.append(t["id"])
                 if record["status"] != "error":
                     records[t["id"]] = record
                 skipped = ()

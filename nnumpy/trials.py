@@ -164,6 +164,12 @@ def run_trial(trial, data):
     from .runconfig import RunConfig
     from .training import TrainingDivergedError, fit
 
+    if (not isinstance(trial, dict) or not isinstance(trial.get("config"), dict)
+            or not all(k in trial for k in ("id", "backend"))):
+        raise ValueError(f"run_trial: trial must be a dict with id, config (RunConfig fields) and backend, "
+                         f"got {trial!r:.80}")
+    if not isinstance(data, (DataRef, RawData)):
+        raise TypeError(f"run_trial: data must be a DataRef or RawData, got {type(data).__name__}")
     t0 = time.perf_counter()
     _one_thread()
     cfg = RunConfig(**trial["config"]).validate()
@@ -182,10 +188,20 @@ def run_trial(trial, data):
             record.update(history=h.to_dict(), state={k: np.array(v) for k, v in model.state_dict().items()},
                           metrics={"train_loss": h.train_loss[-1], "train_acc": h.train_acc[-1],
                                    "val_loss": h.val_loss[-1], "val_acc": h.val_acc[-1]})
-    record["diagnostics"] = {"host": platform.node(), "pid": os.getpid(), "seconds": time.perf_counter() - t0,
+    record["diagnostics"] = {"host": platform.node(), "pid": os.getpid(), "worker": _dask_worker(),
+                             "seconds": time.perf_counter() - t0,
                              "training_seconds": time.perf_counter() - t1, "backend": trial["backend"],
                              "blas_threads": _blas_threads()}
     return record
+
+
+def _dask_worker():
+    """The address of the Dask worker running this trial (None outside one)."""
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except (ImportError, ValueError):
+        return None
 
 
 def _blas_threads():

@@ -10,7 +10,6 @@ when the client is killed and the command run again.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import time
 import pytest
 
 from conftest import require_package
+from sweeptools import closed_port, figures, run, trial_files
 
 pytestmark = pytest.mark.backend_independent          # (both runs in a test use the same backend)
 
@@ -118,25 +118,6 @@ def command(grid, mnist_dir, out, *extra):
             str(mnist_dir), "--limit-train", "12000", "--limit-test", "500", "--offline", "--quiet", *extra]
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kw)
-
-
-def trial_files(out):
-    return sorted((out / "trials").glob("*/*/trial.json"))
-
-
-def figures(out):
-    """What must not depend on where the trials ran (all but times, hosts and processes)."""
-    got = {name: (out / name).read_text() for name in ("summary.md", "summary.csv", "tuning.csv")}
-    for path in trial_files(out):
-        meta = json.loads(path.read_text())
-        meta.pop("diagnostics")
-        meta["history"] = meta["history"] and {k: v for k, v in meta["history"].items() if k != "seconds"}
-        got[str(path.relative_to(out))] = meta
-    return got
-
-
 def pids(out):
     return {json.loads(p.read_text())["diagnostics"]["pid"] for p in trial_files(out)}
 
@@ -204,24 +185,49 @@ def test_a_killed_client_resumes_on_the_cluster(cluster, local, tmp_path, mnist_
     assert figures(out) == figures(local)
 
 
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_an_unreachable_scheduler_is_a_clear_error_within_the_timeout(tmp_path, mnist_dir):
     require_package("distributed", "distributed")
     (tmp_path / "grid.toml").write_text(GRID)
+    port = closed_port()
     t0 = time.monotonic()
-    r = run(command(tmp_path / "grid.toml", mnist_dir, tmp_path / "s", "--scheduler",
-                    f"tcp://127.0.0.1:{closed_port()}", "--connect-timeout", "3"))
+    r = run(command(tmp_path / "grid.toml", mnist_dir, tmp_path / "s", "--scheduler", f"tcp://127.0.0.1:{port}",
+                    "--connect-timeout", "3"))
     assert time.monotonic() - t0 < 30
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert r.stderr.startswith("nnumpy sweep: error: cannot reach the Dask scheduler at tcp://127.0.0.1:")
-    assert "the connect timeout is 3 s" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"nnumpy sweep: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "
+                               f"nothing listens at 127.0.0.1:{port} (connection refused)"), r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"]      # nothing written
+    for address, words in (("http://127.0.0.1:8786", "unknown scheme 'http://'"),
+                           ("tcp://127.0.0.1", "has no valid host and port"),
+                           ("tcp://127.0.0.1:99999", "has no valid host and port")):
+        r = run(command(tmp_path / "grid.toml", mnist_dir, tmp_path / "s", "--scheduler", address))
+        assert r.returncode == 2 and f"--scheduler {address!r}" in r.stderr and words in r.stderr, r.stderr
+    r = run(command(tmp_path / "grid.toml", mnist_dir, tmp_path / "s"), env={**os.environ, "NNUMPY_SCHEDULER": "x://y"})
+    assert r.returncode == 2 and "NNUMPY_SCHEDULER 'x://y': unknown scheme" in r.stderr, r.stderr
     r = run(command(tmp_path / "grid.toml", mnist_dir, tmp_path / "s", "--scheduler", "tcp://x:1", "--jobs", "2"))
     assert r.returncode == 2 and "give one of the two" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"]
+
+
+def test_a_scheduler_without_workers_is_a_clear_error(tmp_path, mnist_dir):
+    require_package("distributed", "distributed")
+    lonely = Cluster.__new__(Cluster)                 # a scheduler alone
+    lonely.root, lonely.workers, lonely.file = tmp_path, [], tmp_path / "scheduler.json"
+    lonely.env = {**os.environ}
+    lonely.scheduler = subprocess.Popen(
+        dask_command("scheduler") + ["--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
+                                     "--scheduler-file", str(lonely.file)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not lonely.file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(lonely.file.read_text())["address"]
+        (tmp_path / "grid.toml").write_text(GRID)
+        r = run(command(tmp_path / "grid.toml", mnist_dir, tmp_path / "s", "--scheduler", address,
+                        "--connect-timeout", "2"))
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert f"the Dask scheduler at {address} has no workers (waited 2 s); start some: dask worker" in r.stderr
+        assert not (tmp_path / "s").exists()
+    finally:
+        lonely.close()

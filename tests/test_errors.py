@@ -8,7 +8,6 @@ import os
 import pickle
 import pkgutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 
 import nnumpy
 import workers
+from sweeptools import closed_port
 from nnumpy._checks import ArgumentTypeError
 from nnumpy.datasets import ChecksumError, DatasetNotFoundError, DatasetWarning, DownloadError, IDXFormatError
 from nnumpy.experiments import ConfigError, SweepInterrupted
@@ -200,14 +200,6 @@ def _alive(pid):
 
 
 # -- the README's main command, offline ------------------------------------------------------
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def listing(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 

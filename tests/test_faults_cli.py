@@ -257,7 +257,7 @@ def test_a_sweep_folder_is_one_sweep(mnist_dir, tmp_path):
     assert nnumpy(*args, cwd=tmp_path).returncode == 0
     again = nnumpy(*args, cwd=tmp_path)                  # the same command: the same sweep, read back
     assert again.returncode == 0 and "5 finished trial(s) read back, 0 to train" in again.stdout, again.stdout
-    assert "option seed: None -> 3" in one_line_error(nnumpy(*args, "--seed", "3", cwd=tmp_path), 2)
+    assert "(seed: 0 -> 3)" in one_line_error(nnumpy(*args, "--seed", "3", cwd=tmp_path), 2)
     assert nnumpy(*args, "--restart", "--seed", "3", cwd=tmp_path).returncode == 0
     assert json.loads((tmp_path / "s" / "config.json").read_text())["overrides"]["seed"] == 3
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())

@@ -13,10 +13,12 @@ import random
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 import workers
+from sweeptools import figures, run, trial_files
 from nnumpy import sweeps
 from nnumpy.runconfig import ConfigError
 
@@ -49,26 +51,6 @@ def command(grid, mnist_dir, out, *extra):
             str(mnist_dir), "--limit-train", "12000", "--limit-test", "300", "--offline", "--quiet", *extra]
 
 
-def run(cmd, cwd=None):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd)
-
-
-def trial_files(out):
-    return sorted((out / "trials").glob("*/*/trial.json"))
-
-
-def figures(out):
-    """Everything of a finished sweep that must not depend on how it got there."""
-    got = {name: (out / name).read_text() for name in ("summary.md", "summary.csv", "tuning.csv")}
-    for path in trial_files(out):
-        meta = json.loads(path.read_text())
-        meta.pop("diagnostics")
-        meta["history"] = meta["history"] and {k: v for k, v in meta["history"].items() if k != "seconds"}
-        got[str(path.relative_to(out))] = meta
-    got["comparison.png"] = (out / "comparison.png").read_bytes()
-    return got
-
-
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, mnist_dir):
     """The sweep, run once without a stop."""
@@ -83,7 +65,7 @@ def straight(tmp_path_factory, mnist_dir):
 def check_whole(out):
     """What a stopped sweep leaves: only whole trials, no temporary folder in sight."""
     for d in (out / "trials").glob("*/*"):
-        assert d.name.startswith(".") or (d / "trial.json").is_file(), f"half-written trial {d}"
+        assert not d.is_dir() or d.name.startswith(".") or (d / "trial.json").is_file(), f"half-written trial {d}"
     for d in (out / "variants").glob("*") if (out / "variants").is_dir() else ():
         assert d.name.startswith(".") or (d / "model.npz").is_file(), f"half-written run folder {d}"
 
@@ -114,30 +96,38 @@ def test_ctrl_c_then_the_same_command_resumes_to_the_same_summary(straight, tmp_
 
 
 def test_kill_9_at_any_moment_resumes_to_the_same_summary(straight, tmp_path, mnist_dir):
-    """kill -9 of the sweep at random moments, again and again, until a run gets to the end: the
-    folder never holds a half-written trial, and the end is the uninterrupted sweep's."""
+    """kill -9 of the sweep again and again, until a run gets to the end: first during its start-up,
+    then each time a random moment after one more trial has been written (while the next trials
+    train, or one is being stored).  The folder never holds a half-written trial, a finished trial is
+    never lost, and the end is the uninterrupted sweep's."""
     (tmp_path / "grid.toml").write_text(GRID)
     out = tmp_path / "s"
     cmd = command(tmp_path / "grid.toml", mnist_dir, out, "--jobs", "2")
     rng = random.Random(16)
     kills, finished_before = 0, []
-    for attempt in range(40):
+    for attempt in range(3 * N_TRIALS):
+        before = len(trial_files(out)) if out.exists() else 0
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            p.wait(timeout=rng.uniform(1.0, 3.0))
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + (rng.uniform(0.2, 1.5) if attempt == 0 else 120)
+        while p.poll() is None and time.monotonic() < deadline:
+            if attempt and out.exists() and len(trial_files(out)) > before:
+                time.sleep(rng.uniform(0.0, 0.8))
+                break
+            time.sleep(0.02)
+        if p.poll() is None:
             p.kill()
-            p.wait()
             kills += 1
         out_text, err = p.communicate()
         if p.returncode == 0:
             break
         assert p.returncode == -signal.SIGKILL, err
         check_whole(out)
-        finished_before.append(len(trial_files(out)))
+        now = {str(f.parent.relative_to(out)) for f in trial_files(out)}
+        lost = finished_before[-1] - now if finished_before else set()
+        assert not lost, f"attempt {attempt} lost the finished trial(s) {lost}"
+        finished_before.append(now)
     assert p.returncode == 0, err
-    assert kills >= 2, "the sweep was never stopped: make the stops earlier"
-    assert finished_before == sorted(finished_before)                  # nothing finished was lost
+    assert kills >= 4, "the sweep was hardly stopped"
     assert figures(out) == figures(straight)
     assert not [p for p in out.rglob(".*") if p.name not in (".nnumpy-run",)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]    # no lock or temporary folder
@@ -163,18 +153,25 @@ def test_a_damaged_or_missing_trial_is_trained_again(straight, tmp_path, mnist_d
 
 def test_a_changed_sweep_is_refused_naming_what_changed_and_restart_starts_over(straight, tmp_path, mnist_dir):
     import shutil
-    grid = tmp_path / "grid.toml"
+    grid = tmp_path / "changed.toml"
     grid.write_text(GRID.replace("lrs = [0.3, 1.0]", "lrs = [0.3, 3.0]"))
     out = tmp_path / "s"
     shutil.copytree(straight, out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     r = run(command(grid, mnist_dir, out))
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "holds another sweep (variant 'small sigmoid': lrs: [0.3, 1.0] -> [0.3, 3.0])" in r.stderr, r.stderr
+    assert "holds another sweep (lrs: [0.3, 1.0] -> [0.3, 3.0] (variant 'small sigmoid'))" in r.stderr, r.stderr
     assert "--restart to start over" in r.stderr
-    r = run(command(grid, mnist_dir, out, "--seed", "4"))
-    assert r.returncode == 2 and "option seed: None -> 4" in r.stderr, r.stderr
+    (tmp_path / "grid.toml").write_text(GRID)
+    same = command(tmp_path / "grid.toml", tmp_path / "no-data", out)
+    r = run(same + ["--seed", "4"])                   # refused before the data is looked for
+    assert r.returncode == 2 and "holds another sweep (seed: 0 -> 4)" in r.stderr, r.stderr
+    r = run(same + ["--resume", "--restart"])
+    assert r.returncode == 2 and "exclude each other" in r.stderr, r.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before        # untouched
+    # an option given with the value the sweep had is the same sweep: read back, nothing trained
+    r = run(command(tmp_path / "grid.toml", mnist_dir, out, "--seed", "0", "--dataset", "mnist", "--epochs", "6"))
+    assert r.returncode == 0 and f"{N_TRIALS} finished trial(s) read back, 0 to train" in r.stdout, r.stderr
     r = run(command(grid, mnist_dir, out, "--restart"))
     assert r.returncode == 0, r.stderr
     assert "read back" not in r.stdout
@@ -222,7 +219,8 @@ def test_a_trial_that_raises_is_recorded_the_sweep_goes_on_and_a_rerun_tries_it_
     assert sig["run"] is None and any("test_acc" in r for r in results)
     tuning = (out / "tuning.csv").read_text()
     assert "RuntimeError: trial small_sigmoid/lr-1.0 failed on purpose" in tuning
-    meta = json.loads((out / "trials" / "small_sigmoid" / "lr-1.0" / "trial.json").read_text())
+    assert not (out / "trials" / "small_sigmoid" / "lr-1.0").exists()        # a trial folder is a done trial
+    meta = json.loads((out / "trials" / "small_sigmoid" / "lr-1.0.error.json").read_text())
     assert meta["status"] == "error" and "on purpose" in meta["error"]
     assert calls.read_text().split().count("small_sigmoid/lr-1.0") == 1      # recorded, not retried
     assert "1 tuning trial(s) failed" in (out / "summary.md").read_text()
@@ -231,6 +229,7 @@ def test_a_trial_that_raises_is_recorded_the_sweep_goes_on_and_a_rerun_tries_it_
     sweeps.sweep(spec, out, jobs=2, overrides=dict(overrides), progress=False, log=logged.append)
     assert any("8 finished trial(s) read back, 1 to train" in s for s in logged), logged
     assert figures(out) == figures(straight)
+    assert not list((out / "trials").glob("*/*.error.json"))                # the error is gone with it
 
 
 def test_the_progress_line_says_done_running_left_and_the_time(tmp_path, mnist_dir, capsys):
@@ -250,8 +249,14 @@ def test_bad_sweep_arguments_are_refused_before_anything_is_written(tmp_path, mn
     (tmp_path / "grid.toml").write_text(GRID)
     spec = load_sweep_config(tmp_path / "grid.toml")
     for kwargs, words in (({"scheduler": ""}, "scheduler must be an address"),
-                          ({"connect_timeout": float("nan")}, "connect_timeout must be a positive number"),
-                          ({"connect_timeout": 0}, "connect_timeout must be a positive number")):
+                          ({"scheduler": "tcp://h"}, "has no valid host and port"),
+                          ({"connect_timeout": float("nan")}, r"connect_timeout must be a number of seconds in \(0"),
+                          ({"connect_timeout": 0}, "connect_timeout must be a number of seconds"),
+                          ({"connect_timeout": True}, "connect_timeout must be a number of seconds"),
+                          ({"jobs": 0}, "jobs must be a positive integer"),
+                          ({"jobs": "2"}, "jobs must be a positive integer"),
+                          ({"overrides": "x"}, "overrides must be a dict"),
+                          ({"restart": True, "resume": True}, "exclude each other")):
         with pytest.raises(ConfigError, match=words):
-            sweeps.sweep(spec, tmp_path / "s", overrides={"data_root": str(mnist_dir)}, **kwargs)
+            sweeps.sweep(spec, tmp_path / "s", **{"overrides": {"data_root": str(mnist_dir)}, **kwargs})
     assert not (tmp_path / "s").exists()
