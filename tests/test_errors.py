@@ -140,6 +140,19 @@ def test_a_dead_worker_is_replaced_and_its_task_run_again(tmp_path):
     assert wait_no_children() == []
 
 
+def test_an_unpicklable_task_is_refused_and_the_executor_goes_on():
+    with LocalExecutor(1) as ex:
+        bad = ex.submit(lambda: 1)
+        with pytest.raises(TypeError, match="must be picklable"):
+            bad.result(timeout=60)
+        assert ex.submit(workers.sleep_then, 0, "next").result(timeout=60) == "next"
+    for jobs, failures, words in ((0, 3, "jobs must be an integer >= 1"), (1.5, 3, "jobs must be an integer"),
+                                  (True, 3, "jobs must be an integer"), (2, -1, "max_failures must be an integer >= 0")):
+        with pytest.raises(ValueError, match=words):
+            LocalExecutor(jobs, max_failures=failures)
+    assert wait_no_children() == []
+
+
 def test_cancelling_stops_every_worker_at_once():
     t0 = time.monotonic()
     ex = LocalExecutor(2)

@@ -151,6 +151,40 @@ def test_a_damaged_or_missing_trial_is_trained_again(straight, tmp_path, mnist_d
     assert figures(out) == figures(straight)
 
 
+def test_edited_trial_records_are_trained_again_and_nothing_else_is_touched(straight, tmp_path, mnist_dir):
+    """Figures out of range (an accuracy of -5 or 1e308, an integer too large for a float), a history
+    that is not the trial's, odd diagnostics: those trials are trained again, not believed, and the
+    sweep ends as the uninterrupted one; a user's own dot-file in the folder stays."""
+    import shutil
+    (tmp_path / "grid.toml").write_text(GRID)
+    out = tmp_path / "s"
+    shutil.copytree(straight, out)
+
+    def edit(path, change):
+        meta = json.loads(path.read_text())
+        change(meta)
+        path.write_text(json.dumps(meta))
+    edit(out / "trials" / "small_relu" / "lr-0.03" / "trial.json", lambda m: m["metrics"].update(val_acc=-5))
+    edit(out / "trials" / "small_relu" / "lr-0.3" / "trial.json", lambda m: m["metrics"].update(val_acc=10 ** 400))
+    edit(out / "trials" / "small_sigmoid" / "lr-0.3" / "trial.json", lambda m: m["history"]["val_acc"].__setitem__(0, 1e308))
+    edit(out / "trials" / "wide" / "final" / "trial.json", lambda m: m.update(diagnostics="oops"))
+    (out / "variants" / "small_sigmoid" / "history.json").write_text("{}")
+    (out / "trials" / "small_relu" / ".my_notes").write_text("mine")
+    r = run(command(tmp_path / "grid.toml", mnist_dir, out))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    # read back: wide's three, small relu's lr-0.1, small sigmoid's lr-1.0; trained: the three edited
+    # tuning trials and small sigmoid's final (its history); small relu's final is read back once its
+    # tuning is whole again
+    assert "5 finished trial(s) read back, 3 to train" in r.stdout and "(4 trial(s) trained" in r.stdout, r.stdout
+    assert figures(out) == figures(straight)
+    assert (out / "trials" / "small_relu" / ".my_notes").read_text() == "mine"
+    # a config.json that nnumpy did not write: refused, not a traceback
+    cfg = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**cfg, "trials": {"x": 1}, "variants": [{"name": ["x"]}]}))
+    r = run(command(tmp_path / "grid.toml", mnist_dir, out))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "holds another sweep" in r.stderr, r.stderr
+
+
 def test_a_changed_sweep_is_refused_naming_what_changed_and_restart_starts_over(straight, tmp_path, mnist_dir):
     import shutil
     grid = tmp_path / "changed.toml"
