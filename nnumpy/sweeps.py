@@ -13,6 +13,7 @@ process writes the sweep folder:
     trials/<variant>/lr-<lr>/   a finished tuning trial: trial.json (status, history, figures,
                                 diagnostics), model.npz, config.json
     trials/<variant>/final/     the variant's final trial (trial.json)
+    trials/<variant>/<trial>.error.json   what a trial that failed in the last run raised
     variants/<variant>/         the final trial's run folder (see nnumpy.experiments.train_run)
     summary.md, summary.csv     one row per variant, then the favourite's test row
     tuning.csv                  every learning rate tried; diverged ones and errors marked
