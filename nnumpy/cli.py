@@ -215,6 +215,8 @@ def _sweep(args):
         scheduler = None
     if scheduler is not None:
         check_address(scheduler, what)
+    if args.connect_timeout > 3600:
+        raise ConfigError(f"--connect-timeout must be at most 3600 seconds, got {args.connect_timeout:g}")
     jobs = args.jobs or 1
     if jobs > (os.cpu_count() or 1):
         print(f"nnumpy sweep: warning: --jobs {jobs} is more than this machine's {os.cpu_count()} cores: the "

@@ -3,6 +3,13 @@ not depend on how or where the sweep ran."""
 import json
 import socket
 import subprocess
+import sys
+
+
+def command(grid, data_root, out, *extra):
+    """``nnumpy sweep`` of the sweep file ``grid`` into ``out``: a quick slice of the data, offline, no bars."""
+    return [sys.executable, "-m", "nnumpy", "sweep", "--config", str(grid), "--out", str(out), "--data-root",
+            str(data_root), "--limit-train", "12000", "--limit-test", "300", "--offline", "--quiet", *extra]
 
 
 def run(cmd, **kw):

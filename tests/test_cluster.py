@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import require_package
-from sweeptools import closed_port, figures, run, trial_files
+from sweeptools import closed_port, command, figures, run, trial_files
 
 pytestmark = pytest.mark.backend_independent          # (both runs in a test use the same backend)
 
@@ -111,11 +111,6 @@ def cluster(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("cluster"))
     yield c
     c.close()
-
-
-def command(grid, mnist_dir, out, *extra):
-    return [sys.executable, "-m", "nnumpy", "sweep", "--config", str(grid), "--out", str(out), "--data-root",
-            str(mnist_dir), "--limit-train", "12000", "--limit-test", "500", "--offline", "--quiet", *extra]
 
 
 def pids(out):

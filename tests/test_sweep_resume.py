@@ -12,13 +12,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 import workers
-from sweeptools import figures, run, trial_files
+from sweeptools import command, figures, run, trial_files
 from nnumpy import sweeps
 from nnumpy.runconfig import ConfigError
 
@@ -44,11 +43,6 @@ arch = "784-200-10"
 lrs = [0.1, 1e20]
 """
 N_TRIALS = 3 + 2 + 2 + 3                               # tuning trials + one final per variant
-
-
-def command(grid, mnist_dir, out, *extra):
-    return [sys.executable, "-m", "nnumpy", "sweep", "--config", str(grid), "--out", str(out), "--data-root",
-            str(mnist_dir), "--limit-train", "12000", "--limit-test", "300", "--offline", "--quiet", *extra]
 
 
 @pytest.fixture(scope="module")
