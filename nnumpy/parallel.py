@@ -379,6 +379,8 @@ def connect(address, timeout=10.0, backend=None):
         from distributed import Client
     except ImportError:
         raise ClusterError("--scheduler needs Dask on this machine: pip install \"nnumpy[distributed]\"") from None
+    import asyncio
+
     import nnumpy
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
         raise ValueError(f"connect: timeout must be a number of seconds in (0, 3600], got {timeout!r}")
@@ -413,9 +415,10 @@ def connect(address, timeout=10.0, backend=None):
         if not infos:
             try:
                 client.wait_for_workers(1, timeout=timeout)
-            except Exception:
-                raise ClusterError(f"the Dask scheduler at {address} has no workers (waited {timeout:g} s); start "
-                                   f"some: dask worker {address} --nthreads 1") from None
+            except (TimeoutError, asyncio.TimeoutError, OSError) as e:     # (one class from Python 3.11 on)
+                why = "" if isinstance(e, (TimeoutError, asyncio.TimeoutError)) else f" ({type(e).__name__}: {e})"
+                raise ClusterError(f"the Dask scheduler at {address} has no workers (waited {timeout:g} s{why}); "
+                                   f"start some: dask worker {address} --nthreads 1") from None
         yield client, client.get_executor(pure=False)
     finally:
         with contextlib.suppress(Exception):

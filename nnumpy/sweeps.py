@@ -420,7 +420,7 @@ def _executor(jobs, cluster, scheduler, raw, dataset, data_root, n_trials, say):
     n = slots()
     try:
         dash = client.dashboard_link
-    except Exception:
+    except (KeyError, AttributeError, ValueError):        # a scheduler without a dashboard (no bokeh)
         dash = None
     say(f"  Dask scheduler {scheduler}: {len(client.nthreads())} worker(s), {n} thread(s)"
         + (f"; dashboard {dash}" if dash else ""))
