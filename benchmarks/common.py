@@ -31,7 +31,8 @@ def versions():
     from importlib import metadata
     out = {"python": platform.python_version()}
     for name, dist in (("numpy", "numpy"), ("scipy", "scipy"), ("numba", "numba"), ("nnumpy", "nnumpy"),
-                       ("torch", "torch"), ("sklearn", "scikit-learn"), ("threadpoolctl", "threadpoolctl")):
+                       ("torch", "torch"), ("jax", "jax"), ("jaxlib", "jaxlib"), ("sklearn", "scikit-learn"),
+                       ("threadpoolctl", "threadpoolctl")):
         try:
             out[name] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -59,7 +60,7 @@ def machine():
         "versions": versions(),
         "blas": blas_info(),
         "env": {k: v for k, v in os.environ.items()
-                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "NUMBA_", "NNUMPY_"))},
+                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "NUMBA_", "NNUMPY_", "XLA_", "JAX_"))},
     }
 
 
@@ -157,4 +158,8 @@ def thread_info():
         torch = sys.modules["torch"]
         info["torch_threads"] = torch.get_num_threads()
         info["torch_interop_threads"] = torch.get_num_interop_threads()
+    if "jax" in sys.modules:
+        jax = sys.modules["jax"]
+        info["jax_devices"] = [str(d) for d in jax.devices()]
+        info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     return info

@@ -1,8 +1,9 @@
 """Time one training epoch on the CPU: nnumpy's backends side by side with
-PyTorch (eager, tensors in memory), scikit-learn (MLPs) and the GEMM floor,
-for MLPs and for the CNNs of ``nnumpy.models``.
+PyTorch (eager, tensors in memory), JAX (the whole step under ``jax.jit``),
+scikit-learn (MLPs) and the floors of the matrix products and of the batch
+gather, for MLPs and for the CNNs of ``nnumpy.models``.
 
-    python benchmarks/epoch_time.py --torch --sklearn --batch 64 1024 --json out.json --plot out.png
+    python benchmarks/epoch_time.py --torch --jax --sklearn --batch 64 1024 --json out.json --plot out.png
     python benchmarks/epoch_time.py --model lenet5 small-cnn --torch --json cnn.json --markdown
 
 An epoch is one pass over the training set (60,000 MNIST images by default)
@@ -10,8 +11,10 @@ in shuffled mini-batches, written the way a user writes the loop:
 
     opt.zero_grad(); crit(model(x), y); model.backward(crit.backward()); opt.step()
 
-(PyTorch: ``opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()``),
-plain SGD, cross-entropy, the same initial weights (PyTorch's model is
+(PyTorch: ``opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()``;
+JAX: ``params = step(params, x[idx], y[idx])`` with the gradient and the SGD
+update of the mean softmax cross-entropy inside one ``jax.jit``-compiled
+``step``, MLPs only), plain SGD, cross-entropy, the same initial weights (PyTorch's model is
 ``nnumpy.interop.to_torch`` of nnumpy's, built from the same seed) and the
 same batch order for every contender.  The input needs no gradient in either
 framework (nnumpy: ``input_grad=False``; PyTorch: the input tensor does not
@@ -31,8 +34,18 @@ the median, min and max over the rounds; the ratios to PyTorch and to the
 GEMM floor are medians of the per-round ratios (paired, so they survive
 drift), with their min-max range.  The GEMM floor is the time of the
 epoch's matrix products alone (forward, dW and dx of every layer but the
-first, at the same shapes and dtype; a convolution counts as the GEMM of its
-im2col form, (N*Ho*Wo, C*KH*KW) x (C*KH*KW, O), without the im2col itself).
+first, at the same shapes and dtype, NumPy's BLAS; a convolution counts as
+the GEMM of its im2col form, (N*Ho*Wo, C*KH*KW) x (C*KH*KW, O), without the
+im2col itself).  The gather is the time of the epoch's ``x[idx], y[idx]``
+alone (every contender's loop pays it); "GEMM + gather" is the sum of the
+two, per round.  "spread" is a contender's slowest process over its fastest
+(max / min of the per-round times).
+
+The machine's peak is the single-precision (or --dtype) rate of one large
+square GEMM (2048 x 2048, NumPy's BLAS with its threads), measured in a fresh
+process at the start of every round; the achieved GFLOP/s of a contender is
+the epoch's GEMM FLOPs (2 M K O per product above) over its median epoch
+time, so it is comparable across contenders that do the same products.
 """
 from __future__ import annotations
 
@@ -81,6 +94,7 @@ def nnumpy_contender(spec, x, y):
             crit(model(xb), yb)
             model.backward(crit.backward())
             opt.step()
+    epoch.params = lambda: [(m.weight.data, m.bias.data) for m in model if hasattr(m, "weight")]
     return epoch
 
 
@@ -100,6 +114,58 @@ def torch_contender(spec, x, y):
             opt.zero_grad()
             loss_fn(model(xt[idx]), yt[idx]).backward()
             opt.step()
+    return epoch
+
+
+def jax_contender(spec, x, y):
+    """The whole training step under ``jax.jit``: forward, the mean softmax
+    cross-entropy of the logits (log-sum-exp), ``jax.grad`` with respect to
+    the parameters only (the input needs no gradient) and the SGD update.
+    The weights are nnumpy's seed-0 weights ((out, in) like nnumpy's); the
+    batch is gathered with NumPy (``x[idx]``) and handed to the jitted step,
+    as a user's loop does."""
+    import jax
+    if spec["dtype"] == "float64":
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    from nnumpy.nn import Linear
+    model = nnumpy_model(spec)
+    params = [(jnp.asarray(m.weight.data), jnp.asarray(m.bias.data)) for m in model if isinstance(m, Linear)]
+    lr, bs, y = spec["lr"], spec["batch"], y.astype(np.int32)
+
+    def loss(params, xb, yb):
+        h = xb
+        for i, (W, b) in enumerate(params):
+            h = h @ W.T + b                                      # (N, in) @ (in, out) + (out,)
+            if i < len(params) - 1:
+                h = jax.nn.relu(h)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(h), yb[:, None], axis=1))
+
+    @jax.jit
+    def step(params, xb, yb):
+        grads = jax.grad(loss)(params, xb, yb)
+        return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+
+    state = {"params": params}
+
+    def epoch(perm):
+        p = state["params"]
+        for s in range(0, len(perm), bs):
+            idx = perm[s:s + bs]
+            p = step(p, x[idx], y[idx])
+        state["params"] = jax.block_until_ready(p)          # the epoch ends when its last step has run
+    epoch.params = lambda: [tuple(np.asarray(a) for a in layer) for layer in state["params"]]
+    return epoch
+
+
+def gather_contender(spec, x, y):
+    """The epoch's batch gathers alone: ``x[idx], y[idx]`` for every batch."""
+    bs = spec["batch"]
+
+    def epoch(perm):
+        for s in range(0, len(perm), bs):
+            idx = perm[s:s + bs]
+            x[idx], y[idx]
     return epoch
 
 
@@ -173,9 +239,34 @@ def gemm_contender(spec, x, y):
     return epoch
 
 
+def epoch_flops(spec, n):
+    """The GEMM FLOPs of one epoch of n samples: 2 M K O per product (M = n *
+    rows per sample), the forward, dW and (all layers but the first) dx."""
+    total = 0
+    for i, (r, k, o) in enumerate(gemm_layers(spec)):
+        total += 2 * n * r * k * o * (2 if i == 0 else 3)
+    return total
+
+
+def peak_gflops(dtype, size=2048, reps=10):
+    """The best rate of one square GEMM of ``size`` in ``dtype`` (NumPy's BLAS, its own threads)."""
+    import time
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((size, size)).astype(dtype) for _ in range(2))
+    c = np.empty_like(a)
+    np.matmul(a, b, out=c)                                      # warm-up: threads, pages
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 / best / 1e9
+
+
 def contender_names(kind, args, notes):
     names = [f"nnumpy-{b}" for b in args.backend]
     for wanted, name, package, pip in ((args.torch, "torch", "PyTorch", "torch"),
+                                       (args.jax and kind == "mlp", "jax", "JAX", "jax"),
                                        (args.sklearn and kind == "mlp", "sklearn", "scikit-learn", "scikit-learn")):
         if not wanted:
             continue
@@ -184,18 +275,23 @@ def contender_names(kind, args, notes):
         elif f"{package} skipped: not installed (pip install {pip})" not in notes:
             notes.append(f"{package} skipped: not installed (pip install {pip})")
     if not args.no_gemm:
-        names.append("gemm")
+        names += ["gemm", "gather"]
     return names
 
 
 def worker(spec):
     """One (round, contender) in this fresh process: load the data, build the
     model, one untimed warm-up epoch, then the timed epochs; emit the times."""
+    if spec["contender"] == "peak":
+        common.emit_result({"gflops": peak_gflops(spec["dtype"]), "threads": common.thread_info(),
+                            "pid": os.getpid()})
+        return 0
     x, y, source = common.mnist(spec["data_root"], spec["synthetic"], spec["samples"], images=spec["kind"] == "cnn")
     x = np.ascontiguousarray(x, dtype=spec["dtype"])
     name = spec["contender"]
     build = (nnumpy_contender if name.startswith("nnumpy-") else
-             {"torch": torch_contender, "sklearn": sklearn_contender, "gemm": gemm_contender}[name])
+             {"torch": torch_contender, "jax": jax_contender, "sklearn": sklearn_contender, "gemm": gemm_contender,
+              "gather": gather_contender}[name])
     epoch = build(spec, x, y)
     epoch(np.random.default_rng([spec["seed"], 0]).permutation(len(x)))               # warm-up, not counted
     times = []
@@ -209,29 +305,45 @@ def worker(spec):
 # -- the parent: rounds of fresh processes ---------------------------------------------------
 def run_config(cfg, names, args):
     """Time config ``cfg`` (kind, arch or model, batch, dtype): ``args.repeats``
-    rounds, each running every contender once in its own process, in an order
-    rotated by one every round.  Returns the rows (one per contender)."""
+    rounds, each running every contender once in its own process (and the
+    peak GEMM in one more), in an order rotated by one every round.  Returns
+    the rows (one per contender) and the data source."""
     base = {**cfg, "samples": args.samples, "lr": args.lr, "data_root": args.data_root,
             "synthetic": args.synthetic, "seed": args.seed, "timed_epochs": args.timed_epochs}
-    times, pids, positions = ({k: [] for k in names} for _ in range(3))
-    threads, source = {}, None
+    spawn = names + ["peak"]
+    times, pids, positions = ({k: [] for k in spawn} for _ in range(3))
+    peaks, threads, source = [], {}, None
     for r in range(args.repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = spawn[r % len(spawn):] + spawn[:r % len(spawn)]
         for pos, k in enumerate(order):
             res = common.run_worker(__file__, {**base, "contender": k, "round": r})
-            times[k].append(statistics.median(res["seconds"]))
             pids[k].append(res["pid"])
             positions[k].append(pos)
+            if k == "peak":
+                peaks.append(res["gflops"])
+                print(f"# {cfg['label']} batch {cfg['batch']} {cfg['dtype']}: round {r + 1}/{args.repeats} "
+                      f"{'peak GEMM':<13}{res['gflops']:9.0f} GFLOP/s", file=sys.stderr, flush=True)
+                continue
+            times[k].append(statistics.median(res["seconds"]))
             threads[k], source = res["threads"], res["source"]
             print(f"# {cfg['label']} batch {cfg['batch']} {cfg['dtype']}: round {r + 1}/{args.repeats} {k:<13}"
                   f"{times[k][-1] * 1e3:9.0f} ms", file=sys.stderr, flush=True)
+    if "gemm" in times and "gather" in times:
+        times["floor"] = [a + b for a, b in zip(times["gemm"], times["gather"])]       # GEMM + gather, per round
+    flops = epoch_flops(base, args.samples)
+    peak = {**common.summarize(peaks), "positions": positions["peak"], "pids": pids["peak"]}
     rows = []
     for k in names:
         row = {"kind": cfg["kind"], "arch": cfg["label"], "batch": cfg["batch"], "dtype": cfg["dtype"],
-               "contender": k, **common.summarize(times[k]), "threads": threads[k],
-               "positions": positions[k], "pids": pids[k]}         # per round: place in the order, process
-        for ref in ("torch", "gemm"):
-            if ref in times and k != ref:
+               "contender": k, **common.summarize(times[k]), "spread": max(times[k]) / min(times[k]),
+               "threads": threads[k], "positions": positions[k], "pids": pids[k],  # per round: place, process
+               "flops_per_epoch": flops, "peak_gflops": peak}
+        if k != "gather":
+            rates = [flops / t / 1e9 for t in times[k]]
+            row["gflops"] = statistics.median(rates)
+            row["of_peak"] = statistics.median(g / p for g, p in zip(rates, peaks))     # paired by round
+        for ref in ("torch", "jax", "gemm", "floor"):
+            if ref in times and k != ref and not (ref == "floor" and k in ("gemm", "gather")):
                 ratios = [a / b for a, b in zip(times[k], times[ref])]         # one per round
                 row[f"x_{ref}"] = statistics.median(ratios)
                 row[f"x_{ref}_range"] = [min(ratios), max(ratios)]
@@ -241,15 +353,25 @@ def run_config(cfg, names, args):
 
 # -- output ------------------------------------------------------------------------------------
 def print_rows(rows):
-    head = (f"{'model':<19}{'batch':>6} {'dtype':<8}{'contender':<14}{'median':>9}{'min':>9}{'max':>9}"
-            f"{'x torch':>9}{'x GEMM':>8}")
+    head = (f"{'model':<19}{'batch':>6} {'dtype':<8}{'contender':<14}{'median':>9}{'min':>9}{'max':>9}{'spread':>7}"
+            f"{'x torch':>8}{'x JAX':>7}{'x GEMM':>7}{'x G+g':>7}{'GFLOP/s':>8}{'% peak':>7}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        xt = f"{r['x_torch']:.2f}" if "x_torch" in r else "-"
-        xg = f"{r['x_gemm']:.2f}" if "x_gemm" in r else "-"
+        cols = [f"{r[k]:.2f}" if k in r else "-" for k in ("x_torch", "x_jax", "x_gemm", "x_floor")]
+        rate = f"{r['gflops']:.0f}" if "gflops" in r else "-"
+        share = f"{100 * r['of_peak']:.0f}" if "of_peak" in r else "-"
         print(f"{r['arch']:<19}{r['batch']:>6} {r['dtype']:<8}{r['contender']:<14}"
-              f"{r['median'] * 1e3:>7.0f}ms{r['min'] * 1e3:>7.0f}ms{r['max'] * 1e3:>7.0f}ms{xt:>9}{xg:>8}")
+              f"{r['median'] * 1e3:>7.0f}ms{r['min'] * 1e3:>7.0f}ms{r['max'] * 1e3:>7.0f}ms"
+              f"{r.get('spread', r['max'] / r['min']):>7.2f}{cols[0]:>8}{cols[1]:>7}{cols[2]:>7}{cols[3]:>7}"
+              f"{rate:>8}{share:>7}")
+    peaks = {}
+    for r in rows:
+        if "peak_gflops" in r:
+            peaks[_key(r)] = r["peak_gflops"]
+    for key, p in peaks.items():
+        print(f"# peak GEMM ({key[2]}, 2048 x 2048, NumPy's BLAS) in the rounds of {key[0]} batch {key[1]}: "
+              f"{p['median']:.0f} GFLOP/s ({p['min']:.0f}-{p['max']:.0f})")
 
 
 def ratio(row, ref):
@@ -281,13 +403,20 @@ def markdown(rows):
     mlp = [r for r in rows if r.get("kind", "mlp") == "mlp"]
     cnn = [r for r in rows if r.get("kind") == "cnn"]
     if mlp:
-        out += ["| architecture | batch | nnumpy numba | nnumpy numpy | PyTorch | scikit-learn | GEMMs alone "
-                "| numba / PyTorch | numba / GEMMs |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out += ["| architecture | batch | nnumpy numba | nnumpy numpy | PyTorch | JAX jit | scikit-learn "
+                "| GEMMs + gather | numba / PyTorch | numba / JAX | numba / (GEMMs + gather) | numba spread "
+                "| numba GFLOP/s (of peak) |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for key in dict.fromkeys(map(_key, mlp)):
             r_nb = _find(mlp, key, "nnumpy-numba")
-            cells = [_ms(mlp, key, n) for n in ("nnumpy-numba", "nnumpy-numpy", "torch", "sklearn", "gemm")]
-            out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells)
-                       + f" | {ratio(r_nb, 'torch')} | {ratio(r_nb, 'gemm')} |")
+            cells = [_ms(mlp, key, n) for n in ("nnumpy-numba", "nnumpy-numpy", "torch", "jax", "sklearn")]
+            g, f = _find(mlp, key, "gemm"), _find(mlp, key, "gather")
+            floor = f"{g['median'] * 1e3:.0f} + {f['median'] * 1e3:.0f} ms" if g and f else "-"
+            spread = f"{r_nb['spread']:.2f}" if r_nb else "-"
+            rate = f"{r_nb['gflops']:.0f} ({100 * r_nb['of_peak']:.0f} %)" if r_nb and "gflops" in r_nb else "-"
+            out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {floor}"
+                       + f" | {ratio(r_nb, 'torch')} | {ratio(r_nb, 'jax')} | {ratio(r_nb, 'floor')} | {spread}"
+                       + f" | {rate} |")
     if cnn:
         if out:
             out.append("")
@@ -302,9 +431,42 @@ def markdown(rows):
     return "\n".join(out)
 
 
+def mlp_targets(key):
+    """The targets of the speed issue that apply to an MLP config, as
+    (numerator, reference, target): at batch 64, nnumpy at most 0.8x JAX
+    and 0.5x PyTorch; at batch 1024 and above within 1.2x of the GEMM +
+    gather floor; at batch 10 at most 0.2x PyTorch; always its slowest
+    process within 1.3x of its fastest ("spread")."""
+    arch, batch, _ = key
+    out = [("nnumpy-numba", "spread", 1.3)]
+    if batch == 64:
+        out += [("nnumpy-numba", "jax", 0.8), ("nnumpy-numba", "torch", 0.5)]
+    if batch >= 1024:
+        out.append(("nnumpy-numba", "floor", 1.2))
+    if batch == 10:
+        out.append(("nnumpy-numba", "torch", 0.2))
+    return out
+
+
 def target_lines(rows):
-    """One line per CNN config: the issue's ratios against their targets."""
+    """One line per config: the issues' ratios against their targets."""
     lines = []
+    mlp = [r for r in rows if r.get("kind", "mlp") == "mlp"]
+    for key in dict.fromkeys(map(_key, mlp)):
+        parts = []
+        for num, ref, target in mlp_targets(key):
+            r = _find(mlp, key, num)
+            if r is None:
+                continue
+            if ref == "spread":
+                value, shown = r["spread"], f"slowest / fastest process = {r['spread']:.2f}"
+            elif f"x_{ref}" in r:
+                value, shown = r[f"x_{ref}"], f"{num} / {ref} = {ratio(r, ref)}"
+            else:
+                continue
+            parts.append(f"{shown}, target {target}: {'met' if value <= target else 'NOT met'}")
+        if parts:
+            lines.append(f"# {key[0]}, batch {key[1]}, {key[2]}: " + "; ".join(parts))
     cnn = [r for r in rows if r.get("kind") == "cnn"]
     for key in dict.fromkeys(map(_key, cnn)):
         parts = []
@@ -332,6 +494,10 @@ def thread_lines(rows):
             seen.add("numba")
             layer = t.get("numba_threading_layer")
             lines.append(f"# Numba: {t['numba_threads']} threads" + (f" ({layer} layer)" if layer else ""))
+        if "jax_devices" in t and "jax" not in seen:
+            seen.add("jax")
+            lines.append(f"# JAX: devices {', '.join(t['jax_devices'])}; XLA_FLAGS={t['xla_flags']!r} (XLA's own "
+                         f"CPU kernels and thread pool, not the BLAS)")
         for lib in t.get("blas", []):
             if "note" in lib:
                 continue
@@ -396,6 +562,7 @@ def main(argv=None):
                    choices=list(nnp.backend.BACKENDS))
     p.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "float64"])
     p.add_argument("--torch", action="store_true", help="time PyTorch (CPU, eager) too")
+    p.add_argument("--jax", action="store_true", help="time JAX (CPU, the whole step under jax.jit) too (MLPs only)")
     p.add_argument("--sklearn", action="store_true", help="time scikit-learn's MLPClassifier too (MLPs only)")
     p.add_argument("--no-gemm", action="store_true", help="leave out the GEMM floor")
     p.add_argument("--repeats", type=int, default=5,
@@ -450,6 +617,8 @@ def main(argv=None):
                 configs.append({"kind": "cnn", "model": name, "label": name, "batch": bs, "dtype": dtype})
     if args.model and args.sklearn:
         notes.append("scikit-learn has no CNN: not timed for --model")
+    if args.model and args.jax:
+        notes.append("JAX is timed for MLPs only: not for --model")
     if args.model and not args.torch:
         notes.append("no --torch: the CNN ratios to PyTorch (targets 0.8 and 3.0) are not measured")
     names = {kind: contender_names(kind, args, notes) for kind in ("mlp", "cnn")}

@@ -22,6 +22,14 @@ def run(script, *args, timeout=600):
     return r.stdout
 
 
+def load_script(name):
+    """A benchmark script imported as a module (its functions, not its main)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name[:-3]}", BENCH / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def png_size(path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -35,14 +43,28 @@ def check_rounds(rows, repeats):
     configs = {(r["arch"], r["batch"], r["dtype"]) for r in rows}
     for c in configs:
         group = [r for r in rows if (r["arch"], r["batch"], r["dtype"]) == c]
-        pids = [p for r in group for p in r["pids"]]
-        assert len(pids) == len(group) * repeats and len(set(pids)) == len(pids)
+        # the peak GEMM of the machine is measured in one more process per round, in the same rotation
+        peak = group[0].get("peak_gflops")
+        procs = group + ([{"contender": "peak", **peak}] if peak else [])
+        assert all(r.get("peak_gflops") == peak for r in group)
+        pids = [p for r in procs for p in r["pids"]]
+        assert len(pids) == len(procs) * repeats and len(set(pids)) == len(pids)
         for k in range(repeats):
-            assert sorted(r["positions"][k] for r in group) == list(range(len(group)))
-        firsts = [next(r["contender"] for r in group if r["positions"][k] == 0) for k in range(repeats)]
-        assert len(set(firsts)) == min(repeats, len(group))       # a different contender leads each round
+            assert sorted(r["positions"][k] for r in procs) == list(range(len(procs)))
+        firsts = [next(r["contender"] for r in procs if r["positions"][k] == 0) for k in range(repeats)]
+        assert len(set(firsts)) == min(repeats, len(procs))       # a different contender leads each round
     assert all(len(r["runs"]) == repeats and r["min"] <= r["median"] <= r["max"] for r in rows)
     assert all(np.isfinite(r["runs"]).all() and min(r["runs"]) > 0 for r in rows)
+    for r in rows:
+        assert r["spread"] == pytest.approx(max(r["runs"]) / min(r["runs"]))
+        if "peak_gflops" in r:
+            assert len(r["peak_gflops"]["runs"]) == repeats and np.isfinite(r["peak_gflops"]["runs"]).all()
+            assert min(r["peak_gflops"]["runs"]) > 0
+        if "gflops" in r:                         # the epoch's GEMM FLOPs over its median time
+            rates = [r["flops_per_epoch"] / t / 1e9 for t in r["runs"]]
+            assert r["gflops"] == pytest.approx(float(np.median(rates)))
+            shares = [g / p for g, p in zip(rates, r["peak_gflops"]["runs"])]
+            assert r["of_peak"] == pytest.approx(float(np.median(shares)))
 
 
 def test_epoch_time_smoke(tmp_path):
@@ -67,6 +89,52 @@ def test_epoch_time_smoke(tmp_path):
     assert "| 784-16-10 | 32 |" in again
 
 
+def test_epoch_flops_count_every_product():
+    """2 M K O per GEMM: forward and dW of every layer, dx of every layer but the first."""
+    et = load_script("epoch_time.py")
+    spec = {"kind": "mlp", "arch": [784, 100, 10]}
+    assert et.epoch_flops(spec, 60000) == 2 * 60000 * (2 * 784 * 100 + 3 * 100 * 10)
+
+
+def test_jax_contender_takes_nnumpys_step(tmp_path):
+    """The JAX contender trains the same network as nnumpy's: the same initial weights, batches, loss
+    (the mean cross-entropy of the logits) and SGD update, so after an epoch both hold the same weights
+    (float32, to rounding)."""
+    require_package("jax", "bench")
+    et = load_script("epoch_time.py")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
+    spec = {"kind": "mlp", "arch": [784, 32, 16, 10], "dtype": "float32", "batch": 16, "lr": 0.5,
+            "contender": "nnumpy-numpy"}
+    perm = rng.permutation(40)
+    ours, theirs = et.nnumpy_contender(spec, x, y), et.jax_contender(spec, x, y)
+    start = [(w.copy(), b.copy()) for w, b in theirs.params()]
+    for _ in range(2):
+        ours(perm)
+        theirs(perm)
+    for (w0, _), (w, b), (wj, bj) in zip(start, ours.params(), theirs.params()):
+        assert np.abs(w - w0).max() > 1e-3                     # the weights moved
+        np.testing.assert_allclose(wj, w, rtol=1e-4, atol=2e-6)
+        np.testing.assert_allclose(bj, b, rtol=1e-4, atol=2e-6)
+
+
+def test_epoch_time_jax(tmp_path):
+    require_package("jax", "bench")
+    out = run("epoch_time.py", "--arch", "784-16-10", "--batch", "64", "--samples", "640", "--repeats", "3",
+              "--synthetic", "--jax", "--backend", "numba", "--json", str(tmp_path / "j.json"), "--markdown")
+    assert "# JAX: devices" in out and "| 784-16-10 | 64 |" in out
+    assert "nnumpy-numba / jax = " in out and "target 0.8" in out and "slowest / fastest process" in out
+    rows = json.loads((tmp_path / "j.json").read_text())["results"]
+    assert {r["contender"] for r in rows} == {"nnumpy-numba", "jax", "gemm", "gather"}
+    check_rounds(rows, 3)
+    by = {r["contender"]: r for r in rows}
+    floor = [a + b for a, b in zip(by["gemm"]["runs"], by["gather"]["runs"])]
+    ratios = [a / b for a, b in zip(by["nnumpy-numba"]["runs"], floor)]
+    assert by["nnumpy-numba"]["x_floor"] == pytest.approx(float(np.median(ratios)))
+    ratios = [a / b for a, b in zip(by["nnumpy-numba"]["runs"], by["jax"]["runs"])]
+    assert by["nnumpy-numba"]["x_jax"] == pytest.approx(float(np.median(ratios)))
+
+
 def test_epoch_time_cnn_smoke(tmp_path):
     """The CNN path without PyTorch: both backends and the im2col GEMM floor."""
     out = run("epoch_time.py", "--model", "small-cnn", "--batch", "16", "--samples", "48", "--repeats", "3",
@@ -75,7 +143,7 @@ def test_epoch_time_cnn_smoke(tmp_path):
     assert "| small-cnn | 16 |" in out and "numpy / PyTorch (target 3.0)" in out
     assert "no --torch" in out
     rows = json.loads((tmp_path / "c.json").read_text())["results"]
-    assert {r["contender"] for r in rows} == {"nnumpy-numpy", "nnumpy-numba", "gemm"}
+    assert {r["contender"] for r in rows} == {"nnumpy-numpy", "nnumpy-numba", "gemm", "gather"}
     assert all(r["kind"] == "cnn" and r["arch"] == "small-cnn" for r in rows)
     assert all("x_gemm" in r for r in rows if r["contender"] != "gemm")
     check_rounds(rows, 3)
