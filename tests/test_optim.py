@@ -170,3 +170,35 @@ def test_cosine_annealing_lr_follows_closed_form_past_t_max():
         expect = 0.1 + 0.9 * (1 + math.cos(math.pi * e / 4)) / 2
         assert opt.param_groups[0]["lr"] == pytest.approx(expect, abs=1e-12), e
         sched.step()
+
+
+@pytest.mark.parametrize("make, key, bad", [
+    (lambda p: SGD([p], lr=0.1), "lr", float("nan")),
+    (lambda p: SGD([p], lr=0.1), "lr", -0.5),
+    (lambda p: SGD([p], lr=0.1), "lr", np.float64("nan")),
+    (lambda p: SGD([p], lr=0.1), "lr", "0.1"),
+    (lambda p: SGD([p], lr=0.1, momentum=0.9, nesterov=True), "dampening", 0.5),   # a combination check
+    (lambda p: Adam([p], lr=0.1), "betas", (0.9, 1.5)),
+    (lambda p: Adam([p], lr=0.1), "betas", (0.9, float("nan"))),
+])
+def test_remembered_checks_never_let_a_bad_value_through(make, key, bad):
+    """step() skips the checks of hyper-parameters that passed them before (a per-step saving): a bad
+    value written into a group after many good steps is still refused, with nothing moved, and a good
+    value seen before is taken again."""
+    p = param([1.0, -2.0])
+    opt = make(p)
+    good = opt.param_groups[0][key]
+    for _ in range(3):
+        p.grad[:] = 1.0
+        opt.step()
+    opt.param_groups[0][key] = bad
+    before = p.data.copy()
+    with pytest.raises((ValueError, TypeError), match=key):
+        opt.step()
+    assert np.array_equal(p.data, before)
+    opt.param_groups[0][key] = good
+    opt.step()
+    assert not np.array_equal(p.data, before)
+    opt.param_groups[0][key] = bad                    # refused every time, not only the first
+    with pytest.raises((ValueError, TypeError), match=key):
+        opt.step()

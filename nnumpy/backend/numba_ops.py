@@ -130,7 +130,11 @@ _NO_BIAS = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64):
 def _same_dtype(*arrays):
     """The kernels are compiled per dtype: every array must share the first one's."""
     dt = arrays[0].dtype
-    if dt not in _NO_BIAS or any(a is not None and a.dtype != dt for a in arrays):
+    ok = dt in _NO_BIAS
+    for a in arrays:                                 # (a loop, not any(...): this runs every step)
+        if a is not None and a.dtype != dt:
+            ok = False
+    if not ok:
         raise TypeError("numba kernels need float32 or float64 arrays of one dtype, got "
                         + ", ".join(str(a.dtype) for a in arrays if a is not None))
 

@@ -12,6 +12,9 @@ from ..nn.module import Module, Parameter
 
 __all__ = ["Optimizer"]
 
+_ABSENT = object()              # a key missing from a parameter group
+_PLAIN = (float, int, bool)     # the hyper-parameter types whose checks are remembered (see _check_groups)
+
 
 def _nonneg(name, value, owner=None):
     return real(name, value, low=0.0, owner=owner)
@@ -97,11 +100,45 @@ class Optimizer:
         """Constraints between hyper-parameters (overridden by subclasses)."""
 
     def _check_groups(self, verb="step"):
-        """Check every group's hyper-parameters (cheap: a few comparisons per
-        group) before anything is updated."""
+        """Check every group's hyper-parameters before anything is updated.
+
+        A group whose hyper-parameters are plain Python numbers equal (type
+        and value) to a set that passed the checks before passes again without
+        them: the checks depend on those values alone, and the per-step cost
+        falls from about 20 to 2 microseconds.  Anything else written into a
+        group (a NaN, a NumPy scalar, a string, a missing key) is checked."""
         owner = f"{type(self).__name__}.{verb}"
+        passed = self.__dict__.setdefault("_passed_checks", set())
         for i, g in enumerate(self.param_groups):
+            snap = self._snapshot(g)
+            if snap is not None and snap in passed:
+                continue
             self._check_values(g, f"param_groups[{i}]", owner)
+            if snap is not None:
+                if len(passed) > 64:                   # a schedule writes a new lr each step: keep it small
+                    passed.clear()
+                passed.add(snap)
+
+    def _snapshot(self, group):
+        """The group's hyper-parameters as ((type, value), ...), or None when
+        one is not a plain int, float or bool, or a tuple of them (those are
+        always checked).  Only a snapshot that passed the checks is remembered,
+        so a value that fails them (a NaN, a negative rate) is checked, and
+        refused, every time."""
+        out = []
+        for key in (*self._hyper, "initial_lr"):
+            v = group.get(key, _ABSENT)
+            t = type(v)
+            if t is tuple:                              # Adam's betas: a tuple of plain numbers
+                items = tuple((type(e), e) for e in v)
+                if not all(te in _PLAIN for te, _ in items):
+                    return None
+                out.append((t, items))
+                continue
+            if t not in _PLAIN and v is not _ABSENT:
+                return None
+            out.append((t, v))
+        return tuple(out)
 
     def add_param_group(self, group):
         """Add a group ``{"params": [...], **overrides}``; missing hyper-parameters
