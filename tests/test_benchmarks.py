@@ -325,3 +325,60 @@ def test_sweep_cluster_smoke(tmp_path, mnist_dir):
     port = int(result["cluster"]["scheduler"].rsplit(":", 1)[1])
     with pytest.raises(OSError):                          # the scheduler is gone
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_steadiness_smoke(tmp_path):
+    """Fresh processes alternate between BLAS on one thread and on its default; the summary is made
+    of the processes' own times."""
+    require_package("threadpoolctl", "bench")
+    out = run("steadiness.py", "--arch", "784-16-10", "--processes", "2", "--epochs", "2", "--samples", "640",
+              "--synthetic", "--json", str(tmp_path / "s.json"))
+    assert "blas 1 thread" in out and "blas default" in out and "between" in out and "GFLOP/s: cpu" in out and "together" in out
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert set(result["runs"]) == {"blas 1 thread", "blas default"}
+    pids = [r["pid"] for runs in result["runs"].values() for r in runs]
+    assert len(pids) == 4 and len(set(pids)) == 4                        # every run a process of its own
+    for name, runs in result["runs"].items():
+        assert len(runs) == 2
+        for r in runs:
+            assert len(r["seconds"]) == 2 and np.isfinite(r["seconds"]).all() and min(r["seconds"]) > 0
+            assert r["cpu_gflops"] and all(v > 0 for v in r["cpu_gflops"].values())
+            if name == "blas 1 thread":
+                assert set(r["blas_threads"]) == {1}
+        s = result["summary"][name]
+        meds = [float(np.median(r["seconds"])) for r in runs]
+        assert s["process_medians"] == pytest.approx(meds)
+        assert s["between"] == pytest.approx(max(meds) / min(meds))
+        assert s["within"] == pytest.approx(max(max(r["seconds"]) / min(r["seconds"]) for r in runs))
+
+
+def test_step_overhead_smoke(tmp_path):
+    has_torch = importlib.util.find_spec("torch") is not None
+    out = run("step_overhead.py", "--batch", "1", "10", "--steps", "40", "--warmup", "5", "--samples", "640",
+              "--repeats", "3", "--synthetic", *(["--torch"] if has_torch else []), "--json", str(tmp_path / "o.json"))
+    assert "calls/step" in out and "fresh process" in out
+    rows = json.loads((tmp_path / "o.json").read_text())["results"]
+    assert {(r["batch"], r["contender"]) for r in rows} >= {(b, f"nnumpy-{k}") for b in (1, 10)
+                                                             for k in ("numpy", "numba")}
+    by = {(r["batch"], r["contender"]): r for r in rows}
+    for r in rows:
+        assert len(r["runs"]) == 3 and np.isfinite(r["runs"]).all() and min(r["runs"]) > 0
+        assert r["calls_per_step"] >= 10                   # a step is tens of Python calls at least
+        if has_torch and r["contender"] != "torch":
+            ratios = [a / b for a, b in zip(r["runs"], by[(r["batch"], "torch")]["runs"])]
+            assert r["x_torch"] == pytest.approx(float(np.median(ratios)))
+    assert ("torch" in {r["contender"] for r in rows}) == has_torch
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("steadiness.py", ["--processes", "1"], "--processes must be at least 2"),
+    ("steadiness.py", ["--arch", "100-10"], "starting with 784"),
+    ("steadiness.py", ["--arch", "784-x"], "--arch takes sizes like"),
+    ("step_overhead.py", ["--repeats", "2"], "--repeats must be at least 3"),
+    ("step_overhead.py", ["--batch", "0"], "must be positive"),
+    ("step_overhead.py", ["--batch", "100", "--samples", "50"], "larger than --samples"),
+])
+def test_new_scripts_refuse_bad_arguments(script, args, message):
+    r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
