@@ -243,8 +243,9 @@ def test_cross_entropy_kernel_matches_reference(shape, reduction, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("shape", [(1, 1), (7, 13), (1, 784), (1000, 3)], ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("cfg", [dict(), dict(momentum=0.9), dict(momentum=0.9, dampening=0.2, weight_decay=0.01),
-                                 dict(momentum=0.8, nesterov=True, weight_decay=0.1), dict(weight_decay=0.05)],
-                         ids=["plain", "momentum", "dampening-wd", "nesterov-wd", "wd"])
+                                 dict(momentum=0.8, nesterov=True, weight_decay=0.1), dict(weight_decay=0.05),
+                                 dict(maximize=True)],
+                         ids=["plain", "momentum", "dampening-wd", "nesterov-wd", "wd", "plain-maximize"])
 def test_sgd_kernel_matches_reference(shape, cfg, dtype):
     rng = np.random.default_rng(0)
     p0 = rng.standard_normal(shape).astype(dtype)
@@ -256,6 +257,8 @@ def test_sgd_kernel_matches_reference(shape, cfg, dtype):
     assert_close(p_n, p_r, TOL[dtype])
     if "momentum" in cfg:
         assert_close(buf_n, buf_r, TOL[dtype])
+    else:                                    # plain SGD (its own short kernel): the reference's bits
+        assert buf_n is None and np.array_equal(p_n, p_r)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])

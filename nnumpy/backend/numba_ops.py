@@ -259,6 +259,14 @@ def _sgd(p, g, buf, sign, lr, mu, damp1, wd, nesterov, first):
         p[i] -= lr * (gi + mu * b if nesterov else b)
 
 
+@njit(cache=True)
+def _sgd_plain(p, g, lr):
+    """Plain SGD, p -= lr * g, on flat arrays; ``lr`` in p's dtype, negated to
+    maximize (lr * (-g) and (-lr) * g are the same number: negation is exact)."""
+    for i in range(p.size):
+        p[i] -= lr * g[i]
+
+
 def _check_in_place(*arrays):
     for a in arrays:
         if not a.flags.c_contiguous:
@@ -269,6 +277,10 @@ def _check_in_place(*arrays):
 def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
     """One SGD step on ``p`` in place; see numpy_ops.  Returns the momentum buffer."""
     _check_in_place(p)
+    if momentum == 0.0 and weight_decay == 0.0:        # plain SGD: the short call (it runs every step)
+        lr = p.dtype.type(lr)
+        _sgd_plain(p.reshape(-1), _c(g).reshape(-1), -lr if maximize else lr)
+        return None
     first = buf is None and momentum != 0.0
     if first:
         buf = np.empty_like(p)
@@ -421,6 +433,7 @@ def warm_up(dtypes=(np.float32, np.float64)):
         cross_entropy(np.ones((2, 4), dt), np.array([0, 3]))
         p = np.ones(3, dt)
         sgd_update(p, np.ones(3, dt), None, 0.1, 0.9)
+        sgd_update(p, np.ones(3, dt), None, 0.1)
         for vmax in (None, np.zeros(3, dt)):                 # Adam, AMSGrad
             adam_update(p, np.ones(3, dt), np.zeros(3, dt), np.zeros(3, dt), vmax, 1, 0.1, 0.9, 0.999, 1e-8)
         # (one signature per dtype: centered and momentum are run-time flags)
