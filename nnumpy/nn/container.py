@@ -42,6 +42,21 @@ ACTIVATIONS = {
 }
 
 
+def _trains(step):
+    """Whether a plan step (modules, names, None) holds a parameter that
+    requires a gradient.  A module without sub-modules (a Linear, an
+    activation) is read from its own parameter table, the fast path that
+    runs every backward; any other through parameters()."""
+    for s in step:
+        if not isinstance(s, Module):
+            continue
+        own = s.__dict__["_parameters"].values() if not s.__dict__["_modules"] else s.parameters()
+        for p in own:
+            if p is not None and p.requires_grad:
+                return True
+    return False
+
+
 class Sequential(Module):
     """Modules applied in order: ``y = f_k(...f_1(x))``.
 
@@ -141,15 +156,22 @@ class Sequential(Module):
     # -- forward / backward -----------------------------------------------------------
     def _has_conv(self, fuse):
         """Whether the plan runs a Conv2d on the numba backend (BLAS then keeps to one
-        thread: see :mod:`nnumpy.backend.threads`)."""
-        return fuse and any(type(m) is Conv2d for m, *_ in self._plan(fuse))
+        thread: see :mod:`nnumpy.backend.threads`); kept with the plan."""
+        if not fuse:
+            return False
+        plans = self.__dict__["_plans"]
+        if "conv" not in plans:
+            plans["conv"] = any(type(m) is Conv2d for m, *_ in self._plan(fuse))
+        return plans["conv"]
 
     def forward(self, x):
         self.__dict__["_at"] = None
         fuse = backend.get_backend() == "numba"
         try:
-            with single_threaded_blas(self._has_conv(fuse)):
-                return self._forward(x)
+            if self._has_conv(fuse):
+                with single_threaded_blas():
+                    return self._forward(x)
+            return self._forward(x)
         except BaseException as e:
             # a forward that stopped half-way leaves no caches behind: the layers before the failure
             # saved this input, the ones after it the previous one, and a backward would mix the two
@@ -230,8 +252,10 @@ class Sequential(Module):
         input_grad = self.input_grad if input_grad is None else bool(input_grad)
         if not self._modules:
             return dy.copy() if input_grad else None
-        with single_threaded_blas(self._has_conv(self.__dict__.get("_fused", False))):
-            return self._backward(dy, input_grad)
+        if self._has_conv(self.__dict__.get("_fused", False)):
+            with single_threaded_blas():
+                return self._backward(dy, input_grad)
+        return self._backward(dy, input_grad)
 
     def _backward(self, dy, input_grad):
         fused = self.__dict__.get("_fused", False)
@@ -239,9 +263,7 @@ class Sequential(Module):
         # Frozen layers (requires_grad False) need no gradient of their own; when the input needs none
         # either, back-propagation ends at the first step with a trainable parameter (`first`): the
         # steps before it are skipped (their caches dropped), a frozen feature extractor costs nothing.
-        first = next((k for k, step in enumerate(steps)
-                      if any(p.requires_grad for s in step if isinstance(s, Module) for p in s.parameters())),
-                     len(steps))
+        first = next((k for k, step in enumerate(steps) if _trains(step)), len(steps))
         fresh = True
         for k in range(len(steps) - 1, -1, -1):
             m, act_mod, act, pool = steps[k]
