@@ -166,3 +166,35 @@ def test_every_pytorch_name_in_the_offerings_table_exists(torch):
             continue
         module, _, attr = torch_name.rpartition(".")
         assert hasattr(importlib.import_module(module), attr), f"{name}: {torch_name} is not in torch"
+
+
+BENCH_TABLES = {   # the README's benchmark tables -> the recorded results they were printed from
+    "python benchmarks/epoch_time.py --torch --jax --batch 64 1024 --markdown": "epoch_time.json",
+    "python benchmarks/epoch_time.py --arch 784-30-10 --batch 10 --torch --jax --markdown": "epoch_time_batch10.json",
+    "python benchmarks/epoch_time.py --model lenet5 --torch --repeats 5 --markdown": "epoch_time_cnn.json",
+}
+
+
+@pytest.mark.parametrize("marker", list(BENCH_TABLES))
+def test_benchmark_tables_are_the_recorded_results(marker):
+    """Each epoch-time table in the README is what ``epoch_time.py --from-json`` prints of the recorded
+    results (benchmarks/results/), so a figure cannot be edited by hand or left behind a new run."""
+    path = ROOT / "benchmarks" / "results" / BENCH_TABLES[marker]
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "epoch_time.py"), "--from-json", str(path),
+                        "--markdown"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    printed = "\n".join(line for line in r.stdout.splitlines() if line.startswith("|")) + "\n"
+    assert quoted_table(marker) == printed
+
+
+@pytest.mark.parametrize("marker, result, first", [
+    ("python benchmarks/step_overhead.py --torch --batch 1 10 64", "step_overhead.txt", "batch contender"),
+    ("python benchmarks/steadiness.py --arch 784-300-100-10 --processes 10", "steadiness.txt", "setting "),
+])
+def test_benchmark_outputs_are_the_recorded_results(marker, result, first):
+    """The quoted step-overhead and steadiness outputs are lines of the recorded output files."""
+    recorded = (ROOT / "benchmarks" / "results" / result).read_text().splitlines()
+    quoted = quoted_output(marker).splitlines()
+    assert quoted and quoted[0].startswith(first)
+    start = recorded.index(quoted[0])
+    assert recorded[start:start + len(quoted)] == quoted
