@@ -2,6 +2,7 @@
 output, and the worker processes that timings run in."""
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -163,3 +164,48 @@ def thread_info():
         info["jax_devices"] = [str(d) for d in jax.devices()]
         info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     return info
+
+
+# -- command lines ---------------------------------------------------------------------
+def add_common_args(p):
+    """The options every timing script shares: data, output and the hidden worker entry."""
+    p.add_argument("--data-root", help="folder with the MNIST files (default: nnumpy's search path)")
+    p.add_argument("--synthetic", action="store_true", help="use random data of MNIST's shape")
+    p.add_argument("--json", help="write the results and the machine description here")
+    p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)     # internal: one timed process
+
+
+def parse_arch(p, text):
+    """An MLP architecture "784-100-10" as a list of sizes, or the parser's usage error."""
+    try:
+        arch = [int(s) for s in text.split("-")]
+    except ValueError:
+        p.error(f"--arch takes sizes like 784-100-10, got {text!r}")
+    if len(arch) < 2 or min(arch) < 1 or arch[0] != 784:
+        p.error(f"--arch takes at least two positive sizes starting with 784, got {text!r}")
+    return arch
+
+
+def save_json(args, info, **payload):
+    """Write --json (when given): the machine, the arguments (but the worker's) and ``payload``."""
+    if args.json:
+        write_json(args.json, {"machine": info, "args": {k: v for k, v in vars(args).items() if k != "worker"},
+                               **payload})
+
+
+def parse_or_work(p, argv, worker):
+    """Parse the command line; a worker process (--worker SPEC) runs ``worker(spec)`` and exits."""
+    args = p.parse_args(argv)
+    if args.worker:
+        sys.exit(worker(json.loads(args.worker)))
+    return args
+
+
+def with_torch(names, wanted):
+    """``names`` plus "torch" when PyTorch is wanted and installed (a note is printed when it is not)."""
+    if not wanted:
+        return list(names)
+    if versions()["torch"]:
+        return list(names) + ["torch"]
+    print("# PyTorch skipped: not installed (pip install torch)")
+    return list(names)

@@ -573,13 +573,10 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=60000, help="training samples per epoch")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0, help="seed of the batch orders (the weights are seed 0)")
-    p.add_argument("--data-root", help="folder with the MNIST files (default: nnumpy's search path)")
-    p.add_argument("--synthetic", action="store_true", help="use random data of MNIST's shape")
-    p.add_argument("--json", help="write the results and the machine description here")
     p.add_argument("--plot", help="draw a bar chart into this PNG file")
     p.add_argument("--markdown", action="store_true", help="also print the results as Markdown tables")
     p.add_argument("--from-json", metavar="FILE", help="do not measure: print (and plot) the results in FILE")
-    p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)     # internal: one timed process
+    common.add_common_args(p)
     args = p.parse_args(argv)
     if args.worker:
         return worker(json.loads(args.worker))

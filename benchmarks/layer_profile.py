@@ -359,10 +359,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=20, help="untimed steps first (JIT, caches)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", help="folder with the MNIST files (default: nnumpy's search path)")
-    p.add_argument("--synthetic", action="store_true", help="use random data of MNIST's shape")
-    p.add_argument("--json", help="write the results and the machine description here")
-    p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
+    common.add_common_args(p)
     args = p.parse_args(argv)
     if args.worker:
         return worker(json.loads(args.worker))
@@ -374,12 +371,7 @@ def main(argv=None):
     if args.batch < 1 or args.samples < 1 or args.warmup < 0 or (args.steps is not None and args.steps < 1):
         p.error("--batch, --samples and --steps must be positive, --warmup not negative")
     steps = args.steps or -(-args.samples // args.batch)
-    frameworks = list(args.backend)
-    if args.torch:
-        if common.versions()["torch"]:
-            frameworks.append("torch")
-        else:
-            print("# PyTorch skipped: not installed (pip install torch)")
+    frameworks = common.with_torch(args.backend, args.torch)
     info = common.machine()
     common.print_machine(info)
     print(f"# batch {args.batch}, {args.dtype}, SGD lr {args.lr}, cross-entropy, no input gradient; "
@@ -401,10 +393,7 @@ def main(argv=None):
             print(f"\n## {model} ({who}{extra}): {res['step_ms']:.3f} ms per step; data: {res['source']}")
             print_table(res)
             results.append({"model": model, "framework": fw, **res})
-    if args.json:
-        common.write_json(args.json, {"machine": info, "args": {k: v for k, v in vars(args).items()
-                                                                if k != "worker"},
-                                      "steps": steps, "profiles": results})
+    common.save_json(args, info, steps=steps, profiles=results)
     return 0
 
 

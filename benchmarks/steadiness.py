@@ -26,7 +26,6 @@ units at that moment, and no thread count can make up for it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -87,24 +86,12 @@ def cpu_speeds(size=1024, seconds=0.1):
 
 def worker(spec):
     from threadpoolctl import threadpool_limits
-    import nnumpy as nnp
+    from epoch_time import nnumpy_contender            # the epoch of epoch_time.py: the loop a user writes
     speeds = cpu_speeds()
     x, y, source = common.mnist(spec["data_root"], spec["synthetic"], spec["samples"])
-    nnp.set_backend("numba")
-    model = nnp.MLP(spec["arch"], dtype="float32", rng=0, input_grad=False)
-    opt = nnp.optim.SGD(model.parameters(), lr=0.01)
-    crit = nnp.CrossEntropyLoss()
     bs = spec["batch"]
-
-    def epoch(perm):
-        for s in range(0, len(perm), bs):
-            idx = perm[s:s + bs]
-            xb, yb = x[idx], y[idx]
-            opt.zero_grad()
-            crit(model(xb), yb)
-            model.backward(crit.backward())
-            opt.step()
-
+    epoch = nnumpy_contender({"kind": "mlp", "contender": "nnumpy-numba", "arch": spec["arch"],
+                              "dtype": "float32", "lr": 0.01, "batch": bs}, x, y)
     epoch(np.arange(2 * bs) % len(x))               # two steps: every library a step loads is loaded now
     limit = threadpool_limits(spec["threads"], user_api="blas") if spec["threads"] else None
     try:
@@ -127,19 +114,9 @@ def main(argv=None):
     p.add_argument("--processes", type=int, default=8, help="fresh processes per setting (at least 2)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per process after a warm-up")
     p.add_argument("--samples", type=int, default=60000)
-    p.add_argument("--data-root", help="folder with the MNIST files (default: nnumpy's search path)")
-    p.add_argument("--synthetic", action="store_true", help="use random data of MNIST's shape")
-    p.add_argument("--json", help="write the results and the machine description here")
-    p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.worker:
-        return worker(json.loads(args.worker))
-    try:
-        arch = [int(s) for s in args.arch.split("-")]
-    except ValueError:
-        p.error(f"--arch takes sizes like 784-100-10, got {args.arch!r}")
-    if len(arch) < 2 or min(arch) < 1 or arch[0] != 784:
-        p.error(f"--arch takes at least two positive sizes starting with 784, got {args.arch!r}")
+    common.add_common_args(p)
+    args = common.parse_or_work(p, argv, worker)
+    arch = common.parse_arch(p, args.arch)
     if args.processes < 2 or args.epochs < 1 or args.batch < 1 or args.samples < 1:
         p.error("--processes must be at least 2; --epochs, --batch and --samples positive")
     info = common.machine()
@@ -174,10 +151,7 @@ def main(argv=None):
               f"{s['between']:>9.2f}{s['within']:>8.2f}")
     print("# between: slowest / fastest process (medians of their epochs); within: the largest slowest / "
           "fastest epoch inside one process")
-    if args.json:
-        common.write_json(args.json, {"machine": info, "args": {k: v for k, v in vars(args).items()
-                                                                if k != "worker"},
-                                      "runs": runs, "summary": summary})
+    common.save_json(args, info, runs=runs, summary=summary)
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
 import pstats
 import statistics
@@ -101,31 +100,16 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=3000, help="timed steps per process")
     p.add_argument("--warmup", type=int, default=300, help="untimed steps first (JIT, caches)")
     p.add_argument("--samples", type=int, default=60000)
-    p.add_argument("--data-root", help="folder with the MNIST files (default: nnumpy's search path)")
-    p.add_argument("--synthetic", action="store_true", help="use random data of MNIST's shape")
-    p.add_argument("--json", help="write the results and the machine description here")
-    p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.worker:
-        return worker(json.loads(args.worker))
-    try:
-        arch = [int(s) for s in args.arch.split("-")]
-    except ValueError:
-        p.error(f"--arch takes sizes like 784-30-10, got {args.arch!r}")
-    if len(arch) < 2 or min(arch) < 1 or arch[0] != 784:
-        p.error(f"--arch takes at least two positive sizes starting with 784, got {args.arch!r}")
+    common.add_common_args(p)
+    args = common.parse_or_work(p, argv, worker)
+    arch = common.parse_arch(p, args.arch)
     if args.repeats < 3:
         p.error("--repeats must be at least 3")
     if min(args.batch) < 1 or args.steps < 1 or args.warmup < 0 or args.samples < 1:
         p.error("--batch, --steps and --samples must be positive, --warmup at least 0")
     if max(args.batch) > args.samples:
         p.error(f"--batch {max(args.batch)} is larger than --samples {args.samples}")
-    names = [f"nnumpy-{b}" for b in args.backend]
-    if args.torch:
-        if common.versions()["torch"]:
-            names.append("torch")
-        else:
-            print("# PyTorch skipped: not installed (pip install torch)")
+    names = common.with_torch([f"nnumpy-{b}" for b in args.backend], args.torch)
     info = common.machine()
     common.print_machine(info)
     rows, source = [], None
@@ -163,9 +147,7 @@ def main(argv=None):
               if "x_torch" in r else "-")
         print(f"{r['batch']:>5} {r['contender']:<14}{r['median']:>9.1f}{r['min']:>8.1f}{r['max']:>8.1f}"
               f"{r['calls_per_step']:>11.0f}{xt:>18}")
-    if args.json:
-        common.write_json(args.json, {"machine": info, "args": {k: v for k, v in vars(args).items()
-                                                                if k != "worker"}, "results": rows})
+    common.save_json(args, info, results=rows)
     return 0
 
 
