@@ -864,3 +864,33 @@ def test_training_diverged_error_pickles_with_its_fields():
     assert type(back) is nnp.TrainingDivergedError and vars(back) == vars(e) and back.args == e.args
     plain = nnp.TrainingDivergedError("old-style message only")
     assert pickle.loads(pickle.dumps(plain)).args == plain.args
+
+
+@pytest.mark.parametrize("name", ["numpy", "numba"])
+def test_a_child_replaced_by_assignment_is_the_one_that_runs(name):
+    """setattr(seq, "0", layer) replaces the layer in what forward runs (the numba backend's fused plan
+    included), not only in the module table."""
+    with backend.use(name):
+        s = nnp.nn.Sequential(nnp.nn.Linear(3, 2, rng=0), nnp.nn.ReLU())
+        x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+        s(x)
+        new = nnp.nn.Linear(3, 2, rng=5)
+        setattr(s, "0", new)
+        expected = np.maximum(x @ new.weight.data.T + new.bias.data, 0)
+        np.testing.assert_allclose(s(x), expected, rtol=1e-6)
+        assert s[0] is new and list(s.state_dict()) == ["0.weight", "0.bias"]
+
+
+@pytest.mark.parametrize("name", ["numpy", "numba"])
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_weight_of_another_shape_swapped_in_before_backward_is_refused(name, n):
+    """A Linear's weight replaced by one of another shape between forward and backward: a clear
+    ValueError, not a gradient broadcast into the new shape (numpy) or read past an array's end (numba)."""
+    with backend.use(name):
+        m = nnp.nn.Sequential(nnp.nn.Linear(1, 3, rng=0), nnp.nn.ReLU(), nnp.nn.Linear(3, 2, rng=0),
+                              input_grad=False)
+        out = m(np.ones((n, 1), np.float32))
+        m[0].weight = nnp.nn.Parameter(np.zeros((3, 5), np.float32))
+        with pytest.raises(ValueError, match=r"shape|replaced"):
+            m.backward(np.ones_like(out))
+        assert not m[0].weight.grad.any()

@@ -204,8 +204,8 @@ def linear_act_backward(dy, x, W, y, gW, gb, act="identity", slope=0.0, need_dx=
     """
     _same_dtype(dy, x, W, y, gW, gb, dz, dx)
     n, m = x.shape[0], W.shape[0]
-    _shapes(((n, m), dy, "dy"), ((n, m), y, "y"), (W.shape, gW, "gW"), ((m,), gb, "gb"), ((n, m), dz, "dz"),
-            ((n, W.shape[1]), dx, "dx"))
+    _shapes(((n, W.shape[1]), x, "x"), ((n, m), dy, "dy"), ((n, m), y, "y"), (W.shape, gW, "gW"), ((m,), gb, "gb"),
+            ((n, m), dz, "dz"), ((n, W.shape[1]), dx, "dx"))
     dy, y = _c(dy), _c(y)
     code = ACTIVATION_CODES[act]
     if code == _IDENTITY:

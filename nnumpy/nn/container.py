@@ -94,6 +94,13 @@ class Sequential(Module):
         super().add_module(name, module)
         self.__dict__["_plans"] = {}
 
+    def __setattr__(self, name, value):
+        # a child replaced or removed by assignment (setattr(seq, "0", layer)) changes the plan too
+        was_child = name in self.__dict__.get("_modules", ())
+        super().__setattr__(name, value)
+        if was_child or isinstance(value, Module):
+            self.__dict__["_plans"] = {}
+
     def __len__(self):
         return len(self._modules)
 

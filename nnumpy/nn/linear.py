@@ -70,6 +70,10 @@ class Linear(Module):
         cache = self._take_cache()
         x, in_shape = cache["x"], cache["in_shape"]                 # x: (N, in)
         self._check_dy(dy, in_shape[:-1] + (self.out_features,), x.dtype)
+        if self.weight.data.shape != (self.out_features, x.shape[1]):
+            raise ValueError(f"Linear.backward: the weight has shape {self.weight.data.shape}, but forward ran "
+                             f"with {x.shape[1]} input features and {self.out_features} outputs: was the weight "
+                             f"replaced between forward and backward?")
         dy2 = dy.reshape(-1, self.out_features)                     # (N, out)
         # dx = dy @ W (N, in); dW = dy.T @ x (out, in); db = sum_n dy (out,)
         # (a frozen parameter, requires_grad False, gets no gradient work)
