@@ -80,23 +80,40 @@ def print_machine(info):
         print("# env: " + " ".join(f"{k}={val}" for k, val in info["env"].items()))
 
 
-def mnist(data_root=None, synthetic=False, n=60000, seed=0, images=False):
-    """MNIST training images as float32 in [0, 1], (N, 784), or (N, 1, 28, 28)
-    with ``images`` (the input of a CNN), and int64 labels (N,); synthetic
-    data of the same shape when the real files are not available."""
+#: MNIST's training set: the most samples an epoch can have.
+MNIST_TRAIN = 60000
+
+
+def mnist(data_root=None, synthetic=False, n=MNIST_TRAIN, seed=0, images=False):
+    """The first n MNIST training images as float32 in [0, 1], (n, 784), or
+    (n, 1, 28, 28) with ``images`` (the input of a CNN), and int64 labels
+    (n,); with ``synthetic``, random data of the same shape.  Without it, the
+    files must be there (nnumpy's search path, or ``data_root``): a timing
+    never falls back to other data silently (see :func:`require_mnist`)."""
     shape = (1, 28, 28) if images else (784,)
     if not synthetic:
-        try:
-            from nnumpy.datasets import load_mnist
-            (x, y), _ = load_mnist(data_root, download=False, flatten=True, scale=True)
-            return x[:n].reshape((-1,) + shape), y[:n], "MNIST training images"
-        except Exception as e:
-            reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
-    else:
-        reason = "--synthetic"
+        from nnumpy.datasets import load_mnist
+        (x, y), _ = load_mnist(data_root, download=False, flatten=True, scale=True)
+        return x[:n].reshape((-1,) + shape), y[:n], "MNIST training images"
     rng = np.random.default_rng(seed)
     return (rng.random((n,) + shape, dtype=np.float32), rng.integers(0, 10, n),
-            f"synthetic data of MNIST's shape ({reason})")
+            "synthetic data of MNIST's shape (--synthetic)")
+
+
+def require_mnist(p, args):
+    """Before any worker starts: without --synthetic the MNIST files must be
+    found, else the parser's usage error says where it looked and what to do."""
+    if getattr(args, "synthetic", False):
+        return
+    if args.data_root is not None and not os.path.isdir(args.data_root):
+        p.error(f"--data-root {args.data_root}: no such folder")
+    try:
+        from nnumpy.datasets import load_mnist
+        load_mnist(args.data_root, download=False)
+    except Exception as e:                      # not found, damaged, unreadable: said in its own words
+        lines = str(e).splitlines()
+        p.error(f"the MNIST training files are needed (or --synthetic, random data of MNIST's shape): "
+                f"{type(e).__name__}: {' '.join(lines[:3])}")
 
 
 def summarize(times):
@@ -110,8 +127,15 @@ def timed(fn):
 
 
 def write_json(path, payload):
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2)
+    """Write ``payload`` as JSON: into a temporary file beside ``path``, then renamed onto it."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     print(f"# wrote {path}", file=sys.stderr)
 
 
@@ -175,6 +199,10 @@ def add_common_args(p):
     p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)     # internal: one timed process
 
 
+#: The widest layer a timing takes (a 784 x 100000 float64 weight is 630 MB).
+MAX_WIDTH = 100000
+
+
 def parse_arch(p, text):
     """An MLP architecture "784-100-10" as a list of sizes, or the parser's usage error."""
     try:
@@ -183,7 +211,35 @@ def parse_arch(p, text):
         p.error(f"--arch takes sizes like 784-100-10, got {text!r}")
     if len(arch) < 2 or min(arch) < 1 or arch[0] != 784:
         p.error(f"--arch takes at least two positive sizes starting with 784, got {text!r}")
+    if max(arch) > MAX_WIDTH:
+        p.error(f"--arch {text}: layers of at most {MAX_WIDTH} units")
     return arch
+
+
+def check_common(p, args, batches=()):
+    """The checks every timing script shares, made before anything runs: --samples within MNIST's
+    training set, every batch within --samples, --json a file in an existing folder, the data there."""
+    if not 1 <= args.samples <= MNIST_TRAIN:
+        p.error(f"--samples must lie in 1..{MNIST_TRAIN} (MNIST's training set), got {args.samples}")
+    for b in batches:
+        if b < 1:
+            p.error(f"--batch must be positive, got {b}")
+        if b > args.samples:
+            p.error(f"--batch {b} is larger than --samples {args.samples}: every step would hold "
+                    f"{args.samples} samples, not {b}")
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if os.path.isdir(args.json):
+            p.error(f"--json {args.json} is a folder: give a file name")
+        if not os.path.isdir(folder):
+            p.error(f"--json {args.json}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            p.error(f"--json {args.json}: the folder {folder} is not writable")
+    require_mnist(p, args)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the docstring's layout and shows each option's default."""
 
 
 def save_json(args, info, **payload):
@@ -201,11 +257,15 @@ def parse_or_work(p, argv, worker):
     return args
 
 
+#: How to install PyTorch for CPU timings (PyPI's Linux wheel is a CUDA build of several GB).
+TORCH_PIP = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
 def with_torch(names, wanted):
     """``names`` plus "torch" when PyTorch is wanted and installed (a note is printed when it is not)."""
     if not wanted:
         return list(names)
     if versions()["torch"]:
         return list(names) + ["torch"]
-    print("# PyTorch skipped: not installed (pip install torch)")
+    print(f"# PyTorch skipped: not installed ({TORCH_PIP})")
     return list(names)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import math
 import os
 import sys
 import time
@@ -360,9 +360,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     common.add_common_args(p)
-    args = p.parse_args(argv)
-    if args.worker:
-        return worker(json.loads(args.worker))
+    args = common.parse_or_work(p, argv, worker)
     for m in args.model:
         try:
             parse_model(m)
@@ -370,6 +368,9 @@ def main(argv=None):
             p.error(str(e))
     if args.batch < 1 or args.samples < 1 or args.warmup < 0 or (args.steps is not None and args.steps < 1):
         p.error("--batch, --samples and --steps must be positive, --warmup not negative")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        p.error(f"--lr must be a positive number, got {args.lr}")
+    common.check_common(p, args, [args.batch])
     steps = args.steps or -(-args.samples // args.batch)
     frameworks = common.with_torch(args.backend, args.torch)
     info = common.machine()

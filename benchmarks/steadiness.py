@@ -108,7 +108,7 @@ def worker(spec):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=common.HelpFormatter)
     p.add_argument("--arch", default="784-300-100-10", help="MLP layer sizes (default 784-300-100-10)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--processes", type=int, default=8, help="fresh processes per setting (at least 2)")
@@ -117,8 +117,9 @@ def main(argv=None):
     common.add_common_args(p)
     args = common.parse_or_work(p, argv, worker)
     arch = common.parse_arch(p, args.arch)
-    if args.processes < 2 or args.epochs < 1 or args.batch < 1 or args.samples < 1:
-        p.error("--processes must be at least 2; --epochs, --batch and --samples positive")
+    if args.processes < 2 or args.epochs < 1:
+        p.error("--processes must be at least 2, --epochs positive")
+    common.check_common(p, args, [args.batch])
     info = common.machine()
     common.print_machine(info)
     base = {"arch": arch, "batch": args.batch, "samples": args.samples, "epochs": args.epochs,

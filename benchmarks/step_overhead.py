@@ -90,7 +90,7 @@ def worker(spec):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=common.HelpFormatter)
     p.add_argument("--arch", default="784-30-10", help="MLP layer sizes (default 784-30-10)")
     p.add_argument("--batch", nargs="+", type=int, default=[1, 10, 64])
     p.add_argument("--backend", nargs="+", default=list(nnp.backend.available_backends()),
@@ -105,11 +105,11 @@ def main(argv=None):
     arch = common.parse_arch(p, args.arch)
     if args.repeats < 3:
         p.error("--repeats must be at least 3")
-    if min(args.batch) < 1 or args.steps < 1 or args.warmup < 0 or args.samples < 1:
-        p.error("--batch, --steps and --samples must be positive, --warmup at least 0")
-    if max(args.batch) > args.samples:
-        p.error(f"--batch {max(args.batch)} is larger than --samples {args.samples}")
-    names = common.with_torch([f"nnumpy-{b}" for b in args.backend], args.torch)
+    if args.steps < 1 or args.warmup < 0:
+        p.error("--steps must be positive, --warmup at least 0")
+    common.check_common(p, args, args.batch)
+    args.batch = list(dict.fromkeys(args.batch))
+    names = common.with_torch([f"nnumpy-{b}" for b in dict.fromkeys(args.backend)], args.torch)
     info = common.machine()
     common.print_machine(info)
     rows, source = [], None

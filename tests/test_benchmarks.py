@@ -87,6 +87,7 @@ def test_epoch_time_smoke(tmp_path):
     assert w > 400 and h > 200
     again = run("epoch_time.py", "--from-json", str(tmp_path / "e.json"), "--markdown")
     assert "| 784-16-10 | 32 |" in again
+    assert "640 samples per epoch" in again and "# data: synthetic data" in again   # how the run was made
 
 
 def test_epoch_flops_count_every_product():
@@ -274,7 +275,7 @@ def test_accuracy_rows_have_published_figures():
 def test_bad_arguments_exit_2():
     r = subprocess.run([sys.executable, str(BENCH / "epoch_time.py"), "--arch", "100-10", "--synthetic",
                         "--samples", "64"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "must start with 784" in r.stderr
+    assert r.returncode == 2 and "starting with 784" in r.stderr
     r = subprocess.run([sys.executable, str(BENCH / "epoch_time.py"), "--repeats", "2"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "at least 3" in r.stderr
@@ -370,7 +371,39 @@ def test_step_overhead_smoke(tmp_path):
     assert ("torch" in {r["contender"] for r in rows}) == has_torch
 
 
+@pytest.fixture
+def bad_files(tmp_path):
+    (tmp_path / "notjson").write_text("notjson")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "shape.json").write_text('{"machine": {}, "results": [{"x": 1}]}')
+    (tmp_path / "empty").mkdir()
+    return tmp_path
+
+
+TINY = ["--synthetic", "--samples", "640", "--repeats", "3"]
+
+
 @pytest.mark.parametrize("script, args, message", [
+    ("epoch_time.py", ["--from-json", "{tmp}/missing.json"], "cannot read it"),
+    ("epoch_time.py", ["--from-json", "{tmp}"], "cannot read it"),
+    ("epoch_time.py", ["--from-json", "{tmp}/notjson"], "not JSON"),
+    ("epoch_time.py", ["--from-json", "{tmp}/list.json"], "not the results of epoch_time.py"),
+    ("epoch_time.py", ["--from-json", "{tmp}/shape.json"], "not the results of epoch_time.py"),
+    ("epoch_time.py", [*TINY, "--json", "{tmp}/no/such/folder/e.json"], "does not exist"),
+    ("epoch_time.py", [*TINY, "--json", "{tmp}"], "is a folder"),
+    ("epoch_time.py", [*TINY, "--lr", "nan"], "--lr must be a positive number"),
+    ("epoch_time.py", [*TINY, "--lr", "-1"], "--lr must be a positive number"),
+    ("epoch_time.py", [*TINY, "--seed", "-1"], "--seed must be 0 or more"),
+    ("epoch_time.py", [*TINY, "--arch", "784-1000000000-10"], "layers of at most"),
+    ("epoch_time.py", ["--synthetic", "--samples", "1000000000000"], "--samples must lie in 1..60000"),
+    ("epoch_time.py", ["--synthetic", "--samples", "70000"], "--samples must lie in 1..60000"),
+    ("epoch_time.py", [*TINY, "--batch", "1000"], "larger than --samples 640"),
+    ("epoch_time.py", ["--samples", "640", "--data-root", "{tmp}/nowhere"], "no such folder"),
+    ("epoch_time.py", ["--samples", "640", "--data-root", "{tmp}/empty"], "MNIST training files are needed"),
+    ("step_overhead.py", ["--samples", "640", "--data-root", "{tmp}/empty"], "MNIST training files are needed"),
+    ("step_overhead.py", ["--synthetic", "--json", "{tmp}/no/such/o.json"], "does not exist"),
+    ("steadiness.py", ["--synthetic", "--samples", "640", "--batch", "1000"], "larger than --samples 640"),
+    ("steadiness.py", ["--arch", "784-1000000000-10"], "layers of at most"),
     ("steadiness.py", ["--processes", "1"], "--processes must be at least 2"),
     ("steadiness.py", ["--arch", "100-10"], "starting with 784"),
     ("steadiness.py", ["--arch", "784-x"], "--arch takes sizes like"),
@@ -378,7 +411,11 @@ def test_step_overhead_smoke(tmp_path):
     ("step_overhead.py", ["--batch", "0"], "must be positive"),
     ("step_overhead.py", ["--batch", "100", "--samples", "50"], "larger than --samples"),
 ])
-def test_new_scripts_refuse_bad_arguments(script, args, message):
+def test_bad_arguments_are_refused_before_anything_runs(script, args, message, bad_files):
+    """A user error is one line from the parser (status 2), before any worker starts, never a traceback:
+    a file --from-json cannot use, a --json with nowhere to go, out-of-range numbers, data not there."""
+    args = [a.replace("{tmp}", str(bad_files)) for a in args]
     r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=ROOT,
                        timeout=120)
-    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "#" not in r.stdout                      # nothing measured, not even the machine's header
