@@ -12,6 +12,10 @@ import pytest
 
 from conftest import ROOT, require_package
 
+# The scripts choose their backends themselves (--backend): NNUMPY_BACKEND changes nothing they time,
+# so CI runs these once, not again on the NumPy backend's pass.
+pytestmark = pytest.mark.backend_independent
+
 BENCH = ROOT / "benchmarks"
 
 
@@ -290,7 +294,6 @@ def test_bad_arguments_exit_2():
     assert r.returncode == 2 and "--epochs must be at least 1" in r.stderr
 
 
-@pytest.mark.backend_independent
 def test_sweep_cluster_smoke(tmp_path, mnist_dir):
     """The Dask benchmark end to end on tiny sweeps: its own local cluster (stopped afterwards), both
     contenders in alternating order, the same summary from both, the per-task overhead and the projection."""
