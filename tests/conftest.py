@@ -113,3 +113,17 @@ def tutorial_env(mnist_dir, monkeypatch):
     monkeypatch.setenv("NNUMPY_DATA", str(mnist_dir.parent))     # finds <dir>/mnist
     monkeypatch.setenv("NNUMPY_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _backend_left_as_found(request):
+    """Every test leaves the backend as it found it (``backend.use`` restores it): a test that switches it
+    for good would run every later test of the process on the other backend, unseen (an in-process sweep
+    then differed from one in worker processes)."""
+    before = nnp.get_backend()
+    yield
+    after = nnp.get_backend()
+    if after != before:
+        nnp.set_backend(before)
+        pytest.fail(f"{request.node.nodeid} left the backend at {after!r} (it was {before!r}): use "
+                    f"nnumpy.backend.use(...) to switch it inside a test", pytrace=False)

@@ -10,6 +10,8 @@ import zlib
 import numpy as np
 import pytest
 
+import nnumpy as nnp
+
 from conftest import ROOT, require_package
 
 # The scripts choose their backends themselves (--backend): NNUMPY_BACKEND changes nothing they time,
@@ -112,11 +114,12 @@ def test_jax_contender_takes_nnumpys_step(tmp_path):
     spec = {"kind": "mlp", "arch": [784, 32, 16, 10], "dtype": "float32", "batch": 16, "lr": 0.5,
             "contender": "nnumpy-numpy"}
     perm = rng.permutation(40)
-    ours, theirs = et.nnumpy_contender(spec, x, y), et.jax_contender(spec, x, y)
-    start = [(w.copy(), b.copy()) for w, b in theirs.params()]
-    for _ in range(2):
-        ours(perm)
-        theirs(perm)
+    with nnp.backend.use(nnp.get_backend()):    # the contender sets the backend (it is made for a worker)
+        ours, theirs = et.nnumpy_contender(spec, x, y), et.jax_contender(spec, x, y)
+        start = [(w.copy(), b.copy()) for w, b in theirs.params()]
+        for _ in range(2):
+            ours(perm)
+            theirs(perm)
     for (w0, _), (w, b), (wj, bj) in zip(start, ours.params(), theirs.params()):
         assert np.abs(w - w0).max() > 1e-3                     # the weights moved
         np.testing.assert_allclose(wj, w, rtol=1e-4, atol=2e-6)
